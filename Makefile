@@ -1,0 +1,41 @@
+# Two entry points: `make run` (the app) and `make test` (the whole suite).
+# Both bootstrap a project-local virtualenv with PyTorch 2.13.0 (the libtorch that
+# tch 0.26 links against) the first time, then build with LIBTORCH_USE_PYTORCH=1.
+
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+TORCH_VERSION := 2.13.0
+TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+PYTHON ?= python3
+export LIBTORCH_USE_PYTORCH := 1
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: run test build lint bench bench-fea torch
+
+run: build
+	./target/release/sula
+
+build: $(TORCH_STAMP)
+	cargo build --release
+
+test: $(TORCH_STAMP)
+	cargo test --all-targets
+
+lint: $(TORCH_STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: bench-fea
+
+# FEA benchmark side by side with scikit-fem (installed into the same virtualenv).
+bench-fea: build
+	$(VENV)/bin/python -c "import skfem" 2>/dev/null || $(VENV)/bin/pip install -q scikit-fem==11.0.0 scipy
+	$(VENV)/bin/python bench/fea_reference.py --sula ./target/release/sula
+
+torch: $(TORCH_STAMP)
+
+$(TORCH_STAMP):
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q torch==$(TORCH_VERSION)
+	touch $@
