@@ -13,8 +13,9 @@ export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: run test build lint bench bench-fea torch
 
+# Until the desktop app lands, "the app" is the command-line tool: show what it offers.
 run: build
-	./target/release/sula
+	./target/release/sula --help
 
 build: $(TORCH_STAMP)
 	cargo build --release
@@ -30,7 +31,7 @@ bench: bench-fea
 
 # FEA benchmark side by side with scikit-fem (installed into the same virtualenv).
 bench-fea: build
-	$(VENV)/bin/python -c "import skfem" 2>/dev/null || $(VENV)/bin/pip install -q scikit-fem==11.0.0 scipy
+	$(VENV)/bin/python -c "import skfem" 2>/dev/null || $(VENV)/bin/pip install -q scikit-fem==12.0.2 scipy
 	$(VENV)/bin/python bench/fea_reference.py --sula ./target/release/sula
 
 torch: $(TORCH_STAMP)

@@ -16,7 +16,10 @@ fn main() {
         let lib = lib.to_string_lossy();
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        if std::path::Path::new(&*lib).join("libtorch_cuda.so").exists() {
+        if std::path::Path::new(&*lib)
+            .join("libtorch_cuda.so")
+            .exists()
+        {
             println!("cargo:rustc-link-arg=-ltorch_cuda");
         }
         println!("cargo:rustc-link-arg=-ltorch");

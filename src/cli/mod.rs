@@ -1,2 +1,81 @@
-//! placeholder
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `sula` command line (SPEC §6). Each subcommand lives in its own file; this one
+//! parses arguments and turns any failure into one clear line and a non-zero exit.
+
+mod bench;
+mod label;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::device::ComputeDevice;
+
+/// Suggestive labelling by adaptive latent-space sampling, on IVUS cross-sections.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sula",
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Print the version and the torch device sula would use.
+    #[arg(short = 'V', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compute FEA stress maps (the annotation) from tissue label maps.
+    Label(label::LabelArgs),
+    /// Measure performance and print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// The version line: crate version, libtorch and the compute device.
+pub fn version_line() -> String {
+    format!(
+        "sula {} (libtorch 2.13.0, {})",
+        env!("CARGO_PKG_VERSION"),
+        ComputeDevice::detect()
+    )
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{}", version_line());
+        return ExitCode::SUCCESS;
+    }
+    let result = match cli.command {
+        Some(Command::Label(args)) => label::run(&args),
+        Some(Command::Bench(command)) => bench::run(&command),
+        None => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes joined on one line (without repeating a cause already in
+/// its parent's message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}

@@ -20,14 +20,17 @@ pub fn annulus(size: usize, inner: f64, outer: f64) -> LabelMap {
 
 /// A phantom-like plaque at any resolution: eccentric lumen inside a circular wall, a
 /// lipid core under a thin cap on the thick side, and a calcium arc deeper on the other.
-/// All geometry scales with `size`, so masks at 64², 128², 256² are the same plaque.
-pub fn plaque(size: usize) -> LabelMap {
+/// All geometry scales with `size`, so masks at 64², 128², 256² are the same plaque;
+/// `rotation_deg` turns the plaque about the image centre, giving distinct meshes.
+pub fn plaque(size: usize, rotation_deg: f64) -> LabelMap {
     let s = size as f64;
     let (cx, cy) = (0.5 * s, 0.5 * s);
     let outer = 0.40 * s;
     let (lx, ly, lumen) = (0.5 * s - 0.08 * s, 0.5 * s + 0.03 * s, 0.17 * s);
+    let (sin, cos) = rotation_deg.to_radians().sin_cos();
     LabelMap::from_fn(size, size, |row, col| {
-        let (x, y) = (col as f64 + 0.5, row as f64 + 0.5);
+        let (px, py) = (col as f64 + 0.5 - cx, row as f64 + 0.5 - cy);
+        let (x, y) = (cx + cos * px + sin * py, cy - sin * px + cos * py);
         let r_lumen = (x - lx).hypot(y - ly);
         let r_outer = (x - cx).hypot(y - cy);
         if r_lumen < lumen {

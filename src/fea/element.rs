@@ -92,9 +92,9 @@ mod tests {
     fn symmetric_and_uniform_strain_energy_is_exact() {
         let m = material(0.3);
         let k = stiffness(&m);
-        for i in 0..8 {
-            for j in 0..8 {
-                assert!((k[i][j] - k[j][i]).abs() < 1e-9);
+        for (i, row) in k.iter().enumerate() {
+            for (j, value) in row.iter().enumerate() {
+                assert!((value - k[j][i]).abs() < 1e-9);
             }
         }
         // Uniform εxx = 1 (u_x = x): energy density ½(λ+2μ) over a unit area.

@@ -4,7 +4,6 @@
 //! pixels are meshed, so it is cached and reused when the same pattern comes back.
 
 use faer::Side;
-use faer::perm::PermRef;
 use faer::sparse::SymbolicSparseColMatRef;
 use faer::sparse::linalg::cholesky::SymmetricOrdering;
 use faer::sparse::linalg::cholesky::{SymbolicCholesky, factorize_symbolic_cholesky};
@@ -84,7 +83,12 @@ impl Pattern {
             let first_node = node_xy.len();
             for &p in pixels {
                 let (row, col) = (p as usize / width, p as usize % width);
-                let corners = [(col, row), (col + 1, row), (col + 1, row + 1), (col, row + 1)];
+                let corners = [
+                    (col, row),
+                    (col + 1, row),
+                    (col + 1, row + 1),
+                    (col, row + 1),
+                ];
                 let mut ids = [0u32; 4];
                 for (k, &(x, y)) in corners.iter().enumerate() {
                     let g = y * grid_w + x;
@@ -182,15 +186,17 @@ impl Pattern {
             })
             .collect();
 
-        let structure =
-            SymbolicSparseColMatRef::new_checked(free_dofs, free_dofs, &col_ptr, None, &row_idx);
-        // The DOFs are already in elimination order: pass the identity as a custom
-        // permutation (faer's `Identity` expects the upper triangle).
-        let identity: Vec<u32> = (0..free_dofs as u32).collect();
+        // The DOFs are already in elimination order, so no permutation is asked for;
+        // faer's symbolic analysis without one reads the upper triangle, which has the
+        // structure of our lower triangle transposed.
+        let (upper_ptr, upper_idx) = transpose_structure(free_dofs, &col_ptr, &row_idx);
+        let upper = SymbolicSparseColMatRef::new_checked(
+            free_dofs, free_dofs, &upper_ptr, None, &upper_idx,
+        );
         let symbolic = factorize_symbolic_cholesky(
-            structure,
-            Side::Lower,
-            SymmetricOrdering::Custom(PermRef::new_checked(&identity, &identity, free_dofs)),
+            upper,
+            Side::Upper,
+            SymmetricOrdering::Identity,
             Default::default(),
         )
         .map_err(|e| FeaError::Solver(format!("symbolic factorisation failed: {e:?}")))?;
@@ -308,4 +314,24 @@ fn offset_slot(to: usize, from: usize) -> usize {
     let (tx, ty) = CORNER[to];
     let (fx, fy) = CORNER[from];
     (tx + 1 - fx) * 3 + (ty + 1 - fy)
+}
+
+/// CSC structure of the transpose (sorted row indices, since columns are visited in order).
+fn transpose_structure(n: usize, col_ptr: &[u32], row_idx: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let mut counts = vec![0u32; n + 1];
+    for &row in row_idx {
+        counts[row as usize + 1] += 1;
+    }
+    for i in 0..n {
+        counts[i + 1] += counts[i];
+    }
+    let mut next = counts.clone();
+    let mut transposed = vec![0u32; row_idx.len()];
+    for col in 0..n {
+        for &row in &row_idx[col_ptr[col] as usize..col_ptr[col + 1] as usize] {
+            transposed[next[row as usize] as usize] = col as u32;
+            next[row as usize] += 1;
+        }
+    }
+    (counts, transposed)
 }

