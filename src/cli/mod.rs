@@ -2,7 +2,9 @@
 //! parses arguments and turns any failure into one clear line and a non-zero exit.
 
 mod bench;
+mod info;
 mod label;
+mod phantom;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,10 @@ struct Cli {
 enum Command {
     /// Compute FEA stress maps (the annotation) from tissue label maps.
     Label(label::LabelArgs),
+    /// Write a seeded synthetic IVUS dataset (sula layout).
+    Phantom(phantom::PhantomArgs),
+    /// Detect a dataset's layout and summarise it.
+    Info(info::InfoArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Label(args)) => label::run(&args),
+        Some(Command::Phantom(args)) => phantom::run(&args),
+        Some(Command::Info(args)) => info::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => Ok(()),
     };

@@ -85,3 +85,88 @@ impl SulaLayout {
         }
     }
 }
+
+/// `dataset.json` of the sula layout.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DatasetManifest {
+    pub format: String,
+    pub version: u32,
+    pub count: usize,
+    /// Image size as [width, height] in pixels.
+    pub image_size: [usize; 2],
+    pub pixel_mm: f64,
+    /// Where the frames came from (tool, version, command line).
+    pub provenance: serde_json::Value,
+    /// Generator parameters when synthetic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<serde_json::Value>,
+    /// How `stress/` was computed, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<serde_json::Value>,
+}
+
+impl DatasetManifest {
+    pub const FORMAT: &'static str = "sula-dataset";
+}
+
+/// Writes a sula-layout dataset into a hidden sibling folder and moves it under its final
+/// name only in [`SulaWriter::finish`], so an interrupted write leaves no dataset behind.
+#[derive(Debug)]
+pub struct SulaWriter {
+    staging: PathBuf,
+    target: PathBuf,
+}
+
+impl SulaWriter {
+    /// Refuses an existing target; creates the staging folder with its subfolders.
+    pub fn create(target: &Path) -> Result<SulaWriter, IoError> {
+        if target.exists() {
+            return Err(IoError::format(
+                target,
+                "already exists; choose a new folder or remove it first",
+            ));
+        }
+        let name = target
+            .file_name()
+            .ok_or_else(|| IoError::format(target, "is not a folder name"))?
+            .to_string_lossy()
+            .into_owned();
+        let staging = target.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| IoError::io(&staging, e))?;
+        }
+        for sub in ["images", "masks", "meta", "stress"] {
+            let dir = staging.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|e| IoError::io(&dir, e))?;
+        }
+        Ok(SulaWriter {
+            staging,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Path of a file inside the dataset being written.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.staging.join(relative)
+    }
+
+    /// Writes `dataset.json`, drops an empty `stress/`, and moves the folder into place.
+    pub fn finish(self, manifest: &DatasetManifest) -> Result<PathBuf, IoError> {
+        let json = serde_json::to_string_pretty(manifest).expect("manifest serialises");
+        crate::io::atomic::write_bytes(&self.staging.join("dataset.json"), json.as_bytes())?;
+        let stress = self.staging.join("stress");
+        if std::fs::read_dir(&stress)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+        {
+            std::fs::remove_dir(&stress).map_err(|e| IoError::io(&stress, e))?;
+        }
+        std::fs::rename(&self.staging, &self.target).map_err(|e| IoError::io(&self.target, e))?;
+        Ok(self.target.clone())
+    }
+
+    /// Removes the staging folder (after a failure).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
