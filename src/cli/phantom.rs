@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::layout::{DatasetManifest, SulaWriter};
-use crate::data::mask::{write_grey_png, write_mask};
+use crate::data::mask::encode_grey_png;
 use crate::data::phantom::{self, Frame, PhantomConfig};
 use crate::fea::{FeaParams, FeaSolver, StressMeasure};
 use crate::io::{atomic, npy};
@@ -142,24 +142,24 @@ fn write_frame(
 ) -> Result<()> {
     let id = &frame.meta.id;
     let size = frame.labels.width();
-    write_grey_png(
-        &writer.path(&format!("images/{id}.png")),
-        size,
-        size,
-        &frame.image,
+    writer.write(
+        &format!("images/{id}.png"),
+        &encode_grey_png(size, size, &frame.image),
     )?;
-    write_mask(&writer.path(&format!("masks/{id}.png")), &frame.labels)?;
+    writer.write(
+        &format!("masks/{id}.png"),
+        &encode_grey_png(size, size, frame.labels.values()),
+    )?;
     let meta = serde_json::to_string_pretty(&frame.meta).expect("meta serialises");
-    atomic::write_bytes(&writer.path(&format!("meta/{id}.json")), meta.as_bytes())?;
+    writer.write(&format!("meta/{id}.json"), meta.as_bytes())?;
     if let Some((solver, params)) = fea {
         let field = solver
             .solve(&frame.labels, params)
             .with_context(|| format!("phantom frame {id}"))?;
-        npy::write_f32(
-            &writer.path(&format!("stress/{id}.npy")),
-            size,
-            size,
-            &field.measure(StressMeasure::MaxPrincipal),
+        let stress = field.measure(StressMeasure::MaxPrincipal);
+        writer.write(
+            &format!("stress/{id}.npy"),
+            &npy::encode_f32(size, size, &stress),
         )?;
     }
     Ok(())

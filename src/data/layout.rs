@@ -145,9 +145,11 @@ impl SulaWriter {
         })
     }
 
-    /// Path of a file inside the dataset being written.
-    pub fn path(&self, relative: &str) -> PathBuf {
-        self.staging.join(relative)
+    /// Writes one file of the dataset. No temporary file or sync per file: the whole
+    /// staging folder is the unit that appears atomically in [`SulaWriter::finish`].
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> Result<(), IoError> {
+        let path = self.staging.join(relative);
+        std::fs::write(&path, bytes).map_err(|e| IoError::io(&path, e))
     }
 
     /// Writes `dataset.json`, drops an empty `stress/`, and moves the folder into place.

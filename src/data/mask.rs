@@ -44,13 +44,18 @@ pub fn write_grey_png(
     height: usize,
     pixels: &[u8],
 ) -> Result<(), IoError> {
+    atomic::write_bytes(path, &encode_grey_png(width, height, pixels))
+}
+
+/// Encodes 8-bit grey pixels (row-major) as PNG bytes.
+pub fn encode_grey_png(width: usize, height: usize, pixels: &[u8]) -> Vec<u8> {
     let image = image::GrayImage::from_raw(width as u32, height as u32, pixels.to_vec())
         .expect("pixel count matches the size");
     let mut bytes = Vec::new();
     image
         .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(|e| IoError::format(path, format!("cannot encode PNG ({e})")))?;
-    atomic::write_bytes(path, &bytes)
+        .expect("encoding a grey PNG in memory cannot fail");
+    bytes
 }
 
 #[cfg(test)]

@@ -14,22 +14,30 @@ pub struct Array2 {
     pub data: Vec<f32>,
 }
 
-/// Writes `data` (row-major, `height` × `width`) as a little-endian float32 `.npy`.
-pub fn write_f32(path: &Path, height: usize, width: usize, data: &[f32]) -> Result<(), IoError> {
+/// Encodes `data` (row-major, `height` × `width`) as a little-endian float32 `.npy`.
+pub fn encode_f32(height: usize, width: usize, data: &[f32]) -> Vec<u8> {
     assert_eq!(
         data.len(),
         height * width,
         "array data must match its shape"
     );
-    atomic::write_file(path, |out| {
-        let mut writer = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[height as u64, width as u64])
-            .writer(out)
-            .begin_nd()?;
-        writer.extend(data.iter().copied())?;
-        writer.finish()
-    })
+    let mut bytes = Vec::with_capacity(128 + 4 * data.len());
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[height as u64, width as u64])
+        .writer(&mut bytes)
+        .begin_nd()
+        .expect("writing to memory cannot fail");
+    writer
+        .extend(data.iter().copied())
+        .expect("writing to memory cannot fail");
+    writer.finish().expect("writing to memory cannot fail");
+    bytes
+}
+
+/// Writes [`encode_f32`] to `path` atomically.
+pub fn write_f32(path: &Path, height: usize, width: usize, data: &[f32]) -> Result<(), IoError> {
+    atomic::write_bytes(path, &encode_f32(height, width, data))
 }
 
 /// Reads a 2-D float32 (or float64, converted) C-order `.npy`.

@@ -16,7 +16,12 @@ pub struct Contour {
     pub mean_radius_mm: f64,
     /// (relative amplitude, phase in radians) of harmonics 2, 3, 4.
     pub harmonics: Vec<[f64; 2]>,
+    /// Radius tabulated over the full turn, so rendering avoids three cosines per lookup.
+    #[serde(skip)]
+    table: Vec<f64>,
 }
+
+const TABLE_SIZE: usize = 2048;
 
 impl Contour {
     fn sample(rng: &mut impl Rng, centre: [f64; 2], radius: f64, roughness: f64) -> Contour {
@@ -26,15 +31,30 @@ impl Contour {
                 [amplitude, rng.gen_range(0.0..TAU)]
             })
             .collect();
-        Contour {
+        let mut contour = Contour {
             centre_mm: centre,
             mean_radius_mm: radius,
             harmonics,
-        }
+            table: Vec::new(),
+        };
+        contour.table = (0..=TABLE_SIZE)
+            .map(|k| contour.exact_radius_at(TAU * k as f64 / TABLE_SIZE as f64))
+            .collect();
+        contour
     }
 
     /// Radius of the contour in direction `theta` (radians) from its centre.
     pub fn radius_at(&self, theta: f64) -> f64 {
+        if self.table.is_empty() {
+            return self.exact_radius_at(theta);
+        }
+        let t = theta.rem_euclid(TAU) / TAU * TABLE_SIZE as f64;
+        let k = (t as usize).min(TABLE_SIZE - 1);
+        let f = t - k as f64;
+        self.table[k] * (1.0 - f) + self.table[k + 1] * f
+    }
+
+    fn exact_radius_at(&self, theta: f64) -> f64 {
         let wobble: f64 = self
             .harmonics
             .iter()
@@ -396,7 +416,7 @@ impl Geometry {
 
     /// The echo region at point `p` (mm from the catheter).
     pub fn echo_at(&self, p: [f64; 2]) -> Echo {
-        if p[0].hypot(p[1]) < self.catheter_radius_mm {
+        if p[0] * p[0] + p[1] * p[1] < self.catheter_radius_mm * self.catheter_radius_mm {
             return Echo::Catheter;
         }
         let (r, theta) = self.lumen.polar(p);

@@ -38,7 +38,7 @@ fn echogenicity(echo: Echo) -> f64 {
 /// Renders the frame's grey image (row-major `size`×`size`), field of view `fov_mm`.
 pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng) -> Vec<u8> {
     let radius_mm = fov_mm / 2.0;
-    let samples = size.max(64);
+    let samples = (size * 3 / 4).max(64);
     let dr = radius_mm / samples as f64;
     let lines = SCAN_LINES;
     let guidewire = geometry
@@ -57,6 +57,9 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
         })
         .collect();
 
+    let radial_phase: Vec<(f64, f64)> = (0..samples)
+        .map(|i| (3.0 * (i as f64 + 0.5) * dr).sin_cos())
+        .collect();
     let mut re = vec![0.0f64; lines * samples];
     let mut im = vec![0.0f64; lines * samples];
     for line in 0..lines {
@@ -64,6 +67,14 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
         let (c, s) = (theta.cos(), theta.sin());
         let mut shadow = 1.0;
         let mut calcium_depth = 0.0;
+        // sin(kθ + φ + 3r) = sin(kθ + φ)·cos 3r + cos(kθ + φ)·sin 3r, per line and per sample.
+        let line_phase: Vec<(f64, f64, f64)> = texture
+            .iter()
+            .map(|[a, phase, k]| {
+                let (sin, cos) = (k * theta + phase).sin_cos();
+                (*a, sin, cos)
+            })
+            .collect();
         let wire_here = guidewire.is_some_and(|(angle, _)| {
             super::geometry::wrap(theta - angle).abs()
                 < (1.2f64).to_radians() + 0.5 * TAU / lines as f64
@@ -98,9 +109,10 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
                 echo,
                 Echo::Fibrous | Echo::Intima | Echo::Periadventitia | Echo::Adventitia
             ) {
-                let modulation: f64 = texture
+                let (sin_r, cos_r) = radial_phase[i];
+                let modulation: f64 = line_phase
                     .iter()
-                    .map(|[a, phase, k]| a * (k * theta + phase + 3.0 * r).sin())
+                    .map(|(a, sin, cos)| a * (sin * cos_r + cos * sin_r))
                     .sum();
                 amplitude *= 1.0 + modulation;
             }
