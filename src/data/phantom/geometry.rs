@@ -207,7 +207,7 @@ impl Default for GeometryRanges {
             cap_thickness_mm: [0.05, 0.5],
             lipid_arc_deg: [30.0, 180.0],
             lipid_probability: 0.5,
-            calcium_probability: 0.7,
+            calcium_probability: 0.72,
             calcium_arc_deg: [20.0, 180.0],
             guidewire_probability: 0.5,
         }
@@ -351,17 +351,24 @@ impl Geometry {
             let mut arc = arc_dist
                 .sample(rng)
                 .clamp(ranges.calcium_arc_deg[0], ranges.calcium_arc_deg[1]);
-            let centre = thickest + Normal::new(0.0, 1.0).expect("valid normal").sample(rng);
+            let mut centre = thickest + Normal::new(0.0, 0.8).expect("valid normal").sample(rng);
             let depth = if rng.gen_bool(0.6) {
                 CalciumDepth::Superficial
             } else {
                 CalciumDepth::Deep
             };
             let taper = 0.15;
-            let wanted: f64 = rng.gen_range(0.15..0.45);
+            let wanted: f64 = rng.gen_range(0.2..0.5);
+            // Deep calcium may take the place of the media: keep only a hair of wall.
+            let calcium_reserve = 0.05;
             loop {
-                let room = wall.fit(centre, arc, taper, reserve + 0.05);
-                if room >= 0.12 || arc <= ranges.calcium_arc_deg[0] {
+                let room = wall.fit(centre, arc, taper, calcium_reserve);
+                if room >= 0.15 || arc <= ranges.calcium_arc_deg[0] {
+                    if room < 0.15 && centre != thickest {
+                        // Too thin here: move to the thickest part of the plaque.
+                        centre = thickest;
+                        continue;
+                    }
                     let thickness = wanted.min(room);
                     if thickness < 0.12 {
                         return None;

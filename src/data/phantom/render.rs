@@ -16,8 +16,9 @@ const DYNAMIC_RANGE_DB: f64 = 40.0;
 /// Amplitude attenuation per mm of depth (≈ 0.8 dB/(MHz·cm) at 40 MHz, one way, halved
 /// by time-gain compensation).
 const ATTENUATION_PER_MM: f64 = 0.18;
-/// Calcium reflects only at its leading surface; deeper calcium is in its own shadow.
-const CALCIUM_SURFACE_MM: f64 = 0.12;
+/// Calcium reflects most at its leading surface; reverberation keeps the echo bright for
+/// a short distance into it, decaying with this length.
+const CALCIUM_DECAY_MM: f64 = 0.25;
 /// Fraction of amplitude that survives behind calcium or the guidewire.
 const SHADOW: f64 = 0.07;
 
@@ -90,11 +91,8 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
                 amplitude *= 0.35 + 0.65 * (-beyond / 0.8).exp();
             }
             if echo == Echo::Calcium {
+                amplitude *= (-calcium_depth / CALCIUM_DECAY_MM).exp();
                 calcium_depth += dr;
-                if calcium_depth > CALCIUM_SURFACE_MM {
-                    amplitude *= SHADOW;
-                    shadow = SHADOW;
-                }
             } else if calcium_depth > 0.0 {
                 shadow = SHADOW;
             }
