@@ -80,7 +80,7 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
             super::geometry::wrap(theta - angle).abs()
                 < (1.2f64).to_radians() + 0.5 * TAU / lines as f64
         });
-        for i in 0..samples {
+        for (i, &(sin_r, cos_r)) in radial_phase.iter().enumerate() {
             let r = (i as f64 + 0.5) * dr;
             let p = [r * c, r * s];
             let echo = geometry.echo_at(p);
@@ -107,7 +107,6 @@ pub fn render(geometry: &Geometry, size: usize, fov_mm: f64, rng: &mut impl Rng)
                 echo,
                 Echo::Fibrous | Echo::Intima | Echo::Periadventitia | Echo::Adventitia
             ) {
-                let (sin_r, cos_r) = radial_phase[i];
                 let modulation: f64 = line_phase
                     .iter()
                     .map(|(a, sin, cos)| a * (sin * cos_r + cos * sin_r))
