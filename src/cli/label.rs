@@ -11,8 +11,8 @@ use rayon::prelude::*;
 use crate::data::layout::SulaLayout;
 use crate::data::mask::read_mask;
 use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams, FeaSolver, Materials, StressMeasure};
-use crate::io::{atomic, npy};
-use crate::render::{StressPreview, stress_preview};
+use crate::io::npy;
+use crate::render::{StressPreview, stress_preview, write_rgb_png};
 
 /// Default pixel spacing when neither the flag nor `dataset.json` gives one.
 const DEFAULT_PIXEL_MM: f64 = 0.0625;
@@ -120,14 +120,7 @@ fn label_one(
             labels: &labels,
             title: &title,
         });
-        let mut bytes = Vec::new();
-        image
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .context("cannot encode the preview PNG")?;
-        atomic::write_bytes(png, &bytes)?;
+        write_rgb_png(png, &image)?;
     }
     let mut solid: Vec<f32> = stress
         .iter()

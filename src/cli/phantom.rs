@@ -12,8 +12,9 @@ use crate::data::layout::{DatasetManifest, SulaWriter};
 use crate::data::mask::encode_grey_png;
 use crate::data::phantom::{self, Frame, PhantomConfig};
 use crate::fea::{FeaParams, FeaSolver, StressMeasure};
-use crate::io::{atomic, npy};
+use crate::io::npy;
 use crate::render::sheet::{SheetFrame, contact_sheet};
+use crate::render::write_rgb_png;
 
 #[derive(Debug, Args)]
 pub struct PhantomArgs {
@@ -196,14 +197,7 @@ pub fn write_preview(
         })
         .collect();
     let sheet = contact_sheet(&tiles, 2);
-    let mut bytes = Vec::new();
-    sheet
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .context("cannot encode the contact sheet")?;
-    atomic::write_bytes(path, &bytes)?;
+    write_rgb_png(path, &sheet)?;
     println!("contact sheet of {count} frames → {}", path.display());
     Ok(())
 }

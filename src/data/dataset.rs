@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
-use super::layout::{DatasetManifest, SulaLayout};
+use super::layout::{DatasetManifest, SulaLayout, png_stems};
 use super::mask::read_mask;
 use crate::io::{IoError, npy};
 use crate::labels::{LabelMap, Tissue};
@@ -266,25 +266,6 @@ fn open_sula(root: &Path) -> Result<Dataset, IoError> {
         spacing_source,
         manifest,
     })
-}
-
-fn png_stems(dir: &Path) -> Result<Vec<String>, IoError> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut stems = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| IoError::io(dir, e))? {
-        let path = entry.map_err(|e| IoError::io(dir, e))?.path();
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-            && let Some(stem) = path.file_stem()
-        {
-            stems.push(stem.to_string_lossy().into_owned());
-        }
-    }
-    stems.sort();
-    Ok(stems)
 }
 
 /// Finds `DCM` folders below `root` (a few levels deep), each with `LABELS*` siblings.

@@ -33,20 +33,7 @@ impl SulaLayout {
 
     /// Frame ids (file stems of `masks/*.png`), sorted.
     pub fn mask_ids(&self) -> Result<Vec<String>, IoError> {
-        let dir = self.root.join("masks");
-        let mut ids = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| IoError::io(&dir, e))? {
-            let path = entry.map_err(|e| IoError::io(&dir, e))?.path();
-            if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-                && let Some(stem) = path.file_stem()
-            {
-                ids.push(stem.to_string_lossy().into_owned());
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        png_stems(&self.root.join("masks"))
     }
 
     pub fn mask_path(&self, id: &str) -> PathBuf {
@@ -84,6 +71,26 @@ impl SulaLayout {
             }),
         }
     }
+}
+
+/// Sorted file stems of the `*.png` files in `dir` (none if `dir` does not exist).
+pub fn png_stems(dir: &Path) -> Result<Vec<String>, IoError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut stems = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| IoError::io(dir, e))? {
+        let path = entry.map_err(|e| IoError::io(dir, e))?.path();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+            && let Some(stem) = path.file_stem()
+        {
+            stems.push(stem.to_string_lossy().into_owned());
+        }
+    }
+    stems.sort();
+    Ok(stems)
 }
 
 /// `dataset.json` of the sula layout.
