@@ -10,4 +10,6 @@ pub mod device;
 pub mod fea;
 pub mod io;
 pub mod labels;
+pub mod metrics;
+pub mod model;
 pub mod render;

@@ -162,3 +162,17 @@ fn calcium_casts_an_acoustic_shadow() {
         mean(&elsewhere)
     );
 }
+
+#[test]
+fn every_phantom_wall_encloses_its_lumen_so_pressure_is_balanced() {
+    let params = sula::fea::FeaParams::default();
+    for frame in frames(32, 21, 80) {
+        let field = sula::fea::solve(&frame.labels, &params).unwrap();
+        assert!(
+            field.load_imbalance < 1e-9,
+            "{}: imbalance {}",
+            frame.meta.id,
+            field.load_imbalance
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod bench;
 mod info;
 mod label;
 mod phantom;
+mod train;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,10 @@ enum Command {
     Phantom(phantom::PhantomArgs),
     /// Detect a dataset's layout and summarise it.
     Info(info::InfoArgs),
+    /// Train the VAE on a dataset's images and label maps.
+    TrainVae(train::TrainVaeArgs),
+    /// Train the stress regressor F on a dataset's images and stress maps.
+    Train(train::TrainArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -60,6 +65,8 @@ pub fn main() -> ExitCode {
         Some(Command::Label(args)) => label::run(&args),
         Some(Command::Phantom(args)) => phantom::run(&args),
         Some(Command::Info(args)) => info::run(&args),
+        Some(Command::TrainVae(args)) => train::run_vae(&args),
+        Some(Command::Train(args)) => train::run_regressor(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => Ok(()),
     };

@@ -1,0 +1,266 @@
+//! `sula train-vae` and `sula train`: train the VAE or the stress regressor from the
+//! command line with a progress bar, and save a checkpoint with its sidecar.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::Device;
+
+use crate::data::dataset::Dataset;
+use crate::fea::DEFAULT_PRESSURE_KPA;
+use crate::metrics::{frame_metrics, mean_metrics};
+use crate::model::checkpoint::{self, Architecture, Sidecar};
+use crate::model::data::FrameSet;
+use crate::model::regressor::{Regressor, RegressorConfig};
+use crate::model::train::{self, Control, Progress, TrainConfig, TrainReport};
+use crate::model::vae::{Vae, VaeConfig};
+
+/// Where to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceChoice::Cuda => {
+                bail!("--device cuda was asked for but libtorch sees no CUDA device")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Dataset folder (sula or MICCAI 2011 layout).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Checkpoint to write (.safetensors; the sidecar goes next to it as .json).
+    #[arg(long, value_name = "CKPT.safetensors")]
+    out: PathBuf,
+    /// Working resolution (square; frames are resampled).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed for initialisation, shuffling and sampling (CPU runs are deterministic).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Pixel spacing in mm for layouts that do not record it.
+    #[arg(long, value_name = "MM")]
+    pixel_mm: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainVaeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[arg(long, default_value_t = 16)]
+    latent_dim: usize,
+    /// Channels of the first convolution.
+    #[arg(long, default_value_t = 32)]
+    width: usize,
+    /// Weight of the KL term.
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Channels at full resolution.
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    /// Compute the loss over solid pixels only.
+    #[arg(long)]
+    masked: bool,
+    /// Luminal pressure the stress maps were computed with (kPa).
+    #[arg(long, default_value_t = DEFAULT_PRESSURE_KPA)]
+    pressure_kpa: f64,
+    /// Independent test dataset to report SPEC §5 metrics on after training.
+    #[arg(long, value_name = "DIR")]
+    test: Option<PathBuf>,
+}
+
+fn progress_bar(config: &TrainConfig, frames: usize) -> ProgressBar {
+    let batches = frames.div_ceil(config.batch_size.max(1));
+    ProgressBar::new((config.epochs * batches) as u64).with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} batches, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    )
+}
+
+fn report_progress(bar: &ProgressBar) -> impl FnMut(&Progress) -> Control + '_ {
+    move |p: &Progress| {
+        bar.set_message(format!(
+            "epoch {}/{} loss {:.4}",
+            p.epoch + 1,
+            p.epochs,
+            p.loss
+        ));
+        bar.inc(1);
+        Control::Continue
+    }
+}
+
+fn check_size(size: usize, multiple: usize) -> Result<()> {
+    if size < 16 || !size.is_multiple_of(multiple) {
+        bail!("--size {size} must be at least 16 and a multiple of {multiple}");
+    }
+    Ok(())
+}
+
+fn load(common: &CommonArgs, stress: bool) -> Result<(Dataset, FrameSet, TrainConfig, Device)> {
+    let dataset = Dataset::open(&common.data, common.pixel_mm)?;
+    let data = FrameSet::load(&dataset, common.size, stress)?;
+    let config = TrainConfig {
+        epochs: common.epochs,
+        batch_size: common.batch_size.max(1),
+        learning_rate: common.lr,
+        seed: common.seed,
+    };
+    Ok((dataset, data, config, common.device.resolve()?))
+}
+
+fn provenance(
+    dataset: &Dataset,
+    data: &FrameSet,
+    config: &TrainConfig,
+    report: &TrainReport,
+    device: Device,
+) -> (serde_json::Value, serde_json::Value) {
+    (
+        serde_json::json!({
+            "root": dataset.root.display().to_string(),
+            "frames": data.len(),
+            "size": data.size,
+            "source_pixel_mm": dataset.pixel_mm,
+        }),
+        serde_json::json!({
+            "config": config,
+            "report": report,
+            "device": format!("{device:?}"),
+        }),
+    )
+}
+
+pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
+    let common = &args.common;
+    check_size(common.size, 8)?;
+    let (dataset, data, config, device) = load(common, false)?;
+    train::seed_torch(config.seed);
+    let vs = tch::nn::VarStore::new(device);
+    let vae_config = VaeConfig {
+        size: common.size,
+        latent_dim: args.latent_dim,
+        width: args.width,
+        beta: args.beta,
+    };
+    let vae = Vae::new(&vs.root(), vae_config);
+    println!(
+        "training the VAE on {} frames at {}² ({device:?})",
+        data.len(),
+        data.size
+    );
+    let bar = progress_bar(&config, data.len());
+    let report = train::train_vae(&vae, &vs, &data, &config, &mut report_progress(&bar))?;
+    bar.finish_and_clear();
+    let (data_info, training) = provenance(&dataset, &data, &config, &report, device);
+    let sidecar = Sidecar {
+        architecture: Architecture::Vae(vae_config),
+        sula_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: data_info,
+        training,
+    };
+    checkpoint::save(&vs, &common.out, &sidecar)?;
+    print_losses(&report);
+    println!("saved {}", common.out.display());
+    Ok(())
+}
+
+fn print_losses(report: &TrainReport) {
+    let losses: Vec<String> = report
+        .epoch_losses
+        .iter()
+        .map(|l| format!("{l:.4}"))
+        .collect();
+    println!("epoch losses: {}", losses.join(" "));
+}
+
+pub fn run_regressor(args: &TrainArgs) -> Result<()> {
+    let common = &args.common;
+    check_size(common.size, 4)?;
+    let (dataset, data, config, device) = load(common, true)?;
+    train::seed_torch(config.seed);
+    let vs = tch::nn::VarStore::new(device);
+    let model_config = RegressorConfig {
+        size: common.size,
+        width: args.width,
+    };
+    let model = Regressor::new(&vs.root(), model_config);
+    println!(
+        "training the stress regressor on {} frames at {}² ({device:?})",
+        data.len(),
+        data.size
+    );
+    let bar = progress_bar(&config, data.len());
+    let report = train::train_regressor(
+        &model,
+        &vs,
+        &data,
+        args.pressure_kpa,
+        args.masked,
+        &config,
+        &mut report_progress(&bar),
+    )?;
+    bar.finish_and_clear();
+    let (mut data_info, training) = provenance(&dataset, &data, &config, &report, device);
+    data_info["pressure_kpa"] = serde_json::json!(args.pressure_kpa);
+    let sidecar = Sidecar {
+        architecture: Architecture::Regressor(model_config),
+        sula_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: data_info,
+        training,
+    };
+    checkpoint::save(&vs, &common.out, &sidecar)?;
+    print_losses(&report);
+    if let Some(test) = &args.test {
+        let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
+        let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
+        let truth = test_set.stress.as_ref().expect("checked on load");
+        let metrics: Vec<_> = predictions
+            .iter()
+            .zip(truth)
+            .zip(&test_set.labels)
+            .filter_map(|((p, t), l)| frame_metrics(p, t, l))
+            .collect();
+        let mean = mean_metrics(&metrics);
+        println!(
+            "test ({} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
+            metrics.len(),
+            mean.mse,
+            mean.accuracy,
+            mean.peak_error,
+            mean.r2
+        );
+    }
+    println!("saved {}", common.out.display());
+    Ok(())
+}

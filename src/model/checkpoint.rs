@@ -1,0 +1,140 @@
+//! Checkpoints: the VarStore as safetensors plus a JSON sidecar (same stem, `.json`) with
+//! the architecture, data resolution and training provenance. Loading checks the sidecar
+//! against what the caller needs before touching the weights.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, nn};
+
+use super::ModelError;
+use super::regressor::{Regressor, RegressorConfig};
+use super::vae::{Vae, VaeConfig};
+
+/// Which network a checkpoint holds, with its architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Architecture {
+    Vae(VaeConfig),
+    Regressor(RegressorConfig),
+}
+
+/// The JSON sidecar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub architecture: Architecture,
+    pub sula_version: String,
+    /// Dataset root, frame count, pixel spacing, pressure (for F).
+    pub data: serde_json::Value,
+    /// Training configuration, report and device.
+    pub training: serde_json::Value,
+}
+
+/// The sidecar path of a checkpoint (`model.safetensors` → `model.json`).
+pub fn sidecar_path(checkpoint: &Path) -> PathBuf {
+    checkpoint.with_extension("json")
+}
+
+fn error(path: &Path, message: impl Into<String>) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Saves weights and sidecar, each atomically (temporary sibling, then rename).
+pub fn save(vs: &nn::VarStore, path: &Path, sidecar: &Sidecar) -> Result<(), ModelError> {
+    if path.extension().is_none_or(|e| e != "safetensors") {
+        return Err(error(path, "checkpoint files must end in .safetensors"));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
+    vs.save(&temporary)
+        .map_err(|e| error(path, format!("cannot write weights ({e})")))?;
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        error(path, format!("cannot write weights ({e})"))
+    })?;
+    let json = serde_json::to_string_pretty(sidecar).expect("sidecar serialises");
+    crate::io::atomic::write_bytes(&sidecar_path(path), json.as_bytes())?;
+    Ok(())
+}
+
+/// Reads the sidecar of a checkpoint.
+pub fn read_sidecar(path: &Path) -> Result<Sidecar, ModelError> {
+    let sidecar = sidecar_path(path);
+    let text = std::fs::read_to_string(&sidecar).map_err(|e| {
+        error(
+            path,
+            format!("cannot read its sidecar {} ({e})", sidecar.display()),
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| error(&sidecar, format!("invalid checkpoint sidecar ({e})")))
+}
+
+fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {
+    vs.load(path).map_err(|e| {
+        error(
+            path,
+            format!("weights do not match the architecture in the sidecar ({e})"),
+        )
+    })
+}
+
+/// Loads a VAE; with `size`, refuses a checkpoint trained at another resolution.
+pub fn load_vae(
+    path: &Path,
+    device: Device,
+    size: Option<usize>,
+) -> Result<(nn::VarStore, Vae, Sidecar), ModelError> {
+    let sidecar = read_sidecar(path)?;
+    let Architecture::Vae(config) = sidecar.architecture else {
+        return Err(error(path, "holds a stress regressor, not a VAE"));
+    };
+    if let Some(size) = size
+        && size != config.size
+    {
+        return Err(error(
+            path,
+            format!(
+                "VAE was trained at {0}×{0} but {size}×{size} is needed",
+                config.size
+            ),
+        ));
+    }
+    let mut vs = nn::VarStore::new(device);
+    let vae = Vae::new(&vs.root(), config);
+    load_weights(&mut vs, path)?;
+    Ok((vs, vae, sidecar))
+}
+
+/// Loads a stress regressor; with `size`, refuses another resolution.
+pub fn load_regressor(
+    path: &Path,
+    device: Device,
+    size: Option<usize>,
+) -> Result<(nn::VarStore, Regressor, Sidecar), ModelError> {
+    let sidecar = read_sidecar(path)?;
+    let Architecture::Regressor(config) = sidecar.architecture else {
+        return Err(error(path, "holds a VAE, not a stress regressor"));
+    };
+    if let Some(size) = size
+        && size != config.size
+    {
+        return Err(error(
+            path,
+            format!(
+                "regressor was trained at {0}×{0} but {size}×{size} is needed",
+                config.size
+            ),
+        ));
+    }
+    let mut vs = nn::VarStore::new(device);
+    let model = Regressor::new(&vs.root(), config);
+    load_weights(&mut vs, path)?;
+    Ok((vs, model, sidecar))
+}
