@@ -1,0 +1,360 @@
+//! Models on tiny settings (32², a couple of dozen frames, 2 epochs): losses fall, decoded
+//! labels are valid, checkpoints round-trip and refuse mismatches, CPU runs are
+//! deterministic, and the latent gradient points uphill.
+
+use std::sync::OnceLock;
+
+use sula::data::phantom::{self, PhantomConfig};
+use sula::fea::{self, FeaParams, StressMeasure};
+use sula::model::checkpoint::{self, Architecture, Sidecar};
+use sula::model::data::{FrameSet, to_vec};
+use sula::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
+use sula::model::regressor::{Regressor, RegressorConfig};
+use sula::model::train::{self, Control, TrainConfig, TrainReport};
+use sula::model::vae::{CLASSES, Vae, VaeConfig};
+use tch::{Device, Kind, Tensor, nn};
+
+const SIZE: usize = 32;
+
+/// 24 phantom frames at 32² with FEA stress, built once for all tests.
+fn frames() -> &'static FrameSet {
+    static FRAMES: OnceLock<FrameSet> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let config = PhantomConfig::new(SIZE);
+        let params = FeaParams::default();
+        let generated: Vec<_> = (0..24).map(|i| phantom::generate(&config, 3, i)).collect();
+        FrameSet {
+            size: SIZE,
+            images: generated.iter().map(|f| f.image.clone()).collect(),
+            stress: Some(
+                generated
+                    .iter()
+                    .map(|f| {
+                        fea::solve(&f.labels, &params)
+                            .unwrap()
+                            .measure(StressMeasure::MaxPrincipal)
+                    })
+                    .collect(),
+            ),
+            labels: generated.into_iter().map(|f| f.labels).collect(),
+        }
+    })
+}
+
+fn tiny_vae_config() -> VaeConfig {
+    VaeConfig {
+        size: SIZE,
+        latent_dim: 4,
+        width: 8,
+        beta: 1.0,
+    }
+}
+
+fn quiet(_: &train::Progress) -> Control {
+    Control::Continue
+}
+
+fn train_tiny_vae(seed: u64) -> (nn::VarStore, Vae, TrainReport) {
+    train::seed_torch(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let vae = Vae::new(&vs.root(), tiny_vae_config());
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed,
+    };
+    let report = train::train_vae(&vae, &vs, frames(), &config, &mut quiet).unwrap();
+    (vs, vae, report)
+}
+
+fn train_tiny_regressor(vs: &nn::VarStore, model: &Regressor, epochs: usize) -> TrainReport {
+    let config = TrainConfig {
+        epochs,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed: 5,
+    };
+    train::train_regressor(
+        model,
+        vs,
+        frames(),
+        fea::DEFAULT_PRESSURE_KPA,
+        true,
+        &config,
+        &mut quiet,
+    )
+    .unwrap()
+}
+
+#[test]
+fn vae_loss_falls_and_decoded_labels_are_valid_classes() {
+    let (_vs, vae, report) = train_tiny_vae(7);
+    assert_eq!(report.epoch_losses.len(), 2);
+    assert!(
+        report.epoch_losses[1] < report.epoch_losses[0],
+        "{:?}",
+        report.epoch_losses
+    );
+    let _guard = tch::no_grad_guard();
+    let z = Tensor::randn([6, 4], (Kind::Float, Device::Cpu)) * 2.0;
+    let (image, logits) = vae.decode(&z);
+    assert_eq!(image.size(), [6, 1, SIZE as i64, SIZE as i64]);
+    assert_eq!(logits.size(), [6, CLASSES, SIZE as i64, SIZE as i64]);
+    let classes = to_vec(&logits.argmax(1, false));
+    assert!(
+        classes
+            .iter()
+            .all(|c| (0.0..=4.0).contains(c) && c.fract() == 0.0)
+    );
+    let pixels = to_vec(&image);
+    assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+/// Runs `sula` and returns its stdout, failing the test on a non-zero exit.
+fn sula(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
+    // Separate processes: libtorch's generator is process-global, so concurrent tests in
+    // one process would interleave their draws.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sula(&[
+        "phantom",
+        "--count",
+        "12",
+        "--size",
+        "32",
+        "--seed",
+        "4",
+        "--out",
+        data.to_str().unwrap(),
+        "--with-stress",
+    ]);
+    let mut weights = Vec::new();
+    for run in ["a", "b"] {
+        let out = dir.path().join(format!("{run}.safetensors"));
+        let text = sula(&[
+            "train-vae",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--latent-dim",
+            "4",
+            "--width",
+            "8",
+            "--device",
+            "cpu",
+        ]);
+        assert!(text.contains("epoch losses"), "{text}");
+        weights.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(weights[0], weights[1], "same seed, same weights");
+    let f = dir.path().join("f.safetensors");
+    let text = sula(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        f.to_str().unwrap(),
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--width",
+        "8",
+        "--masked",
+        "--test",
+        data.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(text.contains("MSE") && text.contains("accuracy"), "{text}");
+    assert!(dir.path().join("f.json").exists());
+}
+
+#[test]
+fn regressor_loss_falls() {
+    train::seed_torch(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Regressor::new(
+        &vs.root(),
+        RegressorConfig {
+            size: SIZE,
+            width: 8,
+        },
+    );
+    let report = train_tiny_regressor(&vs, &model, 3);
+    assert!(
+        report.epoch_losses[2] < report.epoch_losses[0],
+        "{:?}",
+        report.epoch_losses
+    );
+    let predictions = train::predict_kpa(&model, frames(), fea::DEFAULT_PRESSURE_KPA, Device::Cpu);
+    assert_eq!(predictions.len(), 24);
+    assert!(predictions.iter().flatten().all(|v| v.is_finite()));
+}
+
+fn sidecar(architecture: Architecture) -> Sidecar {
+    Sidecar {
+        architecture,
+        sula_version: "test".into(),
+        data: serde_json::json!({}),
+        training: serde_json::json!({}),
+    }
+}
+
+#[test]
+fn checkpoints_round_trip_and_refuse_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vae.safetensors");
+    let (vs, vae, _) = train_tiny_vae(2);
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
+    assert!(dir.path().join("vae.json").exists());
+
+    let (_vs2, loaded, side) = checkpoint::load_vae(&path, Device::Cpu, Some(SIZE)).unwrap();
+    assert_eq!(side.architecture, Architecture::Vae(vae.config));
+    let _guard = tch::no_grad_guard();
+    let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
+    assert_eq!(to_vec(&vae.decode(&z).0), to_vec(&loaded.decode(&z).0));
+
+    let wrong_size = checkpoint::load_vae(&path, Device::Cpu, Some(64))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong_size.contains("vae.safetensors") && wrong_size.contains("32×32"),
+        "{wrong_size}"
+    );
+    let wrong_kind = checkpoint::load_regressor(&path, Device::Cpu, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong_kind.contains("not a stress regressor"),
+        "{wrong_kind}"
+    );
+
+    // A sidecar that disagrees with the weights is caught when loading them.
+    let mut lying = vae.config;
+    lying.latent_dim = 9;
+    std::fs::write(
+        dir.path().join("vae.json"),
+        serde_json::to_string(&sidecar(Architecture::Vae(lying))).unwrap(),
+    )
+    .unwrap();
+    let mismatch = checkpoint::load_vae(&path, Device::Cpu, None)
+        .unwrap_err()
+        .to_string();
+    assert!(mismatch.contains("do not match"), "{mismatch}");
+}
+
+#[test]
+fn latent_gradient_is_finite_nonzero_and_points_uphill() {
+    let (_vs, vae, _) = train_tiny_vae(4);
+    train::seed_torch(4);
+    let fvs = nn::VarStore::new(Device::Cpu);
+    let model = Regressor::new(
+        &fvs.root(),
+        RegressorConfig {
+            size: SIZE,
+            width: 8,
+        },
+    );
+    train_tiny_regressor(&fvs, &model, 1);
+
+    let data = frames();
+    let indices: Vec<usize> = (0..8).collect();
+    let (mu, _) = tch::no_grad(|| {
+        vae.encode(
+            &data.image_batch(&indices, Device::Cpu),
+            &data.label_batch(&indices, Device::Cpu),
+        )
+    });
+    let latents: Vec<Vec<f32>> = to_vec(&mu).chunks(4).map(<[f32]>::to_vec).collect();
+    let targets = data.stress_batch(&indices, fea::DEFAULT_PRESSURE_KPA, Device::Cpu);
+    let solid = data.solid_batch(&indices, Device::Cpu);
+
+    let parameter_grads = grad_sums(&fvs);
+    let before = latent_gradients(&vae, &model, &latents, &targets, Some(&solid), Device::Cpu);
+    assert_eq!(
+        grad_sums(&fvs),
+        parameter_grads,
+        "model parameters received gradients"
+    );
+    for g in &before {
+        assert!(g.loss.is_finite() && g.gradient.iter().all(|v| v.is_finite()));
+        assert!(norm(&g.gradient) > 0.0);
+    }
+    let moved: Vec<Vec<f32>> = latents
+        .iter()
+        .zip(&before)
+        .map(|(z, g)| move_latent(z, &g.gradient, 0.05, Normalisation::L2))
+        .collect();
+    for (z, m) in latents.iter().zip(&moved) {
+        let step: f32 = z
+            .iter()
+            .zip(m)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            .sqrt();
+        assert!((step - 0.05).abs() < 1e-4);
+    }
+    let after = latent_gradients(&vae, &model, &moved, &targets, Some(&solid), Device::Cpu);
+    let mean = |v: &[sula::model::gradient::LatentGradient]| {
+        v.iter().map(|g| f64::from(g.loss)).sum::<f64>() / v.len() as f64
+    };
+    assert!(
+        mean(&after) > mean(&before),
+        "loss {} → {}",
+        mean(&before),
+        mean(&after)
+    );
+}
+
+/// Σ|grad| of every trainable parameter (0 where undefined).
+fn grad_sums(vs: &nn::VarStore) -> Vec<f64> {
+    vs.trainable_variables()
+        .iter()
+        .map(|v| {
+            let g = v.grad();
+            if g.defined() {
+                g.abs().sum(Kind::Float).double_value(&[])
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sign_normalisation_moves_every_dimension_by_the_step() {
+    let moved = move_latent(
+        &[0.0, 1.0, 2.0],
+        &[0.5, -3.0, 0.0],
+        0.1,
+        Normalisation::Sign,
+    );
+    assert_eq!(moved, vec![0.1, 0.9, 2.0]);
+    assert_eq!(
+        move_latent(&[1.0, 2.0], &[0.0, 0.0], 0.5, Normalisation::L2),
+        vec![1.0, 2.0]
+    );
+}
