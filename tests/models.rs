@@ -169,6 +169,24 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
         weights.push(std::fs::read(&out).unwrap());
     }
     assert_eq!(weights[0], weights[1], "same seed, same weights");
+    let picture = dir.path().join("vae.png");
+    let a = dir.path().join("a.safetensors");
+    let text = sula(&[
+        "eval-vae",
+        "--vae",
+        a.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--png",
+        picture.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        text.contains("Dice lumen") && text.contains("image MSE"),
+        "{text}"
+    );
+    assert!(image::open(&picture).unwrap().width() > 100);
     let f = dir.path().join("f.safetensors");
     let text = sula(&[
         "train",
@@ -190,6 +208,23 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
     ]);
     assert!(text.contains("MSE") && text.contains("accuracy"), "{text}");
     assert!(dir.path().join("f.json").exists());
+}
+
+#[test]
+fn evaluation_reports_dice_in_range() {
+    let (_vs, vae, _) = train_tiny_vae(8);
+    let evaluation = sula::model::evaluate::evaluate(&vae, frames(), Device::Cpu);
+    assert_eq!(evaluation.frames, 24);
+    let outside = evaluation.dice[0].expect("outside is always present");
+    assert!(outside > 0.5 && outside <= 1.0, "{outside}");
+    assert!(
+        evaluation
+            .dice
+            .iter()
+            .flatten()
+            .all(|d| (0.0..=1.0).contains(d))
+    );
+    assert!(evaluation.image_mse > 0.0 && evaluation.image_mse < 1.0);
 }
 
 #[test]

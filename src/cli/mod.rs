@@ -2,6 +2,7 @@
 //! parses arguments and turns any failure into one clear line and a non-zero exit.
 
 mod bench;
+mod eval;
 mod info;
 mod label;
 mod phantom;
@@ -40,6 +41,8 @@ enum Command {
     TrainVae(train::TrainVaeArgs),
     /// Train the stress regressor F on a dataset's images and stress maps.
     Train(train::TrainArgs),
+    /// Evaluate a VAE on held-out frames (Dice per class, image error, picture).
+    EvalVae(eval::EvalVaeArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::TrainVae(args)) => train::run_vae(&args),
         Some(Command::Train(args)) => train::run_regressor(&args),
+        Some(Command::EvalVae(args)) => eval::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => Ok(()),
     };

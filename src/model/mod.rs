@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod evaluate;
 pub mod gradient;
 pub mod regressor;
 pub mod train;
