@@ -11,7 +11,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test build lint bench bench-fea torch
+.PHONY: run test build lint bench bench-fea bench-models torch
 
 # Until the desktop app lands, "the app" is the command-line tool: show what it offers.
 run: build
@@ -27,12 +27,16 @@ lint: $(TORCH_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: bench-fea
+bench: bench-fea bench-models
 
 # FEA benchmark side by side with scikit-fem (installed into the same virtualenv).
 bench-fea: build
 	$(VENV)/bin/python -c "import skfem" 2>/dev/null || $(VENV)/bin/pip install -q scikit-fem==12.0.2 scipy
 	$(VENV)/bin/python bench/fea_reference.py --sula ./target/release/sula
+
+# Training throughput side by side with the same architectures in PyTorch eager.
+bench-models: build
+	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula
 
 torch: $(TORCH_STAMP)
 

@@ -187,6 +187,9 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
         "{text}"
     );
     assert!(image::open(&picture).unwrap().width() > 100);
+    let bench = sula(&["bench", "models", "--size", "32", "--batch", "4", "--steps", "1", "--json"]);
+    let line: serde_json::Value = serde_json::from_str(bench.trim()).unwrap();
+    assert!(line["vae_samples_per_s"].as_f64().unwrap() > 0.0, "{bench}");
     let f = dir.path().join("f.safetensors");
     let text = sula(&[
         "train",
@@ -392,4 +395,24 @@ fn sign_normalisation_moves_every_dimension_by_the_step() {
         move_latent(&[1.0, 2.0], &[0.0, 0.0], 0.5, Normalisation::L2),
         vec![1.0, 2.0]
     );
+}
+
+#[test]
+fn shipped_default_vae_loads_and_reconstructs_the_phantom() {
+    let (_vs, vae, sidecar) = checkpoint::load_default_vae(Device::Cpu).unwrap();
+    assert_eq!(vae.config.size, 64);
+    assert!(matches!(sidecar.architecture, Architecture::Vae(_)));
+    // Held-out phantom frames (seed 2; the default was trained on seed 1).
+    let config = PhantomConfig::new(64);
+    let generated: Vec<_> = (0..24).map(|i| phantom::generate(&config, 2, i)).collect();
+    let data = FrameSet {
+        size: 64,
+        images: generated.iter().map(|f| f.image.clone()).collect(),
+        labels: generated.into_iter().map(|f| f.labels).collect(),
+        stress: None,
+    };
+    let evaluation = sula::model::evaluate::evaluate(&vae, &data, Device::Cpu);
+    let lumen = evaluation.dice[1].unwrap();
+    let wall = evaluation.dice[2].unwrap();
+    assert!(lumen > 0.9 && wall > 0.8, "lumen Dice {lumen}, wall Dice {wall}");
 }

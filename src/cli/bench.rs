@@ -17,6 +17,23 @@ use crate::io::{atomic, npy};
 pub enum BenchCommand {
     /// FEA labelling speed on phantom-like plaque masks.
     Fea(FeaBenchArgs),
+    /// Training throughput of one VAE step and one regressor step.
+    Models(ModelBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelBenchArgs {
+    /// Working resolution.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed optimiser steps per model (after 3 warm-up steps).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Print one JSON line instead of the table (for bench/models_reference.py).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +71,7 @@ struct Row {
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Fea(args) => fea(args),
+        BenchCommand::Models(args) => models(args),
     }
 }
 
@@ -179,6 +197,92 @@ fn fea(args: &FeaBenchArgs) -> Result<()> {
             &dir.join("sula.json"),
             serde_json::to_string_pretty(&json)?.as_bytes(),
         )?;
+    }
+    Ok(())
+}
+
+/// Samples per second of Adam steps on phantom frames, VAE and regressor, on the CPU or
+/// CUDA device libtorch picks.
+fn models(args: &ModelBenchArgs) -> Result<()> {
+    use crate::data::phantom::{self, PhantomConfig};
+    use crate::model::data::FrameSet;
+    use crate::model::regressor::{Regressor, RegressorConfig};
+    use crate::model::vae::{Vae, VaeConfig};
+    use tch::nn::{self, OptimizerConfig};
+
+    let device = tch::Device::cuda_if_available();
+    let config = PhantomConfig::new(args.size);
+    let frames: Vec<_> = (0..args.batch as u64)
+        .map(|i| phantom::generate(&config, 1, i))
+        .collect();
+    let fea = FeaParams::default();
+    let data = FrameSet {
+        size: args.size,
+        images: frames.iter().map(|f| f.image.clone()).collect(),
+        stress: Some(
+            frames
+                .iter()
+                .map(|f| {
+                    crate::fea::solve(&f.labels, &fea)
+                        .map(|s| s.measure(StressMeasure::MaxPrincipal))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        labels: frames.into_iter().map(|f| f.labels).collect(),
+    };
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let images = data.image_batch(&indices, device);
+    let labels = data.label_batch(&indices, device);
+    let target = data.stress_batch(&indices, fea.pressure_kpa, device);
+
+    let time_steps = |step: &mut dyn FnMut()| {
+        for _ in 0..3 {
+            step();
+        }
+        let start = Instant::now();
+        for _ in 0..args.steps.max(1) {
+            step();
+        }
+        (args.steps.max(1) * args.batch) as f64 / start.elapsed().as_secs_f64()
+    };
+
+    crate::model::train::seed_torch(1);
+    let vs = nn::VarStore::new(device);
+    let vae = Vae::new(&vs.root(), VaeConfig::new(args.size));
+    let mut optimiser = nn::Adam::default().build(&vs, 1e-3)?;
+    let vae_rate = time_steps(&mut || {
+        let out = vae.forward(&images, &labels, true);
+        let loss = vae.loss(&out, &images, &labels);
+        optimiser.backward_step(&loss.total);
+    });
+
+    let fvs = nn::VarStore::new(device);
+    let model = Regressor::new(&fvs.root(), RegressorConfig::new(args.size));
+    let mut optimiser = nn::Adam::default().build(&fvs, 1e-3)?;
+    let regressor_rate = time_steps(&mut || {
+        let loss = Regressor::loss(&model.forward(&images), &target, None);
+        optimiser.backward_step(&loss);
+    });
+    let threads = tch::get_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "device": format!("{device:?}"),
+                "threads": threads,
+                "size": args.size,
+                "batch": args.batch,
+                "vae_samples_per_s": vae_rate,
+                "regressor_samples_per_s": regressor_rate,
+            })
+        );
+    } else {
+        println!(
+            "training throughput at {0}×{0}, batch {1}, {device:?} ({threads} threads), Adam steps",
+            args.size, args.batch
+        );
+        println!("  VAE step        {vae_rate:>9.1} samples/s");
+        println!("  regressor step  {regressor_rate:>9.1} samples/s");
     }
     Ok(())
 }

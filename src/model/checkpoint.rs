@@ -138,3 +138,45 @@ pub fn load_regressor(
     load_weights(&mut vs, path)?;
     Ok((vs, model, sidecar))
 }
+
+/// File name stem of the shipped default VAE in `assets/`.
+pub const DEFAULT_VAE_NAME: &str = "phantom64_vae";
+const DEFAULT_VAE_WEIGHTS: &[u8] = include_bytes!("../../assets/phantom64_vae.safetensors");
+const DEFAULT_VAE_SIDECAR: &str = include_str!("../../assets/phantom64_vae.json");
+
+/// Copies safetensors `bytes` into the variables of `vs`; every variable must be present
+/// with its shape, in float32.
+fn load_weights_from_bytes(vs: &mut nn::VarStore, bytes: &[u8], origin: &Path) -> Result<(), ModelError> {
+    let tensors = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| error(origin, format!("not a safetensors file ({e:?})")))?;
+    for (name, mut variable) in vs.variables() {
+        let view = tensors
+            .tensor(&name)
+            .map_err(|_| error(origin, format!("has no weights for {name}")))?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if view.dtype() != safetensors::Dtype::F32 || shape != variable.size() {
+            return Err(error(
+                origin,
+                format!("weights for {name} are {:?} {shape:?}, expected F32 {:?}", view.dtype(), variable.size()),
+            ));
+        }
+        let source = tch::Tensor::from_data_size(view.data(), &shape, tch::Kind::Float);
+        tch::no_grad(|| variable.copy_(&source));
+    }
+    Ok(())
+}
+
+/// The VAE shipped in `assets/` (trained on the default phantom at 64², see
+/// `assets/README.md`), embedded in the binary so the app starts ready.
+pub fn load_default_vae(device: Device) -> Result<(nn::VarStore, Vae, Sidecar), ModelError> {
+    let origin = Path::new("assets/phantom64_vae.safetensors");
+    let sidecar: Sidecar = serde_json::from_str(DEFAULT_VAE_SIDECAR)
+        .map_err(|e| error(origin, format!("invalid embedded sidecar ({e})")))?;
+    let Architecture::Vae(config) = sidecar.architecture else {
+        return Err(error(origin, "the embedded default is not a VAE"));
+    };
+    let mut vs = nn::VarStore::new(device);
+    let vae = Vae::new(&vs.root(), config);
+    load_weights_from_bytes(&mut vs, DEFAULT_VAE_WEIGHTS, origin)?;
+    Ok((vs, vae, sidecar))
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Training throughput side by side: sula (tch) against the same architectures in
+PyTorch eager, same libtorch (the project virtualenv's torch 2.13.0), same batch, same
+thread count, same optimiser.
+
+Usage: python bench/models_reference.py --sula target/release/sula [--size 64 --batch 32]
+"""
+import argparse
+import json
+import subprocess
+import time
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+CLASSES = 5
+
+
+class Vae(nn.Module):
+    """Mirror of src/model/vae.rs (width 32, latent 16)."""
+
+    def __init__(self, size, width=32, latent=16):
+        super().__init__()
+        w = width
+        self.side = size // 8
+        self.enc = nn.ModuleList([
+            nn.Conv2d(1 + CLASSES, w, 4, 2, 1), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.Conv2d(2 * w, 4 * w, 4, 2, 1)])
+        flat = 4 * w * self.side * self.side
+        self.to_stats = nn.Linear(flat, 2 * latent)
+        self.from_latent = nn.Linear(latent, flat)
+        self.dec = nn.ModuleList([
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
+            nn.ConvTranspose2d(w, w, 4, 2, 1)])
+        self.head = nn.Conv2d(w, 1 + CLASSES, 3, padding=1)
+        self.w = w
+
+    def forward(self, image, labels):
+        x = torch.cat([image, F.one_hot(labels, CLASSES).permute(0, 3, 1, 2).float()], 1)
+        for conv in self.enc:
+            x = F.leaky_relu(conv(x))
+        mu, logvar = self.to_stats(x.flatten(1)).chunk(2, 1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        h = F.leaky_relu(self.from_latent(z)).view(-1, 4 * self.w, self.side, self.side)
+        for deconv in self.dec:
+            h = F.leaky_relu(deconv(h))
+        out = self.head(h)
+        return torch.sigmoid(out[:, :1]), out[:, 1:], mu, logvar
+
+
+def vae_loss(out, image, labels):
+    recon, logits, mu, logvar = out
+    n = image.shape[0]
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()
+    return (F.mse_loss(recon, image, reduction="sum") + F.cross_entropy(logits, labels, reduction="sum") + kl) / n
+
+
+def double_conv(c_in, c_out):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
+
+
+class Regressor(nn.Module):
+    """Mirror of src/model/regressor.rs (width 16)."""
+
+    def __init__(self, w=16):
+        super().__init__()
+        self.enc1, self.enc2, self.bottom = double_conv(1, w), double_conv(w, 2 * w), double_conv(2 * w, 4 * w)
+        self.up2, self.dec2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), double_conv(4 * w, 2 * w)
+        self.up1, self.dec1 = nn.ConvTranspose2d(2 * w, w, 2, 2), double_conv(2 * w, w)
+        self.head = nn.Conv2d(w, 1, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        b = self.bottom(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
+        return self.head(self.dec1(torch.cat([self.up1(d2), e1], 1)))
+
+
+def rate(step, steps, batch):
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sula", default="target/release/sula")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    out = subprocess.run([args.sula, "bench", "models", "--json", "--size", str(args.size), "--batch",
+                          str(args.batch), "--steps", str(args.steps)], check=True, capture_output=True, text=True)
+    ours = json.loads(out.stdout.strip().splitlines()[-1])
+    torch.set_num_threads(ours["threads"])
+    torch.manual_seed(1)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    image = torch.rand(args.batch, 1, args.size, args.size, device=device)
+    labels = torch.randint(0, CLASSES, (args.batch, args.size, args.size), device=device)
+    target = torch.randn(args.batch, 1, args.size, args.size, device=device)
+    vae = Vae(args.size).to(device)
+    opt = torch.optim.Adam(vae.parameters(), 1e-3)
+
+    def vae_step():
+        opt.zero_grad()
+        vae_loss(vae(image, labels), image, labels).backward()
+        opt.step()
+
+    regressor = Regressor().to(device)
+    opt_f = torch.optim.Adam(regressor.parameters(), 1e-3)
+
+    def regressor_step():
+        opt_f.zero_grad()
+        F.mse_loss(regressor(image), target).backward()
+        opt_f.step()
+
+    vae_rate = rate(vae_step, args.steps, args.batch)
+    regressor_rate = rate(regressor_step, args.steps, args.batch)
+    print(f"training throughput at {args.size}x{args.size}, batch {args.batch}, {ours['device']} / {device}, "
+          f"{ours['threads']} threads (samples/s)")
+    print(f"{'model':<10} {'sula':>9} {'PyTorch':>9} {'sula/PyTorch':>13}")
+    for name, mine, theirs in (("VAE", ours["vae_samples_per_s"], vae_rate),
+                               ("regressor", ours["regressor_samples_per_s"], regressor_rate)):
+        print(f"{name:<10} {mine:>9.1f} {theirs:>9.1f} {mine / theirs:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
