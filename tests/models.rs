@@ -187,7 +187,9 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
         "{text}"
     );
     assert!(image::open(&picture).unwrap().width() > 100);
-    let bench = sula(&["bench", "models", "--size", "32", "--batch", "4", "--steps", "1", "--json"]);
+    let bench = sula(&[
+        "bench", "models", "--size", "32", "--batch", "4", "--steps", "1", "--json",
+    ]);
     let line: serde_json::Value = serde_json::from_str(bench.trim()).unwrap();
     assert!(line["vae_samples_per_s"].as_f64().unwrap() > 0.0, "{bench}");
     let f = dir.path().join("f.safetensors");
@@ -414,5 +416,8 @@ fn shipped_default_vae_loads_and_reconstructs_the_phantom() {
     let evaluation = sula::model::evaluate::evaluate(&vae, &data, Device::Cpu);
     let lumen = evaluation.dice[1].unwrap();
     let wall = evaluation.dice[2].unwrap();
-    assert!(lumen > 0.9 && wall > 0.8, "lumen Dice {lumen}, wall Dice {wall}");
+    assert!(
+        lumen > 0.9 && wall > 0.8,
+        "lumen Dice {lumen}, wall Dice {wall}"
+    );
 }

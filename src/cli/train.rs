@@ -245,20 +245,32 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
         let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
         let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
         let truth = test_set.stress.as_ref().expect("checked on load");
-        let metrics: Vec<_> = predictions
-            .iter()
-            .zip(truth)
-            .zip(&test_set.labels)
-            .filter_map(|((p, t), l)| frame_metrics(p, t, l))
-            .collect();
-        let mean = mean_metrics(&metrics);
+        // The trivial predictor: the per-pixel mean training stress map.
+        let train_stress = data.stress.as_ref().expect("checked on load");
+        let mut mean_map = vec![0.0f32; data.size * data.size];
+        for map in train_stress {
+            for (m, v) in mean_map.iter_mut().zip(map) {
+                *m += v / train_stress.len() as f32;
+            }
+        }
+        let score = |prediction: &dyn Fn(usize) -> Vec<f32>| {
+            let metrics: Vec<_> = (0..test_set.len())
+                .filter_map(|i| frame_metrics(&prediction(i), &truth[i], &test_set.labels[i]))
+                .collect();
+            (metrics.len(), mean_metrics(&metrics))
+        };
+        let (frames, ours) = score(&|i| predictions[i].clone());
+        let (_, trivial) = score(&|_| mean_map.clone());
         println!(
-            "test ({} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
-            metrics.len(),
-            mean.mse,
-            mean.accuracy,
-            mean.peak_error,
-            mean.r2
+            "test ({frames} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
+            ours.mse, ours.accuracy, ours.peak_error, ours.r2
+        );
+        println!(
+            "per-pixel mean predictor: MSE {:.2} kPa², accuracy {:.3}, R² {:.3}; MSE ratio F / mean = {:.3}",
+            trivial.mse,
+            trivial.accuracy,
+            trivial.r2,
+            ours.mse / trivial.mse.max(f64::MIN_POSITIVE)
         );
     }
     println!("saved {}", common.out.display());

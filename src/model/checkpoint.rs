@@ -146,7 +146,11 @@ const DEFAULT_VAE_SIDECAR: &str = include_str!("../../assets/phantom64_vae.json"
 
 /// Copies safetensors `bytes` into the variables of `vs`; every variable must be present
 /// with its shape, in float32.
-fn load_weights_from_bytes(vs: &mut nn::VarStore, bytes: &[u8], origin: &Path) -> Result<(), ModelError> {
+fn load_weights_from_bytes(
+    vs: &mut nn::VarStore,
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<(), ModelError> {
     let tensors = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| error(origin, format!("not a safetensors file ({e:?})")))?;
     for (name, mut variable) in vs.variables() {
@@ -157,7 +161,11 @@ fn load_weights_from_bytes(vs: &mut nn::VarStore, bytes: &[u8], origin: &Path) -
         if view.dtype() != safetensors::Dtype::F32 || shape != variable.size() {
             return Err(error(
                 origin,
-                format!("weights for {name} are {:?} {shape:?}, expected F32 {:?}", view.dtype(), variable.size()),
+                format!(
+                    "weights for {name} are {:?} {shape:?}, expected F32 {:?}",
+                    view.dtype(),
+                    variable.size()
+                ),
             ));
         }
         let source = tch::Tensor::from_data_size(view.data(), &shape, tch::Kind::Float);
