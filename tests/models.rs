@@ -421,3 +421,26 @@ fn shipped_default_vae_loads_and_reconstructs_the_phantom() {
         "lumen Dice {lumen}, wall Dice {wall}"
     );
 }
+
+#[test]
+fn models_build_and_run_at_every_working_resolution() {
+    let _guard = tch::no_grad_guard();
+    for size in [32usize, 64, 128] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let vae = Vae::new(
+            &vs.root(),
+            VaeConfig {
+                width: 8,
+                ..VaeConfig::new(size)
+            },
+        );
+        let f = Regressor::new(&vs.root(), RegressorConfig { size, width: 4 });
+        let s = size as i64;
+        let image = Tensor::rand([2, 1, s, s], (Kind::Float, Device::Cpu));
+        let labels = Tensor::randint(5, [2, s, s], (Kind::Int64, Device::Cpu));
+        let out = vae.forward(&image, &labels, true);
+        assert_eq!(out.image.size(), [2, 1, s, s]);
+        assert_eq!(out.label_logits.size(), [2, CLASSES, s, s]);
+        assert_eq!(f.forward(&out.image).size(), [2, 1, s, s]);
+    }
+}
