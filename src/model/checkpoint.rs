@@ -85,6 +85,34 @@ fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {
     })
 }
 
+/// Refuses a checkpoint trained at another resolution than the one needed.
+fn require_size(
+    path: &Path,
+    what: &str,
+    trained: usize,
+    needed: Option<usize>,
+) -> Result<(), ModelError> {
+    match needed {
+        Some(size) if size != trained => Err(error(
+            path,
+            format!("{what} was trained at {trained}×{trained} but {size}×{size} is needed"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Builds a model in a fresh VarStore and loads the checkpoint's weights into it.
+fn build_and_load<M>(
+    path: &Path,
+    device: Device,
+    build: impl FnOnce(&nn::Path) -> M,
+) -> Result<(nn::VarStore, M), ModelError> {
+    let mut vs = nn::VarStore::new(device);
+    let model = build(&vs.root());
+    load_weights(&mut vs, path)?;
+    Ok((vs, model))
+}
+
 /// Loads a VAE; with `size`, refuses a checkpoint trained at another resolution.
 pub fn load_vae(
     path: &Path,
@@ -95,20 +123,8 @@ pub fn load_vae(
     let Architecture::Vae(config) = sidecar.architecture else {
         return Err(error(path, "holds a stress regressor, not a VAE"));
     };
-    if let Some(size) = size
-        && size != config.size
-    {
-        return Err(error(
-            path,
-            format!(
-                "VAE was trained at {0}×{0} but {size}×{size} is needed",
-                config.size
-            ),
-        ));
-    }
-    let mut vs = nn::VarStore::new(device);
-    let vae = Vae::new(&vs.root(), config);
-    load_weights(&mut vs, path)?;
+    require_size(path, "VAE", config.size, size)?;
+    let (vs, vae) = build_and_load(path, device, |root| Vae::new(root, config))?;
     Ok((vs, vae, sidecar))
 }
 
@@ -122,20 +138,8 @@ pub fn load_regressor(
     let Architecture::Regressor(config) = sidecar.architecture else {
         return Err(error(path, "holds a VAE, not a stress regressor"));
     };
-    if let Some(size) = size
-        && size != config.size
-    {
-        return Err(error(
-            path,
-            format!(
-                "regressor was trained at {0}×{0} but {size}×{size} is needed",
-                config.size
-            ),
-        ));
-    }
-    let mut vs = nn::VarStore::new(device);
-    let model = Regressor::new(&vs.root(), config);
-    load_weights(&mut vs, path)?;
+    require_size(path, "regressor", config.size, size)?;
+    let (vs, model) = build_and_load(path, device, |root| Regressor::new(root, config))?;
     Ok((vs, model, sidecar))
 }
 
