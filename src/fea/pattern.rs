@@ -5,8 +5,11 @@
 
 use faer::Side;
 use faer::sparse::SymbolicSparseColMatRef;
+use faer::sparse::linalg::SupernodalThreshold;
 use faer::sparse::linalg::cholesky::SymmetricOrdering;
-use faer::sparse::linalg::cholesky::{SymbolicCholesky, factorize_symbolic_cholesky};
+use faer::sparse::linalg::cholesky::{
+    CholeskySymbolicParams, SymbolicCholesky, factorize_symbolic_cholesky,
+};
 
 use super::topology::{NONE, Topology};
 use super::{FeaError, PinChoice};
@@ -197,7 +200,12 @@ impl Pattern {
             upper,
             Side::Upper,
             SymmetricOrdering::Identity,
-            Default::default(),
+            // faer's automatic choice picks the simplicial factorisation for small
+            // meshes, which measured 3.5× slower at 64² (docs/BENCHMARKS.md).
+            CholeskySymbolicParams {
+                supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SUPERNODAL,
+                ..Default::default()
+            },
         )
         .map_err(|e| FeaError::Solver(format!("symbolic factorisation failed: {e:?}")))?;
         Ok(Pattern {
