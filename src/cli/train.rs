@@ -139,26 +139,44 @@ fn load(common: &CommonArgs, stress: bool) -> Result<(Dataset, FrameSet, TrainCo
     Ok((dataset, data, config, common.device.resolve()?))
 }
 
-fn provenance(
-    dataset: &Dataset,
-    data: &FrameSet,
-    config: &TrainConfig,
+/// Writes the checkpoint with its sidecar (architecture, data, training provenance) and
+/// prints the epoch losses.
+fn save_checkpoint(
+    vs: &tch::nn::VarStore,
+    common: &CommonArgs,
+    architecture: Architecture,
+    (dataset, data, config): (&Dataset, &FrameSet, &TrainConfig),
     report: &TrainReport,
-    device: Device,
-) -> (serde_json::Value, serde_json::Value) {
-    (
-        serde_json::json!({
-            "root": dataset.root.display().to_string(),
-            "frames": data.len(),
-            "size": data.size,
-            "source_pixel_mm": dataset.pixel_mm,
-        }),
-        serde_json::json!({
+    extra_data: serde_json::Value,
+) -> Result<()> {
+    let mut data_info = serde_json::json!({
+        "root": dataset.root.display().to_string(),
+        "frames": data.len(),
+        "size": data.size,
+        "source_pixel_mm": dataset.pixel_mm,
+    });
+    if let (Some(info), serde_json::Value::Object(extra)) = (data_info.as_object_mut(), extra_data)
+    {
+        info.extend(extra);
+    }
+    let sidecar = Sidecar {
+        architecture,
+        sula_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: data_info,
+        training: serde_json::json!({
             "config": config,
             "report": report,
-            "device": format!("{device:?}"),
+            "device": format!("{:?}", vs.device()),
         }),
-    )
+    };
+    checkpoint::save(vs, &common.out, &sidecar)?;
+    let losses: Vec<String> = report
+        .epoch_losses
+        .iter()
+        .map(|l| format!("{l:.4}"))
+        .collect();
+    println!("epoch losses: {}", losses.join(" "));
+    Ok(())
 }
 
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
@@ -182,26 +200,17 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     let bar = progress_bar(&config, data.len());
     let report = train::train_vae(&vae, &vs, &data, &config, &mut report_progress(&bar))?;
     bar.finish_and_clear();
-    let (data_info, training) = provenance(&dataset, &data, &config, &report, device);
-    let sidecar = Sidecar {
-        architecture: Architecture::Vae(vae_config),
-        sula_version: env!("CARGO_PKG_VERSION").to_string(),
-        data: data_info,
-        training,
-    };
-    checkpoint::save(&vs, &common.out, &sidecar)?;
-    print_losses(&report);
+    let architecture = Architecture::Vae(vae_config);
+    save_checkpoint(
+        &vs,
+        common,
+        architecture,
+        (&dataset, &data, &config),
+        &report,
+        serde_json::json!({}),
+    )?;
     println!("saved {}", common.out.display());
     Ok(())
-}
-
-fn print_losses(report: &TrainReport) {
-    let losses: Vec<String> = report
-        .epoch_losses
-        .iter()
-        .map(|l| format!("{l:.4}"))
-        .collect();
-    println!("epoch losses: {}", losses.join(" "));
 }
 
 pub fn run_regressor(args: &TrainArgs) -> Result<()> {
@@ -231,16 +240,16 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
         &mut report_progress(&bar),
     )?;
     bar.finish_and_clear();
-    let (mut data_info, training) = provenance(&dataset, &data, &config, &report, device);
-    data_info["pressure_kpa"] = serde_json::json!(args.pressure_kpa);
-    let sidecar = Sidecar {
-        architecture: Architecture::Regressor(model_config),
-        sula_version: env!("CARGO_PKG_VERSION").to_string(),
-        data: data_info,
-        training,
-    };
-    checkpoint::save(&vs, &common.out, &sidecar)?;
-    print_losses(&report);
+    let architecture = Architecture::Regressor(model_config);
+    let pressure = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
+    save_checkpoint(
+        &vs,
+        common,
+        architecture,
+        (&dataset, &data, &config),
+        &report,
+        pressure,
+    )?;
     if let Some(test) = &args.test {
         let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
         let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
