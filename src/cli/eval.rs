@@ -12,7 +12,7 @@ use crate::data::dataset::Dataset;
 use crate::labels::Tissue;
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
-use crate::model::evaluate::{Decoded, evaluate, reconstruct, sample_prior};
+use crate::model::evaluate::{Decoded, evaluate, prior_usable_fraction, reconstruct, sample_prior};
 use crate::render::sheet::tissue_color;
 use crate::render::text::draw_text;
 use crate::render::write_rgb_png;
@@ -56,6 +56,12 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
         "  image MSE      {:.5} (grey levels in [0, 1]; RMSE {:.3})",
         evaluation.image_mse,
         evaluation.image_mse.sqrt()
+    );
+    crate::model::train::seed_torch(args.seed);
+    let usable = prior_usable_fraction(&vae, 200, device);
+    println!(
+        "  N(0, I) samples usable by the FEA (closed vessel): {:.1} % of 200",
+        100.0 * usable
     );
     if let Some(png) = &args.png {
         let count = data.len().min(8);

@@ -98,3 +98,15 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
         image_mse: squared / pixels,
     }
 }
+
+/// Fraction of `count` samples decoded from N(0, I) whose label map the FEA can label as
+/// a closed vessel (lumen enclosed by wall, so the pressure load balances): the share of
+/// round-0 samples the sampling loop can use.
+pub fn prior_usable_fraction(vae: &Vae, count: usize, device: Device) -> f64 {
+    let params = crate::fea::FeaParams::default();
+    let usable = sample_prior(vae, count, device)
+        .iter()
+        .filter(|s| crate::fea::solve(&s.labels, &params).is_ok_and(|f| f.load_imbalance < 1e-6))
+        .count();
+    usable as f64 / count.max(1) as f64
+}
