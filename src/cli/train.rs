@@ -179,6 +179,27 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Prints what is being trained, runs `train` with a progress bar, clears the bar.
+fn with_progress(
+    what: &str,
+    data: &FrameSet,
+    config: &TrainConfig,
+    device: Device,
+    train: impl FnOnce(
+        &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<TrainReport, crate::model::ModelError>,
+) -> Result<TrainReport> {
+    println!(
+        "training {what} on {} frames at {}² ({device:?})",
+        data.len(),
+        data.size
+    );
+    let bar = progress_bar(config, data.len());
+    let report = train(&mut report_progress(&bar))?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     let common = &args.common;
     check_size(common.size, 8)?;
@@ -192,14 +213,9 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         beta: args.beta,
     };
     let vae = Vae::new(&vs.root(), vae_config);
-    println!(
-        "training the VAE on {} frames at {}² ({device:?})",
-        data.len(),
-        data.size
-    );
-    let bar = progress_bar(&config, data.len());
-    let report = train::train_vae(&vae, &vs, &data, &config, &mut report_progress(&bar))?;
-    bar.finish_and_clear();
+    let report = with_progress("the VAE", &data, &config, device, |progress| {
+        train::train_vae(&vae, &vs, &data, &config, progress)
+    })?;
     let architecture = Architecture::Vae(vae_config);
     save_checkpoint(
         &vs,
@@ -224,22 +240,17 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
         width: args.width,
     };
     let model = Regressor::new(&vs.root(), model_config);
-    println!(
-        "training the stress regressor on {} frames at {}² ({device:?})",
-        data.len(),
-        data.size
-    );
-    let bar = progress_bar(&config, data.len());
-    let report = train::train_regressor(
-        &model,
-        &vs,
-        &data,
-        args.pressure_kpa,
-        args.masked,
-        &config,
-        &mut report_progress(&bar),
-    )?;
-    bar.finish_and_clear();
+    let report = with_progress("the stress regressor", &data, &config, device, |progress| {
+        train::train_regressor(
+            &model,
+            &vs,
+            &data,
+            args.pressure_kpa,
+            args.masked,
+            &config,
+            progress,
+        )
+    })?;
     let architecture = Architecture::Regressor(model_config);
     let pressure = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
     save_checkpoint(

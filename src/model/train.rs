@@ -122,6 +122,23 @@ fn run_epochs(
     Ok(report)
 }
 
+/// [`run_epochs`] with an Adam optimiser over `vs`, handed to each step.
+fn run_adam(
+    vs: &nn::VarStore,
+    len: usize,
+    config: &TrainConfig,
+    on_progress: &mut dyn FnMut(&Progress) -> Control,
+    mut step: impl FnMut(&mut nn::Optimizer, &[usize]) -> Result<f64, ModelError>,
+) -> Result<TrainReport, ModelError> {
+    let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
+    run_epochs(
+        len,
+        config,
+        |indices| step(&mut optimiser, indices),
+        on_progress,
+    )
+}
+
 /// Trains the VAE on images and label maps with Adam.
 pub fn train_vae(
     vae: &Vae,
@@ -131,20 +148,14 @@ pub fn train_vae(
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<TrainReport, ModelError> {
     let device = vs.device();
-    let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
-    run_epochs(
-        data.len(),
-        config,
-        |indices| {
-            let images = data.image_batch(indices, device);
-            let labels = data.label_batch(indices, device);
-            let out = vae.forward(&images, &labels, true);
-            let loss = vae.loss(&out, &images, &labels);
-            optimiser.backward_step(&loss.total);
-            Ok(loss.total.double_value(&[]))
-        },
-        on_progress,
-    )
+    run_adam(vs, data.len(), config, on_progress, |optimiser, indices| {
+        let images = data.image_batch(indices, device);
+        let labels = data.label_batch(indices, device);
+        let out = vae.forward(&images, &labels, true);
+        let loss = vae.loss(&out, &images, &labels);
+        optimiser.backward_step(&loss.total);
+        Ok(loss.total.double_value(&[]))
+    })
 }
 
 /// Trains F on image → stress/pressure with Adam; `masked` restricts the loss to solid
@@ -164,20 +175,14 @@ pub fn train_regressor(
         ));
     }
     let device = vs.device();
-    let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
-    run_epochs(
-        data.len(),
-        config,
-        |indices| {
-            let images = data.image_batch(indices, device);
-            let target = data.stress_batch(indices, pressure_kpa, device);
-            let solid = masked.then(|| data.solid_batch(indices, device));
-            let loss = Regressor::loss(&model.forward(&images), &target, solid.as_ref());
-            optimiser.backward_step(&loss);
-            Ok(loss.double_value(&[]))
-        },
-        on_progress,
-    )
+    run_adam(vs, data.len(), config, on_progress, |optimiser, indices| {
+        let images = data.image_batch(indices, device);
+        let target = data.stress_batch(indices, pressure_kpa, device);
+        let solid = masked.then(|| data.solid_batch(indices, device));
+        let loss = Regressor::loss(&model.forward(&images), &target, solid.as_ref());
+        optimiser.backward_step(&loss);
+        Ok(loss.double_value(&[]))
+    })
 }
 
 /// Predicted stress in kPa for every frame of `data`, as plain maps.
