@@ -127,7 +127,14 @@ fn check_size(size: usize, multiple: usize) -> Result<()> {
     Ok(())
 }
 
-fn load(common: &CommonArgs, stress: bool) -> Result<(Dataset, FrameSet, TrainConfig, Device)> {
+/// Checks the size, loads the frames and seeds torch; returns the data, the schedule and
+/// an empty VarStore on the chosen device.
+fn prepare(
+    common: &CommonArgs,
+    stress: bool,
+    size_multiple: usize,
+) -> Result<(Dataset, FrameSet, TrainConfig, tch::nn::VarStore)> {
+    check_size(common.size, size_multiple)?;
     let dataset = Dataset::open(&common.data, common.pixel_mm)?;
     let data = FrameSet::load(&dataset, common.size, stress)?;
     let config = TrainConfig {
@@ -136,7 +143,9 @@ fn load(common: &CommonArgs, stress: bool) -> Result<(Dataset, FrameSet, TrainCo
         learning_rate: common.lr,
         seed: common.seed,
     };
-    Ok((dataset, data, config, common.device.resolve()?))
+    let device = common.device.resolve()?;
+    train::seed_torch(config.seed);
+    Ok((dataset, data, config, tch::nn::VarStore::new(device)))
 }
 
 /// Writes the checkpoint with its sidecar (architecture, data, training provenance) and
@@ -202,10 +211,8 @@ fn with_progress(
 
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     let common = &args.common;
-    check_size(common.size, 8)?;
-    let (dataset, data, config, device) = load(common, false)?;
-    train::seed_torch(config.seed);
-    let vs = tch::nn::VarStore::new(device);
+    let (dataset, data, config, vs) = prepare(common, false, 8)?;
+    let device = vs.device();
     let vae_config = VaeConfig {
         size: common.size,
         latent_dim: args.latent_dim,
@@ -231,10 +238,8 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
 
 pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     let common = &args.common;
-    check_size(common.size, 4)?;
-    let (dataset, data, config, device) = load(common, true)?;
-    train::seed_torch(config.seed);
-    let vs = tch::nn::VarStore::new(device);
+    let (dataset, data, config, vs) = prepare(common, true, 4)?;
+    let device = vs.device();
     let model_config = RegressorConfig {
         size: common.size,
         width: args.width,
