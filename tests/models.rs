@@ -212,7 +212,12 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
         "cpu",
     ]);
     assert!(text.contains("MSE") && text.contains("accuracy"), "{text}");
-    assert!(dir.path().join("f.json").exists());
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("f.json")).unwrap()).unwrap();
+    assert!(
+        sidecar["data"]["test"]["metrics"]["mse"].as_f64().is_some(),
+        "{sidecar}"
+    );
 }
 
 #[test]

@@ -256,16 +256,8 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             progress,
         )
     })?;
-    let architecture = Architecture::Regressor(model_config);
-    let pressure = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
-    save_checkpoint(
-        &vs,
-        common,
-        architecture,
-        (&dataset, &data, &config),
-        &report,
-        pressure,
-    )?;
+    // Test metrics go to the console and into the checkpoint's sidecar.
+    let mut extra = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
     if let Some(test) = &args.test {
         let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
         let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
@@ -297,7 +289,22 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             trivial.r2,
             ours.mse / trivial.mse.max(f64::MIN_POSITIVE)
         );
+        extra["test"] = serde_json::json!({
+            "root": test.display().to_string(),
+            "frames": frames,
+            "metrics": ours,
+            "per_pixel_mean_metrics": trivial,
+        });
     }
+    let architecture = Architecture::Regressor(model_config);
+    save_checkpoint(
+        &vs,
+        common,
+        architecture,
+        (&dataset, &data, &config),
+        &report,
+        extra,
+    )?;
     println!("saved {}", common.out.display());
     Ok(())
 }
