@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod fea;
 pub mod io;
 pub mod labels;
 pub mod metrics;
 pub mod model;
 pub mod render;
+pub mod sampling;

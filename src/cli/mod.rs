@@ -3,6 +3,7 @@
 
 mod bench;
 mod eval;
+mod experiment;
 mod info;
 mod label;
 mod phantom;
@@ -43,6 +44,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a VAE on held-out frames (Dice per class, image error, picture).
     EvalVae(eval::EvalVaeArgs),
+    /// Run the adaptive-sampling vs random-baseline study and plot its curves.
+    Experiment(experiment::ExperimentArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Some(Command::TrainVae(args)) => train::run_vae(&args),
         Some(Command::Train(args)) => train::run_regressor(&args),
         Some(Command::EvalVae(args)) => eval::run(&args),
+        Some(Command::Experiment(args)) => experiment::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => Ok(()),
     };

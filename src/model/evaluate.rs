@@ -110,3 +110,37 @@ pub fn prior_usable_fraction(vae: &Vae, count: usize, device: Device) -> f64 {
         .count();
     usable as f64 / count.max(1) as f64
 }
+
+/// Samples decoded from given latent points (rows of length `latent_dim`).
+pub fn decode_latents(vae: &Vae, latents: &[Vec<f32>], device: Device) -> Vec<Decoded> {
+    if latents.is_empty() {
+        return Vec::new();
+    }
+    let _guard = tch::no_grad_guard();
+    let flat: Vec<f32> = latents.iter().flatten().copied().collect();
+    let z = Tensor::from_slice(&flat)
+        .view([latents.len() as i64, vae.config.latent_dim as i64])
+        .to_device(device);
+    let (image, logits) = vae.decode(&z);
+    decoded(vae, &image, &logits)
+}
+
+/// Encoder means μ of every frame of `data`: the latent embedding of real samples.
+pub fn encode_means(vae: &Vae, data: &FrameSet, device: Device) -> Vec<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let d = vae.config.latent_dim;
+    indices
+        .chunks(64)
+        .flat_map(|chunk| {
+            let (mu, _) = vae.encode(
+                &data.image_batch(chunk, device),
+                &data.label_batch(chunk, device),
+            );
+            to_vec(&mu)
+                .chunks(d)
+                .map(<[f32]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

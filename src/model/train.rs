@@ -204,3 +204,30 @@ pub fn predict_kpa(
         })
         .collect()
 }
+
+/// Per-sample loss of F on `indices` of `data` (MSE over solid pixels, kPa²), without
+/// training: how hard F finds each sample now.
+pub fn regressor_losses(
+    model: &Regressor,
+    data: &FrameSet,
+    indices: &[usize],
+    pressure_kpa: f64,
+    device: Device,
+) -> Vec<f64> {
+    if indices.is_empty() {
+        return Vec::new();
+    }
+    let _guard = tch::no_grad_guard();
+    let target = data.stress_batch(indices, pressure_kpa, device);
+    let solid = data.solid_batch(indices, device);
+    let dims = [1i64, 2, 3];
+    let squared = (model.forward(&data.image_batch(indices, device)) - target).pow_tensor_scalar(2);
+    let per_sample = (squared * &solid).sum_dim_intlist(dims.as_slice(), false, tch::Kind::Float)
+        / solid
+            .sum_dim_intlist(dims.as_slice(), false, tch::Kind::Float)
+            .clamp_min(1.0);
+    super::data::to_vec(&per_sample)
+        .into_iter()
+        .map(|l| f64::from(l) * pressure_kpa * pressure_kpa)
+        .collect()
+}

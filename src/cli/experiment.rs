@@ -1,0 +1,348 @@
+//! `sula experiment`: the adaptive-vs-random study from the command line (SPEC §6).
+//! Rows go to `results.csv` as each round finishes; `--resume` continues a study that
+//! was interrupted, rerunning only the arm and repeat that had not finished.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::train::DeviceChoice;
+use crate::device::ComputeDevice;
+use crate::experiment::results::{read_csv, write_csv};
+use crate::experiment::source::DataSource;
+use crate::experiment::{ResultsDir, ResultsFile, Row, plot, row, run_arm, schedule, summarise};
+use crate::fea::FeaParams;
+use crate::model::checkpoint;
+use crate::model::train::Control;
+use crate::sampling::pool::label_all;
+use crate::sampling::{Arm, Context, LoopConfig, Mode, Normalisation, Pool};
+
+/// Preset sizes of a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// Sized to finish within 25 minutes on a 2-core CPU: n0 40, k 40, budget 320,
+    /// 10 epochs per round, 5 repeats.
+    Default,
+    /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 5 repeats.
+    Paper,
+}
+
+impl Protocol {
+    /// (n0, k, budget, epochs per round).
+    fn sizes(self) -> (usize, usize, usize, usize) {
+        match self {
+            Protocol::Default => (40, 40, 320, 10),
+            Protocol::Paper => (100, 100, 1000, 20),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// Results folder (results.csv, results.json, curves.png, rounds/).
+    #[arg(long, value_name = "RESULTS_DIR")]
+    out: PathBuf,
+    /// Dataset folder to use instead of the phantom (sula or MICCAI 2011 layout).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Independent test folder for --data; without it a fraction of --data is held out.
+    #[arg(long, value_name = "DIR", requires = "data")]
+    test: Option<PathBuf>,
+    /// Share of --data held out as the test set when --test is not given.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Pixel spacing in mm for layouts that do not record it.
+    #[arg(long, value_name = "MM")]
+    pixel_mm: Option<f64>,
+    /// Phantom pool frames and seed.
+    #[arg(long, default_value_t = 1200)]
+    pool_count: usize,
+    #[arg(long, default_value_t = 1)]
+    pool_seed: u64,
+    /// Phantom test frames and seed (independent of the pool).
+    #[arg(long, default_value_t = 300)]
+    test_count: usize,
+    #[arg(long, default_value_t = 2)]
+    test_seed: u64,
+    /// VAE checkpoint; by default the phantom VAE shipped in the binary (64²).
+    #[arg(long, value_name = "CKPT.safetensors")]
+    vae: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Mode::Si)]
+    mode: Mode,
+    #[arg(long, value_enum, default_value_t = Protocol::Default)]
+    protocol: Protocol,
+    /// Repeats of each arm (different seeds).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Training-set sizes after each round, e.g. 40,80,160 (overrides --n0/--k/--budget).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    sizes: Option<Vec<usize>>,
+    /// Initial training-set size (round 0).
+    #[arg(long)]
+    n0: Option<usize>,
+    /// Samples added per round.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Final training-set size.
+    #[arg(long)]
+    budget: Option<usize>,
+    #[arg(long)]
+    epochs_per_round: Option<usize>,
+    /// Step size η along the normalised gradient, in latent units.
+    #[arg(long, default_value_t = 1.0)]
+    step: f32,
+    #[arg(long, value_enum, default_value_t = Normalisation::L2)]
+    normalisation: Normalisation,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Channels of F at full resolution.
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Continue the study in --out, keeping its finished rows.
+    #[arg(long)]
+    resume: bool,
+}
+
+impl ExperimentArgs {
+    fn loop_config(&self) -> Result<LoopConfig> {
+        let (n0, k, budget, epochs) = self.protocol.sizes();
+        let sizes = match &self.sizes {
+            Some(sizes) => sizes.clone(),
+            None => LoopConfig::sizes_from(
+                self.n0.unwrap_or(n0),
+                self.k.unwrap_or(k),
+                self.budget.unwrap_or(budget),
+            )?,
+        };
+        let config = LoopConfig {
+            mode: self.mode,
+            sizes,
+            epochs_per_round: self.epochs_per_round.unwrap_or(epochs),
+            step: self.step,
+            normalisation: self.normalisation,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            regressor_width: self.width,
+            seed: self.seed,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn source(&self) -> DataSource {
+        match &self.data {
+            Some(data) => DataSource::Folder {
+                data: data.clone(),
+                test: self.test.clone(),
+                test_fraction: self.test_fraction,
+                split_seed: self.seed,
+                pixel_mm: self.pixel_mm,
+            },
+            None => DataSource::Phantom {
+                pool_count: self.pool_count,
+                pool_seed: self.pool_seed,
+                test_count: self.test_count,
+                test_seed: self.test_seed,
+            },
+        }
+    }
+}
+
+/// Optimiser steps of one arm over the whole schedule (the same for both arms).
+fn steps_per_arm(config: &LoopConfig) -> usize {
+    config.epochs_per_round
+        * config
+            .sizes
+            .iter()
+            .map(|s| s.div_ceil(config.batch_size))
+            .sum::<usize>()
+}
+
+/// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
+fn finished_rows(rows: Vec<Row>, config: &LoopConfig) -> Vec<Row> {
+    let complete = |arm: Arm, repeat: usize| {
+        config
+            .sizes
+            .iter()
+            .all(|&s| rows.iter().any(|r| r.arm == arm && r.repeat == repeat && r.size == s))
+    };
+    rows.iter()
+        .filter(|r| complete(r.arm, r.repeat) && config.sizes.contains(&r.size))
+        .cloned()
+        .collect()
+}
+
+pub fn run(args: &ExperimentArgs) -> Result<()> {
+    let started = Instant::now();
+    let config = args.loop_config()?;
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    let source = args.source();
+    let device = args.device.resolve()?;
+    let (_vs, vae, vae_origin) = match &args.vae {
+        Some(path) => {
+            let (vs, vae, _) = checkpoint::load_vae(path, device, None)?;
+            (vs, vae, path.display().to_string())
+        }
+        None => {
+            let (vs, vae, _) = checkpoint::load_default_vae(device)?;
+            (vs, vae, format!("embedded assets/{}.safetensors", checkpoint::DEFAULT_VAE_NAME))
+        }
+    };
+    let size = vae.config.size;
+    let settings = serde_json::json!({
+        "loop": config,
+        "repeats": args.repeats,
+        "data": source,
+        "size": size,
+        "vae": vae_origin,
+    });
+    let dir = ResultsDir::new(&args.out);
+    let mut rows = if args.resume && dir.json().exists() {
+        let text = std::fs::read_to_string(dir.json())
+            .with_context(|| format!("cannot read {}", dir.json().display()))?;
+        let previous: ResultsFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
+        if previous.config != settings {
+            bail!(
+                "{} was written with other settings; rerun with the same options or choose another --out",
+                dir.json().display()
+            );
+        }
+        if dir.csv().exists() {
+            finished_rows(read_csv(&dir.csv())?, &config)
+        } else {
+            Vec::new()
+        }
+    } else {
+        if dir.csv().exists() || dir.json().exists() {
+            bail!(
+                "{} already holds results; pass --resume to continue them or choose another --out",
+                args.out.display()
+            );
+        }
+        Vec::new()
+    };
+    std::fs::create_dir_all(args.out.join("rounds"))
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    let compute = ComputeDevice::detect();
+    println!("sula experiment: {} mode, sizes {:?}, {} repeats, {compute}", config.mode.name(), config.sizes, args.repeats);
+    let data = source.load(size)?;
+    let fea = FeaParams {
+        pixel_mm: data.pixel_mm,
+        ..FeaParams::default()
+    };
+    let (test, dropped) = label_all(data.test.set, &fea);
+    if test.is_empty() {
+        bail!("no test frame could be labelled by the FEA");
+    }
+    println!(
+        "pool {} frames, test {} frames labelled by the FEA{} at {size}²",
+        data.pool.ids.len(),
+        test.len(),
+        if dropped > 0 { format!(" ({dropped} could not be labelled and are left out)") } else { String::new() }
+    );
+    let pool = Pool::new(data.pool.ids, data.pool.set, fea, &vae, device);
+    let ctx = Context {
+        vae: &vae,
+        pool: &pool,
+        test: &test,
+        device,
+    };
+    let provenance = serde_json::json!({
+        "sula_version": env!("CARGO_PKG_VERSION"),
+        "libtorch": "2.13.0",
+        "device": compute.to_string(),
+        "test_frames": test.len(),
+        "pool_frames": pool.len(),
+    });
+    let write_json = |finished: bool, summary| -> Result<()> {
+        let file = ResultsFile {
+            config: settings.clone(),
+            provenance: provenance.clone(),
+            finished,
+            summary,
+        };
+        let mut json = serde_json::to_value(&file)?;
+        json["provenance"]["wall_s"] = serde_json::json!(started.elapsed().as_secs_f64());
+        crate::io::atomic::write_bytes(&dir.json(), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        Ok(())
+    };
+    write_json(false, None)?;
+    write_csv(&dir.csv(), &rows)?;
+
+    let pending: Vec<(Arm, usize)> = schedule(args.repeats)
+        .into_iter()
+        .filter(|&(arm, repeat)| !rows.iter().any(|r| r.arm == arm && r.repeat == repeat))
+        .collect();
+    let bar = ProgressBar::new((pending.len() * steps_per_arm(&config)) as u64).with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    for (arm, repeat) in pending {
+        bar.set_message(format!("{} repeat {}/{}", arm.name(), repeat + 1, args.repeats));
+        let history = run_arm(
+            arm,
+            repeat,
+            &config,
+            &ctx,
+            &mut |record| {
+                rows.push(row(&config, record));
+                bar.println(format!(
+                    "{:>8} repeat {} size {:>4}: MSE {:>9.1} kPa², accuracy {:.3}{}",
+                    arm.name(),
+                    repeat,
+                    record.size,
+                    record.metrics.mse,
+                    record.metrics.accuracy,
+                    if record.rejected > 0 { format!(" ({} open vessels redrawn)", record.rejected) } else { String::new() }
+                ));
+                write_csv(&dir.csv(), &rows).map_err(|e| crate::model::ModelError::from(e).into())
+            },
+            &mut |_| {
+                bar.inc(1);
+                Control::Continue
+            },
+        )?;
+        let json = serde_json::to_string(&history)?;
+        crate::io::atomic::write_bytes(&dir.rounds(arm, repeat), json.as_bytes())?;
+    }
+    bar.finish_and_clear();
+
+    let summary = summarise(&rows);
+    let title = format!(
+        "Adaptive sampling ({}) vs random baseline: {} repeats, {} test frames, {size}²",
+        config.mode.name().to_uppercase(),
+        args.repeats,
+        test.len()
+    );
+    plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
+    write_json(true, Some(summary.clone()))?;
+    println!("\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc");
+    for (a, b) in summary.arms[0].points.iter().zip(&summary.arms[1].points) {
+        println!(
+            "  {:>4}   {:>9.1} ± {:<8.1}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}  {:.3} ± {:.3}",
+            a.size, a.mse_mean, a.mse_std, b.mse_mean, b.mse_std, a.accuracy_mean, a.accuracy_std, b.accuracy_mean, b.accuracy_std
+        );
+    }
+    println!(
+        "wrote {}, {} and {} in {:.0} s",
+        dir.csv().display(),
+        dir.json().display(),
+        dir.curves().display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

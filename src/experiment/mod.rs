@@ -1,0 +1,98 @@
+//! The adaptive-vs-random study (SPEC §1 step 4, §6 `sula experiment`): both arms, each
+//! repeated, rows written as they finish so an interrupted study keeps its results and
+//! can be resumed, then a summary and the curves figure.
+
+pub mod plot;
+pub mod results;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use results::{ArmSummary, Row, Summary, SummaryPoint, summarise};
+
+use crate::sampling::{Arm, ArmRun, Context, LoopConfig, RoundRecord, SamplingError};
+
+/// Which (arm, repeat) pairs a study runs, in order: each repeat runs the adaptive arm,
+/// then the baseline from the same initial weights.
+pub fn schedule(repeats: usize) -> Vec<(Arm, usize)> {
+    (0..repeats)
+        .flat_map(|r| [(Arm::Adaptive, r), (Arm::Baseline, r)])
+        .collect()
+}
+
+/// The row of one finished round.
+pub fn row(config: &LoopConfig, record: &RoundRecord) -> Row {
+    Row {
+        arm: record.arm,
+        mode: config.mode,
+        repeat: record.repeat,
+        round: record.round,
+        size: record.size,
+        steps: record.steps,
+        mse: record.metrics.mse,
+        accuracy: record.metrics.accuracy,
+        peak_error: record.metrics.peak_error,
+        r2: record.metrics.r2,
+        wall_s: record.wall_s,
+        rejected: record.rejected,
+    }
+}
+
+/// Runs one arm of one repeat to the budget; `on_round` sees each finished round and
+/// `on_progress` each training batch (it may cancel).
+pub fn run_arm(
+    arm: Arm,
+    repeat: usize,
+    config: &LoopConfig,
+    ctx: &Context,
+    on_round: &mut dyn FnMut(&RoundRecord) -> Result<(), SamplingError>,
+    on_progress: &mut dyn FnMut(&crate::model::train::Progress) -> crate::model::train::Control,
+) -> Result<Vec<RoundRecord>, SamplingError> {
+    let mut run = ArmRun::new(arm, config, repeat, ctx)?;
+    while !run.is_finished() {
+        let record = run.step(ctx, on_progress)?;
+        on_round(record)?;
+    }
+    Ok(run.history)
+}
+
+/// Files of a results folder.
+#[derive(Debug, Clone)]
+pub struct ResultsDir {
+    pub root: PathBuf,
+}
+
+impl ResultsDir {
+    pub fn new(root: &Path) -> ResultsDir {
+        ResultsDir {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn csv(&self) -> PathBuf {
+        self.root.join("results.csv")
+    }
+    pub fn json(&self) -> PathBuf {
+        self.root.join("results.json")
+    }
+    pub fn curves(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+    /// Per-round records of one arm and repeat (moved points, losses, nearest frames).
+    pub fn rounds(&self, arm: Arm, repeat: usize) -> PathBuf {
+        self.root
+            .join("rounds")
+            .join(format!("{}_repeat{repeat}.json", arm.name()))
+    }
+}
+
+/// What `results.json` holds: the configuration (checked on resume), provenance and,
+/// once finished, the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsFile {
+    pub config: serde_json::Value,
+    pub provenance: serde_json::Value,
+    pub finished: bool,
+    pub summary: Option<Summary>,
+}

@@ -1,0 +1,181 @@
+//! Where a study's real frames come from: the seeded phantom (pool and an independent
+//! test set from another seed) or a dataset folder with a held-out split or a separate
+//! test folder. The GUI uses the same loader.
+
+use std::path::PathBuf;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::dataset::Dataset;
+use crate::data::phantom::{self, PhantomConfig};
+use crate::io::IoError;
+use crate::model::data::FrameSet;
+
+/// The real data of a study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DataSource {
+    Phantom {
+        pool_count: usize,
+        pool_seed: u64,
+        test_count: usize,
+        test_seed: u64,
+    },
+    Folder {
+        data: PathBuf,
+        /// A separate test folder; without it, `test_fraction` of `data` is held out.
+        test: Option<PathBuf>,
+        test_fraction: f64,
+        split_seed: u64,
+        pixel_mm: Option<f64>,
+    },
+}
+
+/// Frames at the working resolution with their ids.
+#[derive(Debug, Clone)]
+pub struct Frames {
+    pub ids: Vec<String>,
+    pub set: FrameSet,
+}
+
+/// Pool and test frames, and the pixel spacing the FEA uses.
+#[derive(Debug, Clone)]
+pub struct StudyData {
+    pub pool: Frames,
+    pub test: Frames,
+    pub pixel_mm: f64,
+}
+
+fn empty(size: usize) -> Frames {
+    Frames {
+        ids: Vec::new(),
+        set: FrameSet {
+            size,
+            images: Vec::new(),
+            labels: Vec::new(),
+            stress: Some(Vec::new()),
+        },
+    }
+}
+
+fn push(frames: &mut Frames, id: String, image: Vec<u8>, labels: crate::labels::LabelMap, stress: Option<Vec<f32>>) {
+    frames.ids.push(id);
+    frames.set.images.push(image);
+    frames.set.labels.push(labels);
+    match (&mut frames.set.stress, stress) {
+        (Some(all), Some(s)) => all.push(s),
+        (all, _) => *all = None,
+    }
+}
+
+/// `count` phantom frames of `seed` at `size`² (generated in parallel, deterministic).
+pub fn phantom_frames(size: usize, count: usize, seed: u64) -> Frames {
+    let config = PhantomConfig::new(size);
+    let generated: Vec<phantom::Frame> = (0..count as u64)
+        .into_par_iter()
+        .map(|i| phantom::generate(&config, seed, i))
+        .collect();
+    let mut frames = empty(size);
+    frames.set.stress = None;
+    for f in generated {
+        frames.ids.push(f.meta.id);
+        frames.set.images.push(f.image);
+        frames.set.labels.push(f.labels);
+    }
+    frames
+}
+
+/// Every annotated frame (with a label map) of the dataset at `root`, at `size`².
+fn folder_frames(root: &std::path::Path, size: usize, pixel_mm: Option<f64>) -> Result<(Frames, f64), IoError> {
+    let dataset = Dataset::open(root, pixel_mm)?;
+    let mut frames = empty(size);
+    let mut spacing = dataset.pixel_mm;
+    for index in 0..dataset.frames.len() {
+        let frame = dataset.load(index, Some(size))?;
+        // Spacing at the working resolution (the loader scales it when resampling).
+        spacing = frame.pixel_mm;
+        if let Some(labels) = frame.labels {
+            push(&mut frames, frame.id, frame.image, labels, frame.stress);
+        }
+    }
+    if frames.ids.is_empty() {
+        return Err(IoError::format(root, "has no frames with label maps"));
+    }
+    Ok((frames, spacing))
+}
+
+impl DataSource {
+    /// The default phantom study: 1200 pool frames (seed 1), 300 test frames (seed 2).
+    pub fn default_phantom() -> DataSource {
+        DataSource::Phantom {
+            pool_count: 1200,
+            pool_seed: 1,
+            test_count: 300,
+            test_seed: 2,
+        }
+    }
+
+    /// Loads pool and test frames at `size`².
+    pub fn load(&self, size: usize) -> Result<StudyData, IoError> {
+        match self {
+            DataSource::Phantom {
+                pool_count,
+                pool_seed,
+                test_count,
+                test_seed,
+            } => Ok(StudyData {
+                pool: phantom_frames(size, *pool_count, *pool_seed),
+                test: phantom_frames(size, *test_count, *test_seed),
+                pixel_mm: PhantomConfig::new(size).pixel_mm(),
+            }),
+            DataSource::Folder {
+                data,
+                test,
+                test_fraction,
+                split_seed,
+                pixel_mm,
+            } => {
+                let (all, spacing) = folder_frames(data, size, *pixel_mm)?;
+                if let Some(test) = test {
+                    let (test, _) = folder_frames(test, size, *pixel_mm)?;
+                    return Ok(StudyData {
+                        pool: all,
+                        test,
+                        pixel_mm: spacing,
+                    });
+                }
+                if !(*test_fraction > 0.0 && *test_fraction < 1.0) {
+                    return Err(IoError::format(
+                        data,
+                        format!("the held-out test fraction must be between 0 and 1, got {test_fraction}"),
+                    ));
+                }
+                let mut order: Vec<usize> = (0..all.ids.len()).collect();
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(*split_seed));
+                let held_out = ((all.ids.len() as f64 * test_fraction).round() as usize).max(1);
+                if held_out >= all.ids.len() {
+                    return Err(IoError::format(
+                        data,
+                        format!("{} frames are too few to hold out a test set", all.ids.len()),
+                    ));
+                }
+                let mut pool = empty(size);
+                let mut test = empty(size);
+                for (rank, &i) in order.iter().enumerate() {
+                    let target = if rank < held_out { &mut test } else { &mut pool };
+                    let stress = all.set.stress.as_ref().map(|s| s[i].clone());
+                    push(target, all.ids[i].clone(), all.set.images[i].clone(), all.set.labels[i].clone(), stress);
+                }
+                Ok(StudyData {
+                    pool,
+                    test,
+                    pixel_mm: spacing,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! One arm of the study for one repeat: a training set grown round by round and the
+//! target model F trained on it. The adaptive arm grows by gradient-moved latent points
+//! (SI or SNN); the baseline by random real pool samples. Both use the same round sizes,
+//! epochs, optimiser, batch size and therefore the same number of optimiser steps.
+
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use super::pool::{Context, label};
+use super::{Arm, LoopConfig, Mode, SamplingError};
+use crate::labels::LabelMap;
+use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
+use crate::model::data::FrameSet;
+use crate::model::evaluate::decode_latents;
+use crate::model::gradient::{latent_gradients, move_latent, norm};
+use crate::model::regressor::{Regressor, RegressorConfig};
+use crate::model::train::{self, Control, Progress, TrainConfig};
+
+/// Where a training sample came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "pool_index", rename_all = "lowercase")]
+pub enum Origin {
+    /// Decoded from a latent point and labelled by the FEA (SI mode).
+    Generated,
+    /// A real pool frame, by index.
+    Pool(usize),
+}
+
+/// Provenance of one training-set member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub origin: Origin,
+    /// Its latent embedding: the encoder mean for real frames, the stored z for generated.
+    pub latent: Vec<f32>,
+    /// The round it joined in.
+    pub round: usize,
+}
+
+/// One original moved along its loss gradient, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovedSample {
+    /// Training-set index of the original.
+    pub original: usize,
+    pub original_origin: Origin,
+    pub z: Vec<f32>,
+    pub z_moved: Vec<f32>,
+    pub gradient_norm: f64,
+    /// L(F(G_image(z)), y) in kPa²: the original's loss through the generator.
+    pub loss_before: f64,
+    /// L(F(G_image(z')), y) in kPa²: the same label at the moved point, the quantity the
+    /// step climbs.
+    pub loss_moved: f64,
+    /// F's loss on the sample that joined the training set, against its own label, before
+    /// training on it (kPa²); `None` when nothing joined.
+    pub loss_after: Option<f64>,
+    /// The nearest real pool frame to z' (SNN: the nearest one not yet used).
+    pub nearest_real: usize,
+    pub nearest_real_id: String,
+    pub nearest_distance: f64,
+    /// What joined the training set; `None` when the FEA could not label G(z').
+    pub added: Option<Origin>,
+}
+
+/// Everything one round did, as plain data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub arm: Arm,
+    pub repeat: usize,
+    pub round: usize,
+    /// Training-set size after this round.
+    pub size: usize,
+    /// Samples that joined the training set this round.
+    pub added: Vec<Origin>,
+    /// Decoded samples the FEA could not label (open vessels), drawn again.
+    pub rejected: usize,
+    pub moved: Vec<MovedSample>,
+    /// Mean training loss of each epoch of this round (σ/p units).
+    pub epoch_losses: Vec<f64>,
+    /// Optimiser steps since the start of the arm.
+    pub steps: usize,
+    /// SPEC §5 metrics on the independent test set after this round's training.
+    pub metrics: FrameMetrics,
+    pub test_frames: usize,
+    /// Seconds spent in this arm so far (labelling, sampling, training, evaluation).
+    pub wall_s: f64,
+}
+
+/// The seed of repeat `repeat`: both arms of a repeat start F from the same weights.
+pub fn repeat_seed(seed: u64, repeat: usize) -> u64 {
+    seed.wrapping_add(1000 * repeat as u64)
+}
+
+/// How many prior or moved samples may fail the FEA per sample needed before a round
+/// gives up.
+const MAX_REJECTIONS_PER_SAMPLE: usize = 20;
+
+/// The state of one arm: F, its optimiser schedule and the growing training set.
+pub struct ArmRun {
+    pub arm: Arm,
+    pub repeat: usize,
+    pub config: LoopConfig,
+    vs: nn::VarStore,
+    model: Regressor,
+    /// Images, label maps and stress (kPa) of the training set.
+    pub train: FrameSet,
+    pub members: Vec<Member>,
+    /// Pool frames already in the training set or found unlabellable.
+    used: Vec<bool>,
+    rng: ChaCha8Rng,
+    pub history: Vec<RoundRecord>,
+    steps: usize,
+    elapsed: Duration,
+    broken: bool,
+}
+
+impl ArmRun {
+    /// A fresh arm: F initialised from the repeat's seed, an empty training set.
+    pub fn new(
+        arm: Arm,
+        config: &LoopConfig,
+        repeat: usize,
+        ctx: &Context,
+    ) -> Result<ArmRun, SamplingError> {
+        config.validate()?;
+        let size = ctx.pool.frames.size;
+        if ctx.vae.config.size != size || ctx.test.size != size {
+            return Err(SamplingError::Config(format!(
+                "the VAE works at {0}×{0} but the pool is at {size}×{size} and the test set at {1}×{1}",
+                ctx.vae.config.size, ctx.test.size
+            )));
+        }
+        let real_only = arm == Arm::Baseline || config.mode == Mode::Snn;
+        if real_only && config.budget() > ctx.pool.len() {
+            return Err(SamplingError::Exhausted(format!(
+                "a budget of {} real samples exceeds the pool of {} frames",
+                config.budget(),
+                ctx.pool.len()
+            )));
+        }
+        let seed = repeat_seed(config.seed, repeat);
+        train::seed_torch(seed);
+        let vs = nn::VarStore::new(ctx.device);
+        let model = Regressor::new(
+            &vs.root(),
+            RegressorConfig {
+                size,
+                width: config.regressor_width,
+            },
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(arm as u64);
+        Ok(ArmRun {
+            arm,
+            repeat,
+            config: config.clone(),
+            vs,
+            model,
+            train: FrameSet {
+                size,
+                images: Vec::new(),
+                labels: Vec::new(),
+                stress: Some(Vec::new()),
+            },
+            members: Vec::new(),
+            used: vec![false; ctx.pool.len()],
+            rng,
+            history: Vec::new(),
+            steps: 0,
+            elapsed: Duration::ZERO,
+            broken: false,
+        })
+    }
+
+    /// Whether every round up to the budget has run.
+    pub fn is_finished(&self) -> bool {
+        self.history.len() >= self.config.sizes.len()
+    }
+
+    /// Optimiser steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Runs the next round: grow the training set, train F for `epochs_per_round`,
+    /// evaluate on the test set. `on_progress` sees every batch and may cancel; a
+    /// cancelled arm cannot continue.
+    pub fn step(
+        &mut self,
+        ctx: &Context,
+        on_progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<&RoundRecord, SamplingError> {
+        if self.broken {
+            return Err(SamplingError::Config(
+                "this run was cancelled or failed; start a new one".to_string(),
+            ));
+        }
+        if self.is_finished() {
+            return Err(SamplingError::Config(format!(
+                "the training set already holds the budget of {} samples",
+                self.config.budget()
+            )));
+        }
+        self.broken = true;
+        let start = Instant::now();
+        let round = self.history.len();
+        let need = self.config.sizes[round] - self.train.len();
+        let (added, moved, rejected) = match (self.arm, round) {
+            (Arm::Baseline, _) => (self.add_random(ctx, need)?, Vec::new(), 0),
+            (Arm::Adaptive, 0) => {
+                let (added, rejected) = self.add_from_prior(ctx, need)?;
+                (added, Vec::new(), rejected)
+            }
+            (Arm::Adaptive, _) => self.add_moved(ctx, need)?,
+        };
+        let schedule = TrainConfig {
+            epochs: self.config.epochs_per_round,
+            batch_size: self.config.batch_size,
+            learning_rate: self.config.learning_rate,
+            seed: repeat_seed(self.config.seed, self.repeat).wrapping_add(round as u64),
+        };
+        let report = train::train_regressor(
+            &self.model,
+            &self.vs,
+            &self.train,
+            ctx.pool.fea.pressure_kpa,
+            true,
+            &schedule,
+            on_progress,
+        )?;
+        if report.stopped {
+            return Err(SamplingError::Cancelled);
+        }
+        self.steps += report.steps;
+        let (metrics, test_frames) = self.evaluate(ctx);
+        self.elapsed += start.elapsed();
+        self.history.push(RoundRecord {
+            arm: self.arm,
+            repeat: self.repeat,
+            round,
+            size: self.train.len(),
+            added,
+            rejected,
+            moved,
+            epoch_losses: report.epoch_losses,
+            steps: self.steps,
+            metrics,
+            test_frames,
+            wall_s: self.elapsed.as_secs_f64(),
+        });
+        self.broken = false;
+        Ok(self.history.last().expect("just pushed"))
+    }
+
+    /// F's stress predictions (kPa) for every frame of `data`.
+    pub fn predict(&self, data: &FrameSet, ctx: &Context) -> Vec<Vec<f32>> {
+        train::predict_kpa(&self.model, data, ctx.pool.fea.pressure_kpa, ctx.device)
+    }
+
+    fn evaluate(&self, ctx: &Context) -> (FrameMetrics, usize) {
+        let predictions = self.predict(ctx.test, ctx);
+        let truth = ctx.test.stress.as_ref().expect("the test set is labelled");
+        let metrics: Vec<FrameMetrics> = predictions
+            .iter()
+            .zip(truth)
+            .zip(&ctx.test.labels)
+            .filter_map(|((p, t), l)| frame_metrics(p, t, l))
+            .collect();
+        (mean_metrics(&metrics), metrics.len())
+    }
+
+    fn push(&mut self, image: Vec<u8>, labels: LabelMap, stress: Vec<f32>, member: Member) {
+        self.train.images.push(image);
+        self.train.labels.push(labels);
+        self.train
+            .stress
+            .as_mut()
+            .expect("training stress is kept")
+            .push(stress);
+        self.members.push(member);
+    }
+
+    /// Adds pool frame `index` if the FEA can label it; marks it used either way.
+    fn take_pool(&mut self, ctx: &Context, index: usize) -> bool {
+        self.used[index] = true;
+        let Some(stress) = ctx.pool.stress(index) else {
+            return false;
+        };
+        let member = Member {
+            origin: Origin::Pool(index),
+            latent: ctx.pool.embeddings[index].clone(),
+            round: self.history.len(),
+        };
+        self.push(
+            ctx.pool.frames.images[index].clone(),
+            ctx.pool.frames.labels[index].clone(),
+            stress.to_vec(),
+            member,
+        );
+        true
+    }
+
+    /// The unused pool frame nearest to `z` that the FEA can label, now taken.
+    fn take_nearest(&mut self, ctx: &Context, z: &[f32]) -> Result<(usize, f32), SamplingError> {
+        loop {
+            let used = &self.used;
+            let Some((index, d)) = ctx.pool.nearest(z, |i| !used[i]) else {
+                return Err(SamplingError::Exhausted(format!(
+                    "every one of the {} pool frames is used or cannot be labelled",
+                    ctx.pool.len()
+                )));
+            };
+            if self.take_pool(ctx, index) {
+                return Ok((index, d));
+            }
+        }
+    }
+
+    fn add_random(&mut self, ctx: &Context, need: usize) -> Result<Vec<Origin>, SamplingError> {
+        let mut candidates: Vec<usize> = (0..ctx.pool.len()).filter(|&i| !self.used[i]).collect();
+        candidates.shuffle(&mut self.rng);
+        let mut added = Vec::with_capacity(need);
+        for index in candidates {
+            if added.len() == need {
+                break;
+            }
+            if self.take_pool(ctx, index) {
+                added.push(Origin::Pool(index));
+            }
+        }
+        if added.len() < need {
+            return Err(SamplingError::Exhausted(format!(
+                "the pool has only {} more frames the FEA can label, {need} were needed",
+                added.len()
+            )));
+        }
+        Ok(added)
+    }
+
+    fn prior_draws(&mut self, count: usize, dim: usize) -> Vec<Vec<f32>> {
+        (0..count)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| StandardNormal.sample(&mut self.rng))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Decodes `latents` and labels them with the FEA in parallel; `None` where the
+    /// decoded map is not a closed vessel.
+    fn decode_and_label(
+        &self,
+        ctx: &Context,
+        latents: &[Vec<f32>],
+    ) -> Vec<Option<(crate::model::evaluate::Decoded, Vec<f32>)>> {
+        decode_latents(ctx.vae, latents, ctx.device)
+            .into_par_iter()
+            .map(|decoded| label(&decoded.labels, &ctx.pool.fea).map(|s| (decoded, s)))
+            .collect()
+    }
+
+    fn push_generated(
+        &mut self,
+        decoded: crate::model::evaluate::Decoded,
+        stress: Vec<f32>,
+        latent: Vec<f32>,
+    ) {
+        let member = Member {
+            origin: Origin::Generated,
+            latent,
+            round: self.history.len(),
+        };
+        self.push(decoded.image, decoded.labels, stress, member);
+    }
+
+    /// Round 0 of the adaptive arm: z ~ N(0, I), decoded and labelled (SI), or the nearest
+    /// unused real frame to each z (SNN).
+    fn add_from_prior(
+        &mut self,
+        ctx: &Context,
+        need: usize,
+    ) -> Result<(Vec<Origin>, usize), SamplingError> {
+        let dim = ctx.vae.config.latent_dim;
+        let mut added = Vec::with_capacity(need);
+        if self.config.mode == Mode::Snn {
+            for z in self.prior_draws(need, dim) {
+                let (index, _) = self.take_nearest(ctx, &z)?;
+                added.push(Origin::Pool(index));
+            }
+            return Ok((added, 0));
+        }
+        let mut rejected = 0;
+        while added.len() < need {
+            if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
+                return Err(too_many_open_vessels(rejected, added.len()));
+            }
+            let draws = self.prior_draws(need - added.len(), dim);
+            let labelled = self.decode_and_label(ctx, &draws);
+            for (z, outcome) in draws.into_iter().zip(labelled) {
+                match outcome {
+                    Some((decoded, stress)) => {
+                        self.push_generated(decoded, stress, z);
+                        added.push(Origin::Generated);
+                    }
+                    None => rejected += 1,
+                }
+            }
+        }
+        Ok((added, rejected))
+    }
+
+    /// Later rounds of the adaptive arm: move random training samples' latents along the
+    /// normalised gradient of F's loss and label what lies there.
+    fn add_moved(
+        &mut self,
+        ctx: &Context,
+        need: usize,
+    ) -> Result<(Vec<Origin>, Vec<MovedSample>, usize), SamplingError> {
+        let pressure = ctx.pool.fea.pressure_kpa;
+        let to_kpa2 = |loss: f32| f64::from(loss) * pressure * pressure;
+        let mut added = Vec::with_capacity(need);
+        let mut records = Vec::with_capacity(need);
+        let mut rejected = 0;
+        while added.len() < need {
+            if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
+                return Err(too_many_open_vessels(rejected, added.len()));
+            }
+            let mut originals: Vec<usize> = (0..self.train.len()).collect();
+            originals.shuffle(&mut self.rng);
+            originals.truncate(need - added.len());
+            let latents: Vec<Vec<f32>> = originals
+                .iter()
+                .map(|&i| self.members[i].latent.clone())
+                .collect();
+            let targets = self.train.stress_batch(&originals, pressure, ctx.device);
+            let solid = self.train.solid_batch(&originals, ctx.device);
+            let gradients = |points: &[Vec<f32>]| {
+                latent_gradients(
+                    ctx.vae,
+                    &self.model,
+                    points,
+                    &targets,
+                    Some(&solid),
+                    ctx.device,
+                )
+            };
+            let at_original = gradients(&latents);
+            let moved: Vec<Vec<f32>> = latents
+                .iter()
+                .zip(&at_original)
+                .map(|(z, g)| {
+                    move_latent(z, &g.gradient, self.config.step, self.config.normalisation)
+                })
+                .collect();
+            let at_moved = gradients(&moved);
+            let first_new = self.train.len();
+            // Per moved point: the nearest real frame, and whether a sample joined.
+            let outcomes: Vec<((usize, f32), bool)> = match self.config.mode {
+                Mode::Si => {
+                    let labelled = self.decode_and_label(ctx, &moved);
+                    let mut outcomes = Vec::with_capacity(moved.len());
+                    for (z, outcome) in moved.iter().zip(labelled) {
+                        let nearest = ctx.pool.nearest(z, |_| true).expect("the pool is not empty");
+                        let joined = outcome.is_some();
+                        match outcome {
+                            Some((decoded, stress)) => self.push_generated(decoded, stress, z.clone()),
+                            None => rejected += 1,
+                        }
+                        outcomes.push((nearest, joined));
+                    }
+                    outcomes
+                }
+                Mode::Snn => moved
+                    .iter()
+                    .map(|z| self.take_nearest(ctx, z).map(|nearest| (nearest, true)))
+                    .collect::<Result<_, _>>()?,
+            };
+            let new_indices: Vec<usize> = (first_new..self.train.len()).collect();
+            let losses_after =
+                train::regressor_losses(&self.model, &self.train, &new_indices, pressure, ctx.device);
+            let mut joined_samples = new_indices.iter().zip(losses_after);
+            for (k, ((nearest, distance), joined)) in outcomes.into_iter().enumerate() {
+                let (origin, loss_after) = match joined.then(|| joined_samples.next()).flatten() {
+                    Some((&index, loss)) => (Some(self.members[index].origin), Some(loss)),
+                    None => (None, None),
+                };
+                added.extend(origin);
+                let original = originals[k];
+                records.push(MovedSample {
+                    original,
+                    original_origin: self.members[original].origin,
+                    z: latents[k].clone(),
+                    z_moved: moved[k].clone(),
+                    gradient_norm: f64::from(norm(&at_original[k].gradient)),
+                    loss_before: to_kpa2(at_original[k].loss),
+                    loss_moved: to_kpa2(at_moved[k].loss),
+                    loss_after,
+                    nearest_real: nearest,
+                    nearest_real_id: ctx.pool.ids[nearest].clone(),
+                    nearest_distance: f64::from(distance),
+                    added: origin,
+                });
+            }
+        }
+        Ok((added, records, rejected))
+    }
+}
+
+fn too_many_open_vessels(rejected: usize, accepted: usize) -> SamplingError {
+    SamplingError::Exhausted(format!(
+        "the FEA could not label {rejected} decoded samples (open vessels) while only {accepted} were usable; the VAE decodes too few closed vessels here, so try a smaller step η or another VAE"
+    ))
+}

@@ -1,0 +1,145 @@
+//! Adaptive latent-space sampling (SPEC §1) and its random baseline, one round per call so
+//! the command line runs it to the end and the GUI worker can step it.
+//!
+//! [`pool`] holds the real data (embeddings, stress labelled on demand by the FEA tool);
+//! [`arm`] grows one training set round by round and trains F on it.
+
+pub mod arm;
+pub mod pool;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use crate::model::gradient::Normalisation;
+pub use arm::{ArmRun, MovedSample, Origin, RoundRecord};
+pub use pool::{Context, Pool};
+
+/// How moved latent points become new training samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Sampling by interpolation: decode z' and label the generated sample with the FEA.
+    #[default]
+    Si,
+    /// Sampling by nearest neighbour: label the nearest unused real pool sample to z'.
+    Snn,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Si => "si",
+            Mode::Snn => "snn",
+        }
+    }
+}
+
+/// The two arms of the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    /// Rounds grow the training set by gradient-moved latent points.
+    Adaptive,
+    /// Rounds grow the training set by random real pool samples.
+    Baseline,
+}
+
+impl Arm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Adaptive => "adaptive",
+            Arm::Baseline => "baseline",
+        }
+    }
+}
+
+/// Everything that defines one run of the loop; both arms share it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopConfig {
+    pub mode: Mode,
+    /// Training-set size after each round: `sizes[0]` is n0, the last is the budget.
+    pub sizes: Vec<usize>,
+    pub epochs_per_round: usize,
+    /// Step size η in latent units.
+    pub step: f32,
+    pub normalisation: Normalisation,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Channels of F at full resolution.
+    pub regressor_width: usize,
+    pub seed: u64,
+}
+
+impl LoopConfig {
+    /// Sizes n0, n0 + k, … up to and including `budget` (the last round may add fewer).
+    pub fn sizes_from(n0: usize, k: usize, budget: usize) -> Result<Vec<usize>, SamplingError> {
+        if n0 == 0 || k == 0 || budget < n0 {
+            return Err(SamplingError::Config(format!(
+                "need n0 ≥ 1, k ≥ 1 and budget ≥ n0; got n0 {n0}, k {k}, budget {budget}"
+            )));
+        }
+        let mut sizes: Vec<usize> = (n0..budget).step_by(k).collect();
+        sizes.push(budget);
+        Ok(sizes)
+    }
+
+    /// Rejects settings the loop cannot run.
+    pub fn validate(&self) -> Result<(), SamplingError> {
+        let fail = |message: String| Err(SamplingError::Config(message));
+        if self.sizes.is_empty() || self.sizes[0] == 0 {
+            return fail("the training-set sizes must start at 1 or more".to_string());
+        }
+        if self.sizes.windows(2).any(|w| w[1] <= w[0]) {
+            return fail(format!(
+                "the training-set sizes must increase, got {:?}",
+                self.sizes
+            ));
+        }
+        if self.epochs_per_round == 0 || self.batch_size == 0 {
+            return fail("epochs per round and batch size must be at least 1".to_string());
+        }
+        if !(self.step.is_finite() && self.step > 0.0) {
+            return fail(format!("the step η must be positive, got {}", self.step));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return fail(format!(
+                "the learning rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        Ok(())
+    }
+
+    /// The training-set size the loop ends at.
+    pub fn budget(&self) -> usize {
+        self.sizes.last().copied().unwrap_or(0)
+    }
+}
+
+/// Why a round could not be run.
+#[derive(Debug, Error)]
+pub enum SamplingError {
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error("{0}")]
+    Config(String),
+    /// Not enough usable samples: the pool ran out or the VAE keeps decoding open vessels.
+    #[error("{0}")]
+    Exhausted(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_reach_the_budget_exactly() {
+        assert_eq!(LoopConfig::sizes_from(40, 40, 160).unwrap(), [40, 80, 120, 160]);
+        assert_eq!(LoopConfig::sizes_from(10, 20, 45).unwrap(), [10, 30, 45]);
+        assert_eq!(LoopConfig::sizes_from(5, 5, 5).unwrap(), [5]);
+        assert!(LoopConfig::sizes_from(10, 0, 45).is_err());
+        assert!(LoopConfig::sizes_from(50, 10, 45).is_err());
+    }
+}
