@@ -170,10 +170,10 @@ fn steps_per_arm(config: &LoopConfig) -> usize {
 /// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
 fn finished_rows(rows: Vec<Row>, config: &LoopConfig) -> Vec<Row> {
     let complete = |arm: Arm, repeat: usize| {
-        config
-            .sizes
-            .iter()
-            .all(|&s| rows.iter().any(|r| r.arm == arm && r.repeat == repeat && r.size == s))
+        config.sizes.iter().all(|&s| {
+            rows.iter()
+                .any(|r| r.arm == arm && r.repeat == repeat && r.size == s)
+        })
     };
     rows.iter()
         .filter(|r| complete(r.arm, r.repeat) && config.sizes.contains(&r.size))
@@ -196,7 +196,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         }
         None => {
             let (vs, vae, _) = checkpoint::load_default_vae(device)?;
-            (vs, vae, format!("embedded assets/{}.safetensors", checkpoint::DEFAULT_VAE_NAME))
+            (
+                vs,
+                vae,
+                format!(
+                    "embedded assets/{}.safetensors",
+                    checkpoint::DEFAULT_VAE_NAME
+                ),
+            )
         }
     };
     let size = vae.config.size;
@@ -237,7 +244,12 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
 
     let compute = ComputeDevice::detect();
-    println!("sula experiment: {} mode, sizes {:?}, {} repeats, {compute}", config.mode.name(), config.sizes, args.repeats);
+    println!(
+        "sula experiment: {} mode, sizes {:?}, {} repeats, {compute}",
+        config.mode.name(),
+        config.sizes,
+        args.repeats
+    );
     let data = source.load(size)?;
     let fea = FeaParams {
         pixel_mm: data.pixel_mm,
@@ -251,7 +263,11 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         "pool {} frames, test {} frames labelled by the FEA{} at {size}²",
         data.pool.ids.len(),
         test.len(),
-        if dropped > 0 { format!(" ({dropped} could not be labelled and are left out)") } else { String::new() }
+        if dropped > 0 {
+            format!(" ({dropped} could not be labelled and are left out)")
+        } else {
+            String::new()
+        }
     );
     let pool = Pool::new(data.pool.ids, data.pool.set, fea, &vae, device);
     let ctx = Context {
@@ -276,7 +292,10 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         };
         let mut json = serde_json::to_value(&file)?;
         json["provenance"]["wall_s"] = serde_json::json!(started.elapsed().as_secs_f64());
-        crate::io::atomic::write_bytes(&dir.json(), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        crate::io::atomic::write_bytes(
+            &dir.json(),
+            serde_json::to_string_pretty(&json)?.as_bytes(),
+        )?;
         Ok(())
     };
     write_json(false, None)?;
@@ -292,7 +311,12 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     for (arm, repeat) in pending {
-        bar.set_message(format!("{} repeat {}/{}", arm.name(), repeat + 1, args.repeats));
+        bar.set_message(format!(
+            "{} repeat {}/{}",
+            arm.name(),
+            repeat + 1,
+            args.repeats
+        ));
         let history = run_arm(
             arm,
             repeat,
@@ -300,15 +324,24 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             &ctx,
             &mut |record| {
                 rows.push(row(&config, record));
-                bar.println(format!(
+                let line = format!(
                     "{:>8} repeat {} size {:>4}: MSE {:>9.1} kPa², accuracy {:.3}{}",
                     arm.name(),
                     repeat,
                     record.size,
                     record.metrics.mse,
                     record.metrics.accuracy,
-                    if record.rejected > 0 { format!(" ({} open vessels redrawn)", record.rejected) } else { String::new() }
-                ));
+                    if record.rejected > 0 {
+                        format!(" ({} open vessels redrawn)", record.rejected)
+                    } else {
+                        String::new()
+                    }
+                );
+                if bar.is_hidden() {
+                    println!("{line}");
+                } else {
+                    bar.println(line);
+                }
                 write_csv(&dir.csv(), &rows).map_err(|e| crate::model::ModelError::from(e).into())
             },
             &mut |_| {
@@ -330,11 +363,21 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     );
     plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
     write_json(true, Some(summary.clone()))?;
-    println!("\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc");
+    println!(
+        "\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc"
+    );
     for (a, b) in summary.arms[0].points.iter().zip(&summary.arms[1].points) {
         println!(
             "  {:>4}   {:>9.1} ± {:<8.1}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}  {:.3} ± {:.3}",
-            a.size, a.mse_mean, a.mse_std, b.mse_mean, b.mse_std, a.accuracy_mean, a.accuracy_std, b.accuracy_mean, b.accuracy_std
+            a.size,
+            a.mse_mean,
+            a.mse_std,
+            b.mse_mean,
+            b.mse_std,
+            a.accuracy_mean,
+            a.accuracy_std,
+            b.accuracy_mean,
+            b.accuracy_std
         );
     }
     println!(

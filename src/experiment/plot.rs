@@ -191,6 +191,11 @@ pub fn render_curves(summary: &Summary, mode: Mode, title: &str) -> image::RgbIm
 }
 
 /// Writes the figure to `path` atomically.
-pub fn write_curves(path: &Path, summary: &Summary, mode: Mode, title: &str) -> Result<(), IoError> {
+pub fn write_curves(
+    path: &Path,
+    summary: &Summary,
+    mode: Mode,
+    title: &str,
+) -> Result<(), IoError> {
     crate::render::write_rgb_png(path, &render_curves(summary, mode, title))
 }

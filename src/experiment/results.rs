@@ -63,7 +63,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, IoError> {
     let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
-        return Err(IoError::format(path, "is not a sula results.csv (unexpected header)"));
+        return Err(IoError::format(
+            path,
+            "is not a sula results.csv (unexpected header)",
+        ));
     }
     lines
         .enumerate()
@@ -153,13 +156,20 @@ pub fn summarise(rows: &[Row]) -> Summary {
     let arms: Vec<ArmSummary> = [Arm::Adaptive, Arm::Baseline]
         .into_iter()
         .map(|arm| {
-            let mut sizes: Vec<usize> = rows.iter().filter(|r| r.arm == arm).map(|r| r.size).collect();
+            let mut sizes: Vec<usize> = rows
+                .iter()
+                .filter(|r| r.arm == arm)
+                .map(|r| r.size)
+                .collect();
             sizes.sort_unstable();
             sizes.dedup();
             let points = sizes
                 .into_iter()
                 .map(|size| {
-                    let at: Vec<&Row> = rows.iter().filter(|r| r.arm == arm && r.size == size).collect();
+                    let at: Vec<&Row> = rows
+                        .iter()
+                        .filter(|r| r.arm == arm && r.size == size)
+                        .collect();
                     let column = |f: fn(&Row) -> f64| at.iter().map(|r| f(r)).collect::<Vec<f64>>();
                     let (mse_mean, mse_std) = mean_std(&column(|r| r.mse));
                     let (accuracy_mean, accuracy_std) = mean_std(&column(|r| r.accuracy));
@@ -220,7 +230,10 @@ mod tests {
 
     #[test]
     fn csv_round_trips_and_bad_lines_are_named() {
-        let rows = vec![row(Arm::Adaptive, 0, 10, 3.5), row(Arm::Baseline, 1, 20, 1.0)];
+        let rows = vec![
+            row(Arm::Adaptive, 0, 10, 3.5),
+            row(Arm::Baseline, 1, 20, 1.0),
+        ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.csv");
         write_csv(&path, &rows).unwrap();
@@ -248,6 +261,9 @@ mod tests {
         assert!((a10.mse_mean - 5.0).abs() < 1e-12);
         assert!((a10.mse_std - 2f64.sqrt()).abs() < 1e-12);
         // Baseline reaches 8 at 10 (adaptive: 10) and 5 at 20 (adaptive: 10, mean 5).
-        assert_eq!(s.adaptive_size_matching_baseline, [(10, Some(10)), (20, Some(10))]);
+        assert_eq!(
+            s.adaptive_size_matching_baseline,
+            [(10, Some(10)), (20, Some(10))]
+        );
     }
 }

@@ -62,7 +62,13 @@ fn empty(size: usize) -> Frames {
     }
 }
 
-fn push(frames: &mut Frames, id: String, image: Vec<u8>, labels: crate::labels::LabelMap, stress: Option<Vec<f32>>) {
+fn push(
+    frames: &mut Frames,
+    id: String,
+    image: Vec<u8>,
+    labels: crate::labels::LabelMap,
+    stress: Option<Vec<f32>>,
+) {
     frames.ids.push(id);
     frames.set.images.push(image);
     frames.set.labels.push(labels);
@@ -90,7 +96,11 @@ pub fn phantom_frames(size: usize, count: usize, seed: u64) -> Frames {
 }
 
 /// Every annotated frame (with a label map) of the dataset at `root`, at `size`².
-fn folder_frames(root: &std::path::Path, size: usize, pixel_mm: Option<f64>) -> Result<(Frames, f64), IoError> {
+fn folder_frames(
+    root: &std::path::Path,
+    size: usize,
+    pixel_mm: Option<f64>,
+) -> Result<(Frames, f64), IoError> {
     let dataset = Dataset::open(root, pixel_mm)?;
     let mut frames = empty(size);
     let mut spacing = dataset.pixel_mm;
@@ -151,7 +161,9 @@ impl DataSource {
                 if !(*test_fraction > 0.0 && *test_fraction < 1.0) {
                     return Err(IoError::format(
                         data,
-                        format!("the held-out test fraction must be between 0 and 1, got {test_fraction}"),
+                        format!(
+                            "the held-out test fraction must be between 0 and 1, got {test_fraction}"
+                        ),
                     ));
                 }
                 let mut order: Vec<usize> = (0..all.ids.len()).collect();
@@ -160,15 +172,28 @@ impl DataSource {
                 if held_out >= all.ids.len() {
                     return Err(IoError::format(
                         data,
-                        format!("{} frames are too few to hold out a test set", all.ids.len()),
+                        format!(
+                            "{} frames are too few to hold out a test set",
+                            all.ids.len()
+                        ),
                     ));
                 }
                 let mut pool = empty(size);
                 let mut test = empty(size);
                 for (rank, &i) in order.iter().enumerate() {
-                    let target = if rank < held_out { &mut test } else { &mut pool };
+                    let target = if rank < held_out {
+                        &mut test
+                    } else {
+                        &mut pool
+                    };
                     let stress = all.set.stress.as_ref().map(|s| s[i].clone());
-                    push(target, all.ids[i].clone(), all.set.images[i].clone(), all.set.labels[i].clone(), stress);
+                    push(
+                        target,
+                        all.ids[i].clone(),
+                        all.set.images[i].clone(),
+                        all.set.labels[i].clone(),
+                        stress,
+                    );
                 }
                 Ok(StudyData {
                     pool,

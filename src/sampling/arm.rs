@@ -399,7 +399,11 @@ impl ArmRun {
         let mut rejected = 0;
         while added.len() < need {
             if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
-                return Err(too_many_open_vessels(rejected, added.len()));
+                return Err(SamplingError::Exhausted(format!(
+                    "only {} of {} samples from N(0, I) decoded to a closed vessel the FEA can label; the VAE's prior samples are too poor for round 0 (train it longer or with a larger β)",
+                    added.len(),
+                    added.len() + rejected
+                )));
             }
             let draws = self.prior_draws(need - added.len(), dim);
             let labelled = self.decode_and_label(ctx, &draws);
@@ -430,7 +434,10 @@ impl ArmRun {
         let mut rejected = 0;
         while added.len() < need {
             if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
-                return Err(too_many_open_vessels(rejected, added.len()));
+                return Err(SamplingError::Exhausted(format!(
+                    "the FEA could not label {rejected} decoded moved samples (open vessels) while {} were usable; try a smaller step η or another VAE",
+                    added.len()
+                )));
             }
             let mut originals: Vec<usize> = (0..self.train.len()).collect();
             originals.shuffle(&mut self.rng);
@@ -467,10 +474,15 @@ impl ArmRun {
                     let labelled = self.decode_and_label(ctx, &moved);
                     let mut outcomes = Vec::with_capacity(moved.len());
                     for (z, outcome) in moved.iter().zip(labelled) {
-                        let nearest = ctx.pool.nearest(z, |_| true).expect("the pool is not empty");
+                        let nearest = ctx
+                            .pool
+                            .nearest(z, |_| true)
+                            .expect("the pool is not empty");
                         let joined = outcome.is_some();
                         match outcome {
-                            Some((decoded, stress)) => self.push_generated(decoded, stress, z.clone()),
+                            Some((decoded, stress)) => {
+                                self.push_generated(decoded, stress, z.clone())
+                            }
                             None => rejected += 1,
                         }
                         outcomes.push((nearest, joined));
@@ -483,8 +495,13 @@ impl ArmRun {
                     .collect::<Result<_, _>>()?,
             };
             let new_indices: Vec<usize> = (first_new..self.train.len()).collect();
-            let losses_after =
-                train::regressor_losses(&self.model, &self.train, &new_indices, pressure, ctx.device);
+            let losses_after = train::regressor_losses(
+                &self.model,
+                &self.train,
+                &new_indices,
+                pressure,
+                ctx.device,
+            );
             let mut joined_samples = new_indices.iter().zip(losses_after);
             for (k, ((nearest, distance), joined)) in outcomes.into_iter().enumerate() {
                 let (origin, loss_after) = match joined.then(|| joined_samples.next()).flatten() {
@@ -511,10 +528,4 @@ impl ArmRun {
         }
         Ok((added, records, rejected))
     }
-}
-
-fn too_many_open_vessels(rejected: usize, accepted: usize) -> SamplingError {
-    SamplingError::Exhausted(format!(
-        "the FEA could not label {rejected} decoded samples (open vessels) while only {accepted} were usable; the VAE decodes too few closed vessels here, so try a smaller step η or another VAE"
-    ))
 }

@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn sizes_reach_the_budget_exactly() {
-        assert_eq!(LoopConfig::sizes_from(40, 40, 160).unwrap(), [40, 80, 120, 160]);
+        assert_eq!(
+            LoopConfig::sizes_from(40, 40, 160).unwrap(),
+            [40, 80, 120, 160]
+        );
         assert_eq!(LoopConfig::sizes_from(10, 20, 45).unwrap(), [10, 30, 45]);
         assert_eq!(LoopConfig::sizes_from(5, 5, 5).unwrap(), [5]);
         assert!(LoopConfig::sizes_from(10, 0, 45).is_err());
