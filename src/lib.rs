@@ -4,6 +4,7 @@
 //! the plane-strain FEA labelling tool, dataset I/O, rendering of stress previews and the
 //! torch device probe. The binary (`src/main.rs`) only parses arguments and calls in here.
 
+pub mod app;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -15,3 +16,4 @@ pub mod metrics;
 pub mod model;
 pub mod render;
 pub mod sampling;
+pub mod worker;

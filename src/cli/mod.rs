@@ -19,8 +19,7 @@ use crate::device::ComputeDevice;
 #[derive(Debug, Parser)]
 #[command(
     name = "sula",
-    disable_version_flag = true,
-    arg_required_else_help = true
+    disable_version_flag = true
 )]
 struct Cli {
     /// Print the version and the torch device sula would use.
@@ -60,7 +59,7 @@ pub fn version_line() -> String {
     )
 }
 
-/// Entry point of the binary.
+/// Entry point of the binary: no arguments open the desktop app.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
@@ -76,7 +75,8 @@ pub fn main() -> ExitCode {
         Some(Command::EvalVae(args)) => eval::run(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
-        None => Ok(()),
+        None => crate::app::run_native()
+            .map_err(|e| anyhow::anyhow!("cannot open the window ({e}); use a subcommand (`sula --help`) without a display")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,82 @@
+//! Curves: test MSE and accuracy against training-set size, adaptive vs baseline, mean ±
+//! std bands over the finished repeats, the training loss of each round, and saving the
+//! rows as CSV or the figure as PNG.
+
+use egui::Color32;
+use egui_plot::{FilledArea, Legend, Line, Plot, Points};
+
+use super::SulaApp;
+use crate::experiment::{plot, results, summarise};
+use crate::sampling::Arm;
+
+fn color(arm: Arm) -> Color32 {
+    let [r, g, b] = plot::arm_rgb(arm);
+    Color32::from_rgb(r, g, b)
+}
+
+pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
+    ui.heading("Curves");
+    if app.view.rows.is_empty() {
+        ui.label("Test MSE and accuracy against training-set size appear after the first round.");
+        return;
+    }
+    let summary = summarise(&app.view.rows);
+    let mode = app.view.rows[0].mode;
+    for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
+        Plot::new(title)
+            .height(170.0)
+            .legend(Legend::default())
+            .x_axis_label("training-set size")
+            .y_axis_label(title)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for arm in &summary.arms {
+                    let xs: Vec<f64> = arm.points.iter().map(|s| s.size as f64).collect();
+                    let (mean, std): (Vec<f64>, Vec<f64>) = arm.points.iter().map(|s| if mse { (s.mse_mean, s.mse_std) } else { (s.accuracy_mean, s.accuracy_std) }).unzip();
+                    let lower: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m - s).collect();
+                    let upper: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m + s).collect();
+                    let name = plot::arm_label(arm.arm, mode);
+                    let c = color(arm.arm);
+                    if xs.len() > 1 {
+                        p.add(FilledArea::new(format!("{name} ± std"), &xs, &lower, &upper).fill_color(c.gamma_multiply(0.2)));
+                    }
+                    let line: Vec<[f64; 2]> = xs.iter().zip(&mean).map(|(x, m)| [*x, *m]).collect();
+                    p.line(Line::new(name.clone(), line.clone()).color(c).width(2.0));
+                    p.points(Points::new(name, line).color(c).radius(3.0));
+                }
+            });
+    }
+    if !app.view.train_losses.is_empty() {
+        Plot::new("train_loss")
+            .height(120.0)
+            .legend(Legend::default())
+            .x_axis_label("epoch (all rounds, first repeat)")
+            .y_axis_label("F training loss")
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (arm, losses) in &app.view.train_losses {
+                    p.line(Line::new(plot::arm_label(*arm, mode), losses.clone()).color(color(*arm)));
+                }
+            });
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Save CSV…").clicked()
+            && let Some(path) = rfd::FileDialog::new().set_file_name("results.csv").save_file()
+        {
+            report(app, results::write_csv(&path, &app.view.rows).map(|_| path));
+        }
+        if ui.button("Save PNG…").clicked()
+            && let Some(path) = rfd::FileDialog::new().set_file_name("curves.png").save_file()
+        {
+            let title = format!("Adaptive sampling ({}) vs random baseline", mode.name().to_uppercase());
+            report(app, plot::write_curves(&path, &summary, mode, &title).map(|_| path));
+        }
+    });
+}
+
+fn report(app: &mut SulaApp, outcome: Result<std::path::PathBuf, crate::io::IoError>) {
+    match outcome {
+        Ok(path) => app.view.notice = Some(format!("Saved {}", path.display())),
+        Err(e) => app.view.errors.push(e.to_string()),
+    }
+}

@@ -1,0 +1,335 @@
+//! The desktop application (SPEC §7): one window, a left column with the data and the two
+//! stages, and in the middle the latent view beside the samples and the curves. The UI
+//! thread only draws and sends commands; the worker (`crate::worker`) does all training,
+//! FEA and decoding, and its events are drained at the start of every frame.
+
+mod curves;
+mod data_panel;
+mod images;
+mod latent_view;
+mod samples;
+mod stage1;
+mod stage2;
+mod teaching;
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::Row;
+use crate::sampling::{Arm, Mode, Normalisation};
+use crate::worker::{Arrow, Command, Event, PoolPoint, SampleView, WorkerHandle};
+
+/// Settings kept between runs (eframe storage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub size: usize,
+    pub phantom_pool: usize,
+    pub phantom_test: usize,
+    pub phantom_seed: u64,
+    pub pixel_mm: Option<f64>,
+    pub vae_epochs: usize,
+    pub latent_dim: usize,
+    pub mode: Mode,
+    pub n0: usize,
+    pub k: usize,
+    pub step: f32,
+    pub normalisation: Normalisation,
+    pub epochs_per_round: usize,
+    pub budget: usize,
+    pub repeats: usize,
+    pub seed: u64,
+    pub color_by: latent_view::ColorBy,
+    pub show_history: bool,
+    pub teaching: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            size: 64,
+            phantom_pool: 1200,
+            phantom_test: 300,
+            phantom_seed: 1,
+            pixel_mm: None,
+            vae_epochs: 20,
+            latent_dim: 16,
+            mode: Mode::Si,
+            n0: 40,
+            k: 40,
+            step: 1.0,
+            normalisation: Normalisation::L2,
+            epochs_per_round: 10,
+            budget: 320,
+            repeats: 1,
+            seed: 1,
+            color_by: latent_view::ColorBy::Membership,
+            show_history: false,
+            teaching: false,
+        }
+    }
+}
+
+/// What the worker has told the UI so far.
+#[derive(Default)]
+pub struct View {
+    pub data_name: Option<String>,
+    pub data_summary: Vec<String>,
+    pub data_size: usize,
+    pub vae_origin: Option<String>,
+    pub vae_losses: Vec<[f64; 2]>,
+    pub reconstructions: Vec<(SampleView, SampleView)>,
+    pub points: Vec<PoolPoint>,
+    pub projection: Option<(Vec<f32>, [Vec<f32>; 2])>,
+    pub training: Vec<[f32; 2]>,
+    pub arrows: Vec<Arrow>,
+    pub history: Vec<Arrow>,
+    pub samples: Vec<(SampleView, SampleView)>,
+    pub decoded: Vec<([f32; 2], SampleView)>,
+    pub rows: Vec<Row>,
+    pub train_losses: Vec<(Arm, Vec<[f64; 2]>)>,
+    pub captions: Vec<String>,
+    pub progress: Option<(String, f64, Option<f64>)>,
+    pub busy: bool,
+    pub paused: bool,
+    pub study_started: bool,
+    pub finished: bool,
+    pub errors: Vec<String>,
+    pub notice: Option<String>,
+    pub selected: Vec<usize>,
+    /// When the latest round arrived (the teaching animation runs from here).
+    pub round_arrived: Option<Instant>,
+}
+
+/// The eframe application.
+pub struct SulaApp {
+    pub settings: Settings,
+    pub view: View,
+    worker: WorkerHandle,
+    images: images::TextureCache,
+    device_badge: String,
+}
+
+impl SulaApp {
+    /// Builds the app with the worker and starts generating the phantom. `cc.storage`
+    /// restores the settings.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> SulaApp {
+        let settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        SulaApp::with_settings(&cc.egui_ctx, settings)
+    }
+
+    /// Builds the app with given settings (tests use tiny ones) and loads the phantom and
+    /// the VAE that fits it: the shipped one at 64², otherwise one trained on demand.
+    pub fn with_settings(ctx: &egui::Context, settings: Settings) -> SulaApp {
+        let waker_ctx = ctx.clone();
+        let worker = WorkerHandle::spawn(Box::new(move || waker_ctx.request_repaint()));
+        let app = SulaApp {
+            settings,
+            view: View::default(),
+            worker,
+            images: images::TextureCache::default(),
+            device_badge: crate::device::ComputeDevice::detect().to_string(),
+        };
+        app.load_phantom();
+        if app.settings.size == 64 {
+            app.send(Command::LoadDefaultVae);
+        }
+        app
+    }
+
+    fn send(&self, command: Command) {
+        self.worker.send(command);
+    }
+
+    fn load_phantom(&self) {
+        self.send(Command::LoadPhantom {
+            pool: self.settings.phantom_pool,
+            test: self.settings.phantom_test,
+            seed: self.settings.phantom_seed,
+            size: self.settings.size,
+        });
+    }
+
+    /// Applies every event the worker has sent since the last frame.
+    fn drain_events(&mut self) {
+        while let Ok(event) = self.worker.events.try_recv() {
+            self.apply(event);
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        let view = &mut self.view;
+        match event {
+            Event::Data { name, summary, size, .. } => {
+                *view = View {
+                    vae_origin: view.vae_origin.take(),
+                    vae_losses: std::mem::take(&mut view.vae_losses),
+                    errors: std::mem::take(&mut view.errors),
+                    data_name: Some(name),
+                    data_summary: summary,
+                    data_size: size,
+                    busy: true,
+                    ..View::default()
+                };
+            }
+            Event::Latent { points, mean, axes } => {
+                view.points = points;
+                view.projection = Some((mean, axes));
+                view.training.clear();
+                view.arrows.clear();
+                view.history.clear();
+                view.selected.clear();
+                view.decoded.clear();
+            }
+            Event::VaeProgress { epoch, epochs, loss, fraction } => {
+                let x = fraction * epochs as f64;
+                view.vae_losses.push([x, loss]);
+                view.progress = Some((format!("Training the VAE · epoch {}/{epochs}", epoch + 1), fraction, None));
+                view.busy = true;
+            }
+            Event::VaeReady { origin, epoch_losses, reconstructions } => {
+                if !epoch_losses.is_empty() {
+                    view.vae_losses = epoch_losses.iter().enumerate().map(|(i, l)| [i as f64 + 1.0, *l]).collect();
+                }
+                view.vae_origin = Some(origin);
+                view.reconstructions = reconstructions;
+                view.study_started = false;
+            }
+            Event::Progress { what, fraction, eta_s } => {
+                view.progress = Some((what, fraction, eta_s));
+                view.paused = false;
+            }
+            Event::Round { arm, repeat, row, training, arrows, samples, caption, epoch_losses, .. } => {
+                view.rows.push(row);
+                let offset = view.train_losses.iter().find(|(a, _)| *a == arm).map_or(0, |(_, l)| l.len());
+                let losses: Vec<[f64; 2]> = epoch_losses.iter().enumerate().map(|(i, l)| [(offset + i + 1) as f64, *l]).collect();
+                match view.train_losses.iter_mut().find(|(a, _)| *a == arm) {
+                    Some((_, existing)) if repeat == 0 => existing.extend(losses),
+                    Some(_) => {}
+                    None => view.train_losses.push((arm, losses)),
+                }
+                if arm == Arm::Adaptive {
+                    view.history.extend(view.arrows.drain(..));
+                    view.arrows = arrows;
+                    view.training = training;
+                    if !samples.is_empty() {
+                        view.samples = samples;
+                    }
+                    view.round_arrived = Some(Instant::now());
+                }
+                view.captions.push(caption);
+            }
+            Event::Decoded { at, sample } => view.decoded.push((at, sample)),
+            Event::Saved(path) => view.notice = Some(format!("Saved {}", path.display())),
+            Event::Idle { finished } => {
+                // Status lines ("Loading…", "Embedding…") end with the work; a finished or
+                // cancelled run keeps its last line.
+                if view.progress.as_ref().is_some_and(|(_, f, _)| *f == 0.0 && !finished) && !view.progress.as_ref().is_some_and(|(w, _, _)| w.starts_with("Cancelled") || w.starts_with("Ready")) {
+                    view.progress = None;
+                }
+                view.busy = false;
+                view.paused = false;
+                view.finished = finished;
+            }
+            Event::Paused => view.paused = true,
+            Event::Error(message) => {
+                view.errors.push(message);
+                view.busy = false;
+            }
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("sula");
+            ui.label("suggestive labelling by adaptive latent-space sampling");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.label(egui::RichText::new(&self.device_badge).strong().color(egui::Color32::from_rgb(40, 130, 60)))
+                    .on_hover_text("The torch device the worker trains on");
+                if let Some((what, fraction, eta)) = &self.view.progress {
+                    let text = match eta {
+                        Some(eta) => format!("{what} · ETA {}", format_eta(*eta)),
+                        None => what.clone(),
+                    };
+                    ui.add(egui::ProgressBar::new(*fraction as f32).desired_width(260.0).text(text));
+                }
+                if self.view.busy {
+                    ui.spinner();
+                }
+            });
+        });
+        let mut dismiss = None;
+        for (i, error) in self.view.errors.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.colored_label(egui::Color32::from_rgb(200, 40, 40), format!("⚠ {error}"));
+                if ui.small_button("Dismiss").clicked() {
+                    dismiss = Some(i);
+                }
+            });
+        }
+        if let Some(i) = dismiss {
+            self.view.errors.remove(i);
+        }
+        if let Some(notice) = &self.view.notice {
+            ui.label(notice);
+        }
+    }
+}
+
+/// "1 min 05 s" style.
+fn format_eta(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 60 { format!("{} min {:02} s", s / 60, s % 60) } else { format!("{s} s") }
+}
+
+impl eframe::App for SulaApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_events();
+        data_panel::handle_dropped_folder(self, ctx);
+        teaching::shortcuts(self, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar(ui));
+        if self.settings.teaching {
+            egui::Panel::bottom("teaching").show(ui, |ui| teaching::ui(self, ui));
+        }
+        egui::Panel::left("controls").default_size(330.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                data_panel::ui(self, ui);
+                ui.separator();
+                stage1::ui(self, ui);
+                ui.separator();
+                stage2::ui(self, ui);
+            });
+        });
+        egui::Panel::right("results").default_size(620.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                samples::ui(self, ui);
+                ui.separator();
+                curves::ui(self, ui);
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| latent_view::ui(self, ui));
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// Opens the window (1600×1000 by default) and runs the app until it is closed.
+pub fn run_native() -> eframe::Result {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("sula")
+            .with_app_id("sula")
+            .with_inner_size([1600.0, 1000.0]),
+        ..Default::default()
+    };
+    eframe::run_native("sula", options, Box::new(|cc| Ok(Box::new(SulaApp::new(cc)))))
+}

@@ -1,0 +1,135 @@
+//! What crosses between the UI thread and the worker: plain data only, never tensors.
+
+use std::path::PathBuf;
+
+use crate::experiment::Row;
+use crate::metrics::FrameMetrics;
+use crate::sampling::{Arm, LoopConfig};
+
+/// A request from the UI.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Generate the seeded phantom as the pool (and an independent test set).
+    LoadPhantom { pool: usize, test: usize, seed: u64, size: usize },
+    /// Open a dataset folder (a held-out fifth becomes the test set).
+    OpenFolder { path: PathBuf, size: usize, pixel_mm: Option<f64> },
+    /// Use the VAE shipped in the binary.
+    LoadDefaultVae,
+    TrainVae { epochs: usize, latent_dim: usize, seed: u64 },
+    LoadVae(PathBuf),
+    SaveVae(PathBuf),
+    /// Start both arms of a study with `repeats` repeats; nothing runs until Step or Run.
+    Start { config: LoopConfig, repeats: usize },
+    /// One round of both arms.
+    Step,
+    /// Rounds until every repeat reaches the budget.
+    Run,
+    Pause,
+    Resume,
+    Cancel,
+    /// Decode a latent point and label it with the FEA.
+    Decode(Vec<f32>),
+    /// Fault injection for tests and bug reports: the worker panics while handling it.
+    Crash,
+}
+
+/// A decoded, labelled or predicted frame, ready to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleView {
+    pub caption: String,
+    pub size: usize,
+    pub image: Vec<u8>,
+    pub labels: Vec<u8>,
+    /// FEA stress (kPa); `None` when the FEA could not label the map.
+    pub stress: Option<Vec<f32>>,
+    /// F's prediction (kPa), when a model exists.
+    pub prediction: Option<Vec<f32>>,
+}
+
+/// Plaque type of a pool frame, for colouring the latent view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaqueKind {
+    Fibrous,
+    Lipid,
+    Calcified,
+    Mixed,
+}
+
+impl PlaqueKind {
+    pub fn of(class_counts: [usize; 5]) -> PlaqueKind {
+        match (class_counts[3] > 0, class_counts[4] > 0) {
+            (false, false) => PlaqueKind::Fibrous,
+            (true, false) => PlaqueKind::Lipid,
+            (false, true) => PlaqueKind::Calcified,
+            (true, true) => PlaqueKind::Mixed,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            PlaqueKind::Fibrous => "fibrous only",
+            PlaqueKind::Lipid => "lipid",
+            PlaqueKind::Calcified => "calcium",
+            PlaqueKind::Mixed => "lipid + calcium",
+        }
+    }
+}
+
+/// One pool frame in the latent view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPoint {
+    pub id: String,
+    pub xy: [f32; 2],
+    pub latent: Vec<f32>,
+    pub plaque: PlaqueKind,
+    /// 99th-percentile FEA stress (kPa), once the frame has been labelled.
+    pub peak_kpa: Option<f32>,
+    pub thumbnail: Vec<u8>,
+}
+
+/// A gradient step drawn as an arrow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrow {
+    pub from: [f32; 2],
+    pub to: [f32; 2],
+    pub loss_before: f64,
+    pub loss_moved: f64,
+    pub round: usize,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The dataset: summary lines and its frames for the latent view (empty until a VAE
+    /// embeds them).
+    Data { name: String, summary: Vec<String>, size: usize, pixel_mm: f64 },
+    /// The VAE's embedding of the pool, projected by PCA.
+    Latent { points: Vec<PoolPoint>, mean: Vec<f32>, axes: [Vec<f32>; 2] },
+    VaeProgress { epoch: usize, epochs: usize, loss: f64, fraction: f64 },
+    /// A VAE is ready: epoch losses (empty when loaded) and reconstructions.
+    VaeReady { origin: String, epoch_losses: Vec<f64>, reconstructions: Vec<(SampleView, SampleView)> },
+    /// Training progress of the current round.
+    Progress { what: String, fraction: f64, eta_s: Option<f64> },
+    /// A round finished in one arm.
+    Round {
+        arm: Arm,
+        repeat: usize,
+        round: usize,
+        size: usize,
+        metrics: FrameMetrics,
+        epoch_losses: Vec<f64>,
+        row: Row,
+        /// Training-set members' 2-D positions.
+        training: Vec<[f32; 2]>,
+        arrows: Vec<Arrow>,
+        /// (original, moved) pairs of this round, the first few.
+        samples: Vec<(SampleView, SampleView)>,
+        caption: String,
+    },
+    Decoded { at: [f32; 2], sample: SampleView },
+    /// Saved a file.
+    Saved(PathBuf),
+    /// The worker has nothing running.
+    Idle { finished: bool },
+    Paused,
+    Error(String),
+}
