@@ -32,13 +32,26 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             .show(ui, |p| {
                 for arm in &summary.arms {
                     let xs: Vec<f64> = arm.points.iter().map(|s| s.size as f64).collect();
-                    let (mean, std): (Vec<f64>, Vec<f64>) = arm.points.iter().map(|s| if mse { (s.mse_mean, s.mse_std) } else { (s.accuracy_mean, s.accuracy_std) }).unzip();
+                    let (mean, std): (Vec<f64>, Vec<f64>) = arm
+                        .points
+                        .iter()
+                        .map(|s| {
+                            if mse {
+                                (s.mse_mean, s.mse_std)
+                            } else {
+                                (s.accuracy_mean, s.accuracy_std)
+                            }
+                        })
+                        .unzip();
                     let lower: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m - s).collect();
                     let upper: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m + s).collect();
                     let name = plot::arm_label(arm.arm, mode);
                     let c = color(arm.arm);
                     if xs.len() > 1 {
-                        p.add(FilledArea::new(format!("{name} ± std"), &xs, &lower, &upper).fill_color(c.gamma_multiply(0.2)));
+                        p.add(
+                            FilledArea::new(format!("{name} ± std"), &xs, &lower, &upper)
+                                .fill_color(c.gamma_multiply(0.2)),
+                        );
                     }
                     let line: Vec<[f64; 2]> = xs.iter().zip(&mean).map(|(x, m)| [*x, *m]).collect();
                     p.line(Line::new(name.clone(), line.clone()).color(c).width(2.0));
@@ -55,21 +68,33 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             .allow_scroll(false)
             .show(ui, |p| {
                 for (arm, losses) in &app.view.train_losses {
-                    p.line(Line::new(plot::arm_label(*arm, mode), losses.clone()).color(color(*arm)));
+                    p.line(
+                        Line::new(plot::arm_label(*arm, mode), losses.clone()).color(color(*arm)),
+                    );
                 }
             });
     }
     ui.horizontal(|ui| {
         if ui.button("Save CSV…").clicked()
-            && let Some(path) = rfd::FileDialog::new().set_file_name("results.csv").save_file()
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("results.csv")
+                .save_file()
         {
             report(app, results::write_csv(&path, &app.view.rows).map(|_| path));
         }
         if ui.button("Save PNG…").clicked()
-            && let Some(path) = rfd::FileDialog::new().set_file_name("curves.png").save_file()
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("curves.png")
+                .save_file()
         {
-            let title = format!("Adaptive sampling ({}) vs random baseline", mode.name().to_uppercase());
-            report(app, plot::write_curves(&path, &summary, mode, &title).map(|_| path));
+            let title = format!(
+                "Adaptive sampling ({}) vs random baseline",
+                mode.name().to_uppercase()
+            );
+            report(
+                app,
+                plot::write_curves(&path, &summary, mode, &title).map(|_| path),
+            );
         }
     });
 }

@@ -1,11 +1,17 @@
 //! Data: the embedded phantom (regenerated with its seed and size), *Open folder…* and
 //! folder drag-and-drop, working resolution and spacing, and an `sula info`-style summary.
 
-use super::{Command, SulaApp};
+use super::{Command, SulaApp, labelled_row};
 
 /// Opens a dropped folder as the dataset.
 pub fn handle_dropped_folder(app: &mut SulaApp, ctx: &egui::Context) {
-    let dropped: Vec<std::path::PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+    let dropped: Vec<std::path::PathBuf> = ctx.input(|i| {
+        i.raw
+            .dropped_files
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .collect()
+    });
     if let Some(path) = dropped.into_iter().find(|p| p.is_dir()) {
         app.open_folder(path);
     }
@@ -15,7 +21,11 @@ impl SulaApp {
     /// Asks the worker to load a dataset folder at the working resolution.
     pub fn open_folder(&mut self, path: std::path::PathBuf) {
         self.view.busy = true;
-        self.send(Command::OpenFolder { path, size: self.settings.size, pixel_mm: self.settings.pixel_mm });
+        self.send(Command::OpenFolder {
+            path,
+            size: self.settings.size,
+            pixel_mm: self.settings.pixel_mm,
+        });
     }
 }
 
@@ -23,37 +33,55 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.heading("Data");
     let busy = app.view.busy;
     egui::Grid::new("data_grid").num_columns(2).show(ui, |ui| {
-        ui.label("Working resolution");
-        egui::ComboBox::from_id_salt("size")
-            .selected_text(format!("{0}×{0}", app.settings.size))
-            .show_ui(ui, |ui| {
-                for size in [32, 64, 128] {
-                    ui.selectable_value(&mut app.settings.size, size, format!("{size}×{size}"));
-                }
-            });
-        ui.end_row();
-        ui.label("Phantom frames");
-        ui.add(egui::DragValue::new(&mut app.settings.phantom_pool).range(10..=5000));
-        ui.end_row();
-        ui.label("Phantom seed");
-        ui.add(egui::DragValue::new(&mut app.settings.phantom_seed));
-        ui.end_row();
-        ui.label("Pixel spacing (mm)");
+        let size = &mut app.settings.size;
+        labelled_row(ui, "Working resolution", |ui| {
+            egui::ComboBox::from_id_salt("size")
+                .selected_text(format!("{0}×{0}", *size))
+                .show_ui(ui, |ui| {
+                    for s in [32, 64, 128] {
+                        ui.selectable_value(size, s, format!("{s}×{s}"));
+                    }
+                })
+                .response
+        });
+        labelled_row(ui, "Phantom frames", |ui| {
+            ui.add(egui::DragValue::new(&mut app.settings.phantom_pool).range(10..=5000))
+        });
+        labelled_row(ui, "Phantom seed", |ui| {
+            ui.add(egui::DragValue::new(&mut app.settings.phantom_seed))
+        });
         let mut spacing = app.settings.pixel_mm.unwrap_or(0.0);
-        if ui.add(egui::DragValue::new(&mut spacing).range(0.0..=1.0).speed(0.001).max_decimals(4))
-            .on_hover_text("For folders that do not record it; 0 = use the dataset's own")
-            .changed()
-        {
+        let mut changed = false;
+        labelled_row(ui, "Pixel spacing (mm)", |ui| {
+            let response = ui
+                .add(
+                    egui::DragValue::new(&mut spacing)
+                        .range(0.0..=1.0)
+                        .speed(0.001)
+                        .max_decimals(4),
+                )
+                .on_hover_text("For folders that do not record it; 0 = use the dataset's own");
+            changed = response.changed();
+            response
+        });
+        if changed {
             app.settings.pixel_mm = (spacing > 0.0).then_some(spacing);
         }
-        ui.end_row();
     });
     ui.horizontal(|ui| {
-        if ui.add_enabled(!busy, egui::Button::new("Generate phantom")).clicked() {
+        if ui
+            .add_enabled(!busy, egui::Button::new("Generate phantom"))
+            .clicked()
+        {
             app.view.busy = true;
             app.load_phantom();
         }
-        if ui.add_enabled(!busy, egui::Button::new("Open folder…")).on_hover_text("A sula or MICCAI 2011 dataset folder; you can also drop a folder on the window").clicked()
+        if ui
+            .add_enabled(!busy, egui::Button::new("Open folder…"))
+            .on_hover_text(
+                "A sula or MICCAI 2011 dataset folder; you can also drop a folder on the window",
+            )
+            .clicked()
             && let Some(path) = rfd::FileDialog::new().pick_folder()
         {
             app.open_folder(path);

@@ -20,7 +20,12 @@ pub struct TextureCache {
 
 impl TextureCache {
     /// The texture of `make()`'s image, keyed by `key`'s hash.
-    pub fn get(&mut self, ctx: &egui::Context, key: impl Hash, make: impl FnOnce() -> ColorImage) -> TextureHandle {
+    pub fn get(
+        &mut self,
+        ctx: &egui::Context,
+        key: impl Hash,
+        make: impl FnOnce() -> ColorImage,
+    ) -> TextureHandle {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut hasher);
         let id = hasher.finish();
@@ -29,7 +34,9 @@ impl TextureCache {
         }
         self.textures
             .entry(id)
-            .or_insert_with(|| ctx.load_texture(format!("tex{id}"), make(), TextureOptions::NEAREST))
+            .or_insert_with(|| {
+                ctx.load_texture(format!("tex{id}"), make(), TextureOptions::NEAREST)
+            })
             .clone()
     }
 }
@@ -47,20 +54,43 @@ pub fn labels(size: usize, values: &[u8]) -> ColorImage {
 }
 
 /// A scalar map in turbo over [lo, hi]; non-solid pixels are black.
-pub fn scalar(size: usize, values: &[f32], labels: &[u8], lo: f64, hi: f64, map: &ColorMap) -> ColorImage {
+pub fn scalar(
+    size: usize,
+    values: &[f32],
+    labels: &[u8],
+    lo: f64,
+    hi: f64,
+    map: &ColorMap,
+) -> ColorImage {
     let rgb: Vec<u8> = values
         .iter()
         .zip(labels)
-        .flat_map(|(&v, &l)| if l >= 2 { map.map(f64::from(v), lo, hi) } else { [0, 0, 0] })
+        .flat_map(|(&v, &l)| {
+            if l >= 2 {
+                map.map(f64::from(v), lo, hi)
+            } else {
+                [0, 0, 0]
+            }
+        })
         .collect();
     ColorImage::from_rgb([size, size], &rgb)
 }
 
 /// (lo, hi) of a map over solid pixels.
 pub fn solid_range(values: &[f32], labels: &[u8]) -> (f64, f64) {
-    let solid = values.iter().zip(labels).filter(|(_, l)| **l >= 2).map(|(v, _)| f64::from(*v));
-    let (lo, hi) = solid.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) }
+    let solid = values
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l >= 2)
+        .map(|(v, _)| f64::from(*v));
+    let (lo, hi) = solid.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
 }
 
 fn bits(values: &[f32]) -> Vec<u32> {
@@ -82,19 +112,53 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
         });
     };
     ui.horizontal(|ui| {
-        picture(ui, cache.get(&ctx, ("img", &sample.image), || grey(size, &sample.image)), "image");
-        picture(ui, cache.get(&ctx, ("lab", &sample.labels), || labels(size, &sample.labels)), "label map");
+        picture(
+            ui,
+            cache.get(&ctx, ("img", &sample.image), || grey(size, &sample.image)),
+            "image",
+        );
+        picture(
+            ui,
+            cache.get(&ctx, ("lab", &sample.labels), || {
+                labels(size, &sample.labels)
+            }),
+            "label map",
+        );
         let Some(stress) = &sample.stress else {
             ui.label("the FEA cannot label this map (not a closed vessel)");
             return;
         };
         let (lo, hi) = solid_range(stress, &sample.labels);
-        picture(ui, cache.get(&ctx, ("fea", bits(stress)), || scalar(size, stress, &sample.labels, lo, hi, &turbo)), "FEA stress");
+        picture(
+            ui,
+            cache.get(&ctx, ("fea", bits(stress)), || {
+                scalar(size, stress, &sample.labels, lo, hi, &turbo)
+            }),
+            "FEA stress",
+        );
         if let Some(prediction) = &sample.prediction {
-            picture(ui, cache.get(&ctx, ("pred", bits(prediction), lo.to_bits(), hi.to_bits()), || scalar(size, prediction, &sample.labels, lo, hi, &turbo)), "F prediction");
-            let error: Vec<f32> = prediction.iter().zip(stress).map(|(p, s)| (p - s).abs()).collect();
+            picture(
+                ui,
+                cache.get(
+                    &ctx,
+                    ("pred", bits(prediction), lo.to_bits(), hi.to_bits()),
+                    || scalar(size, prediction, &sample.labels, lo, hi, &turbo),
+                ),
+                "F prediction",
+            );
+            let error: Vec<f32> = prediction
+                .iter()
+                .zip(stress)
+                .map(|(p, s)| (p - s).abs())
+                .collect();
             let (_, error_hi) = solid_range(&error, &sample.labels);
-            picture(ui, cache.get(&ctx, ("err", bits(&error)), || scalar(size, &error, &sample.labels, 0.0, error_hi, &viridis)), &format!("|error| (0–{error_hi:.0} kPa)"));
+            picture(
+                ui,
+                cache.get(&ctx, ("err", bits(&error)), || {
+                    scalar(size, &error, &sample.labels, 0.0, error_hi, &viridis)
+                }),
+                &format!("|error| (0–{error_hi:.0} kPa)"),
+            );
         }
         color_bar(ui, &turbo, lo, hi, side);
     });
@@ -112,14 +176,35 @@ pub fn color_bar(ui: &mut egui::Ui, map: &ColorMap, lo: f64, hi: f64, height: f3
         let [r, g, b] = map.map(value, lo, hi);
         let y0 = bar.top() + t0 * height;
         painter.rect_filled(
-            egui::Rect::from_min_max(egui::pos2(bar.left(), y0), egui::pos2(bar.right(), y0 + height / steps as f32 + 0.5)),
+            egui::Rect::from_min_max(
+                egui::pos2(bar.left(), y0),
+                egui::pos2(bar.right(), y0 + height / steps as f32 + 0.5),
+            ),
             0.0,
             Color32::from_rgb(r, g, b),
         );
     }
     let text = ui.visuals().text_color();
     let font = egui::FontId::proportional(10.0);
-    painter.text(egui::pos2(bar.right() + 3.0, bar.top()), egui::Align2::LEFT_TOP, format!("{hi:.0}"), font.clone(), text);
-    painter.text(egui::pos2(bar.right() + 3.0, bar.bottom()), egui::Align2::LEFT_BOTTOM, format!("{lo:.0}"), font.clone(), text);
-    painter.text(egui::pos2(bar.right() + 3.0, bar.center().y), egui::Align2::LEFT_CENTER, "kPa", font, text);
+    painter.text(
+        egui::pos2(bar.right() + 3.0, bar.top()),
+        egui::Align2::LEFT_TOP,
+        format!("{hi:.0}"),
+        font.clone(),
+        text,
+    );
+    painter.text(
+        egui::pos2(bar.right() + 3.0, bar.bottom()),
+        egui::Align2::LEFT_BOTTOM,
+        format!("{lo:.0}"),
+        font.clone(),
+        text,
+    );
+    painter.text(
+        egui::pos2(bar.right() + 3.0, bar.center().y),
+        egui::Align2::LEFT_CENTER,
+        "kPa",
+        font,
+        text,
+    );
 }

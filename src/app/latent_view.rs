@@ -31,7 +31,10 @@ fn plaque_color(kind: PlaqueKind) -> Color32 {
 }
 
 fn lerp(a: [f32; 2], b: [f32; 2], t: f32) -> [f64; 2] {
-    [f64::from(a[0] + (b[0] - a[0]) * t), f64::from(a[1] + (b[1] - a[1]) * t)]
+    [
+        f64::from(a[0] + (b[0] - a[0]) * t),
+        f64::from(a[1] + (b[1] - a[1]) * t),
+    ]
 }
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
@@ -52,14 +55,21 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select.");
     let view = &app.view;
     let animation = if app.settings.teaching {
-        view.round_arrived.map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
+        view.round_arrived
+            .map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
     } else {
         1.0
     };
     if animation < 1.0 {
         ui.ctx().request_repaint();
     }
-    let (peak_lo, peak_hi) = view.points.iter().filter_map(|p| p.peak_kpa).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (peak_lo, peak_hi) = view
+        .points
+        .iter()
+        .filter_map(|p| p.peak_kpa)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     let turbo = crate::render::colormap::ColorMap::turbo();
     let shift = ui.input(|i| i.modifiers.shift);
     let drag_id = ui.scope_id().with("box_select_start");
@@ -73,13 +83,35 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         .show(ui, |plot| {
             match app.settings.color_by {
                 ColorBy::Membership => {
-                    let all: Vec<[f64; 2]> = view.points.iter().map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])]).collect();
-                    plot.points(Points::new("pool", all).radius(2.0).color(Color32::from_gray(150)));
+                    let all: Vec<[f64; 2]> = view
+                        .points
+                        .iter()
+                        .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                        .collect();
+                    plot.points(
+                        Points::new("pool", all)
+                            .radius(2.0)
+                            .color(Color32::from_gray(150)),
+                    );
                 }
                 ColorBy::Plaque => {
-                    for kind in [PlaqueKind::Fibrous, PlaqueKind::Lipid, PlaqueKind::Calcified, PlaqueKind::Mixed] {
-                        let pts: Vec<[f64; 2]> = view.points.iter().filter(|p| p.plaque == kind).map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])]).collect();
-                        plot.points(Points::new(kind.name(), pts).radius(2.0).color(plaque_color(kind)));
+                    for kind in [
+                        PlaqueKind::Fibrous,
+                        PlaqueKind::Lipid,
+                        PlaqueKind::Calcified,
+                        PlaqueKind::Mixed,
+                    ] {
+                        let pts: Vec<[f64; 2]> = view
+                            .points
+                            .iter()
+                            .filter(|p| p.plaque == kind)
+                            .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                            .collect();
+                        plot.points(
+                            Points::new(kind.name(), pts)
+                                .radius(2.0)
+                                .color(plaque_color(kind)),
+                        );
                     }
                 }
                 ColorBy::PeakStress => {
@@ -88,35 +120,118 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     for b in 0..bins {
                         let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
                         let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
-                        let pts: Vec<[f64; 2]> = view.points.iter().filter(|p| p.peak_kpa.is_some_and(|v| v >= lo && (v < hi || b == bins - 1))).map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])]).collect();
-                        let [r, g, bl] = turbo.map(f64::from((lo + hi) / 2.0), f64::from(peak_lo), f64::from(peak_hi));
-                        plot.points(Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts).radius(2.0).color(Color32::from_rgb(r, g, bl)));
+                        let pts: Vec<[f64; 2]> = view
+                            .points
+                            .iter()
+                            .filter(|p| {
+                                p.peak_kpa
+                                    .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
+                            })
+                            .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                            .collect();
+                        let [r, g, bl] = turbo.map(
+                            f64::from((lo + hi) / 2.0),
+                            f64::from(peak_lo),
+                            f64::from(peak_hi),
+                        );
+                        plot.points(
+                            Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
+                                .radius(2.0)
+                                .color(Color32::from_rgb(r, g, bl)),
+                        );
                     }
                 }
             }
             if !view.training.is_empty() {
-                let pts: Vec<[f64; 2]> = view.training.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
-                plot.points(Points::new("training set (adaptive)", pts).radius(3.5).shape(MarkerShape::Circle).filled(false).color(Color32::from_rgb(30, 30, 30)));
+                let pts: Vec<[f64; 2]> = view
+                    .training
+                    .iter()
+                    .map(|p| [f64::from(p[0]), f64::from(p[1])])
+                    .collect();
+                plot.points(
+                    Points::new("training set (adaptive)", pts)
+                        .radius(3.5)
+                        .shape(MarkerShape::Circle)
+                        .filled(false)
+                        .color(Color32::from_rgb(30, 30, 30)),
+                );
             }
             if app.settings.show_history && !view.history.is_empty() {
-                let from: Vec<[f64; 2]> = view.history.iter().map(|a| lerp(a.from, a.from, 0.0)).collect();
-                let to: Vec<[f64; 2]> = view.history.iter().map(|a| lerp(a.from, a.to, 1.0)).collect();
-                plot.arrows(Arrows::new("earlier rounds", PlotPoints::from(from), PlotPoints::from(to)).color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)));
+                let from: Vec<[f64; 2]> = view
+                    .history
+                    .iter()
+                    .map(|a| lerp(a.from, a.from, 0.0))
+                    .collect();
+                let to: Vec<[f64; 2]> = view
+                    .history
+                    .iter()
+                    .map(|a| lerp(a.from, a.to, 1.0))
+                    .collect();
+                plot.arrows(
+                    Arrows::new(
+                        "earlier rounds",
+                        PlotPoints::from(from),
+                        PlotPoints::from(to),
+                    )
+                    .color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)),
+                );
             }
             if !view.arrows.is_empty() {
-                let from: Vec<[f64; 2]> = view.arrows.iter().map(|a| lerp(a.from, a.from, 0.0)).collect();
-                let to: Vec<[f64; 2]> = view.arrows.iter().map(|a| lerp(a.from, a.to, animation)).collect();
-                plot.points(Points::new("originals", from.clone()).radius(3.5).color(Color32::from_rgb(43, 108, 176)));
-                plot.arrows(Arrows::new("gradient step z → z'", PlotPoints::from(from), PlotPoints::from(to.clone())).color(Color32::from_rgb(230, 97, 1)));
-                plot.points(Points::new("moved z'", to).radius(3.5).color(Color32::from_rgb(230, 97, 1)));
+                let from: Vec<[f64; 2]> = view
+                    .arrows
+                    .iter()
+                    .map(|a| lerp(a.from, a.from, 0.0))
+                    .collect();
+                let to: Vec<[f64; 2]> = view
+                    .arrows
+                    .iter()
+                    .map(|a| lerp(a.from, a.to, animation))
+                    .collect();
+                plot.points(
+                    Points::new("originals", from.clone())
+                        .radius(3.5)
+                        .color(Color32::from_rgb(43, 108, 176)),
+                );
+                plot.arrows(
+                    Arrows::new(
+                        "gradient step z to z'",
+                        PlotPoints::from(from),
+                        PlotPoints::from(to.clone()),
+                    )
+                    .color(Color32::from_rgb(230, 97, 1)),
+                );
+                plot.points(
+                    Points::new("moved z'", to)
+                        .radius(3.5)
+                        .color(Color32::from_rgb(230, 97, 1)),
+                );
             }
             if !view.selected.is_empty() {
-                let pts: Vec<[f64; 2]> = view.selected.iter().filter_map(|&i| view.points.get(i)).map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])]).collect();
-                plot.points(Points::new("selected", pts).radius(5.0).filled(false).color(Color32::from_rgb(220, 30, 30)));
+                let pts: Vec<[f64; 2]> = view
+                    .selected
+                    .iter()
+                    .filter_map(|&i| view.points.get(i))
+                    .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                    .collect();
+                plot.points(
+                    Points::new("selected", pts)
+                        .radius(5.0)
+                        .filled(false)
+                        .color(Color32::from_rgb(220, 30, 30)),
+                );
             }
             if !view.decoded.is_empty() {
-                let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| [f64::from(p[0]), f64::from(p[1])]).collect();
-                plot.points(Points::new("decoded here", pts).radius(5.0).shape(MarkerShape::Diamond).color(Color32::from_rgb(20, 160, 90)));
+                let pts: Vec<[f64; 2]> = view
+                    .decoded
+                    .iter()
+                    .map(|(p, _)| [f64::from(p[0]), f64::from(p[1])])
+                    .collect();
+                plot.points(
+                    Points::new("decoded here", pts)
+                        .radius(5.0)
+                        .shape(MarkerShape::Diamond)
+                        .color(Color32::from_rgb(20, 160, 90)),
+                );
             }
             plot.pointer_coordinate()
         });
@@ -127,27 +242,49 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             .points
             .iter()
             .enumerate()
-            .map(|(i, p)| (i, transform.position_from_point(&PlotPoint::new(p.xy[0], p.xy[1])).distance(pos)))
+            .map(|(i, p)| {
+                (
+                    i,
+                    transform
+                        .position_from_point(&PlotPoint::new(p.xy[0], p.xy[1]))
+                        .distance(pos),
+                )
+            })
             .filter(|(_, d)| *d <= PICK_RADIUS_PX)
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
     };
     // Box select with Shift+drag.
-    if shift && response.response.drag_started() && let Some(p) = response.inner {
+    if shift
+        && response.response.drag_started()
+        && let Some(p) = response.inner
+    {
         ui.data_mut(|d| d.insert_temp(drag_id, [p.x, p.y]));
     }
     if let Some(start) = ui.data(|d| d.get_temp::<[f64; 2]>(drag_id)) {
         if let Some(current) = response.inner {
             let a = transform.position_from_point(&PlotPoint::new(start[0], start[1]));
             let b = transform.position_from_point(&current);
-            ui.painter().rect_stroke(egui::Rect::from_two_pos(a, b), 0.0, egui::Stroke::new(1.0, Color32::from_rgb(220, 30, 30)), egui::StrokeKind::Middle);
+            ui.painter().rect_stroke(
+                egui::Rect::from_two_pos(a, b),
+                0.0,
+                egui::Stroke::new(1.0, Color32::from_rgb(220, 30, 30)),
+                egui::StrokeKind::Middle,
+            );
             if response.response.drag_stopped() {
                 let (x0, x1) = (start[0].min(current.x), start[0].max(current.x));
                 let (y0, y1) = (start[1].min(current.y), start[1].max(current.y));
-                app.view.selected = app.view.points.iter().enumerate().filter(|(_, p)| {
-                    let (x, y) = (f64::from(p.xy[0]), f64::from(p.xy[1]));
-                    x >= x0 && x <= x1 && y >= y0 && y <= y1
-                }).map(|(i, _)| i).collect();
+                app.view.selected = app
+                    .view
+                    .points
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| {
+                        let (x, y) = (f64::from(p.xy[0]), f64::from(p.xy[1]));
+                        x >= x0 && x <= x1 && y >= y0 && y <= y1
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
                 ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
             }
         }
@@ -155,7 +292,9 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
         }
     }
-    if response.response.clicked() && let Some(pos) = response.response.interact_pointer_pos() {
+    if response.response.clicked()
+        && let Some(pos) = response.response.interact_pointer_pos()
+    {
         match nearest(pos) {
             Some(i) => {
                 if let Some(at) = app.view.selected.iter().position(|&s| s == i) {
@@ -166,17 +305,30 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             }
             None => {
                 if let (Some((mean, axes)), Some(p)) = (&app.view.projection, response.inner) {
-                    let projection = crate::worker::pca::Projection { mean: mean.clone(), axes: axes.clone() };
+                    let projection = crate::worker::pca::Projection {
+                        mean: mean.clone(),
+                        axes: axes.clone(),
+                    };
                     app.send(Command::Decode(projection.lift([p.x as f32, p.y as f32])));
                 }
             }
         }
     }
-    if let Some(pos) = pointer && let Some(i) = nearest(pos) {
+    if let Some(pos) = pointer
+        && let Some(i) = nearest(pos)
+    {
         let p = &app.view.points[i];
         let ctx = ui.ctx().clone();
-        let texture = app.images.get(&ctx, ("img", &p.thumbnail), || images::grey(app.view.data_size, &p.thumbnail));
-        egui::Tooltip::always_open(ctx.clone(), ui.layer_id(), ui.scope_id().with("latent_tooltip"), egui::PopupAnchor::Pointer).show(|ui| {
+        let texture = app.images.get(&ctx, ("img", &p.thumbnail), || {
+            images::grey(app.view.data_size, &p.thumbnail)
+        });
+        egui::Tooltip::always_open(
+            ctx.clone(),
+            ui.layer_id(),
+            ui.scope_id().with("latent_tooltip"),
+            egui::PopupAnchor::Pointer,
+        )
+        .show(|ui| {
             ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
             ui.label(&p.id);
             ui.small(format!("plaque: {}", p.plaque.name()));

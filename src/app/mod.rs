@@ -141,11 +141,13 @@ impl SulaApp {
         app
     }
 
-    fn send(&self, command: Command) {
+    /// Sends a command to the worker.
+    pub fn send(&self, command: Command) {
         self.worker.send(command);
     }
 
-    fn load_phantom(&self) {
+    /// Regenerates the phantom with the current settings.
+    pub fn load_phantom(&self) {
         self.send(Command::LoadPhantom {
             pool: self.settings.phantom_pool,
             test: self.settings.phantom_test,
@@ -164,7 +166,12 @@ impl SulaApp {
     fn apply(&mut self, event: Event) {
         let view = &mut self.view;
         match event {
-            Event::Data { name, summary, size, .. } => {
+            Event::Data {
+                name,
+                summary,
+                size,
+                ..
+            } => {
                 *view = View {
                     vae_origin: view.vae_origin.take(),
                     vae_losses: std::mem::take(&mut view.vae_losses),
@@ -185,35 +192,76 @@ impl SulaApp {
                 view.selected.clear();
                 view.decoded.clear();
             }
-            Event::VaeProgress { epoch, epochs, loss, fraction } => {
+            Event::VaeProgress {
+                epoch,
+                epochs,
+                loss,
+                fraction,
+            } => {
                 let x = fraction * epochs as f64;
                 view.vae_losses.push([x, loss]);
-                view.progress = Some((format!("Training the VAE · epoch {}/{epochs}", epoch + 1), fraction, None));
+                view.progress = Some((
+                    format!("Training the VAE · epoch {}/{epochs}", epoch + 1),
+                    fraction,
+                    None,
+                ));
                 view.busy = true;
             }
-            Event::VaeReady { origin, epoch_losses, reconstructions } => {
+            Event::VaeReady {
+                origin,
+                epoch_losses,
+                reconstructions,
+            } => {
                 if !epoch_losses.is_empty() {
-                    view.vae_losses = epoch_losses.iter().enumerate().map(|(i, l)| [i as f64 + 1.0, *l]).collect();
+                    view.vae_losses = epoch_losses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| [i as f64 + 1.0, *l])
+                        .collect();
                 }
                 view.vae_origin = Some(origin);
                 view.reconstructions = reconstructions;
                 view.study_started = false;
             }
-            Event::Progress { what, fraction, eta_s } => {
+            Event::Progress {
+                what,
+                fraction,
+                eta_s,
+            } => {
+                // Training batches mean the worker is busy, even right after a Start's Idle.
+                view.busy |= fraction > 0.0;
                 view.progress = Some((what, fraction, eta_s));
                 view.paused = false;
             }
-            Event::Round { arm, repeat, row, training, arrows, samples, caption, epoch_losses, .. } => {
+            Event::Round {
+                arm,
+                repeat,
+                row,
+                training,
+                arrows,
+                samples,
+                caption,
+                epoch_losses,
+                ..
+            } => {
                 view.rows.push(row);
-                let offset = view.train_losses.iter().find(|(a, _)| *a == arm).map_or(0, |(_, l)| l.len());
-                let losses: Vec<[f64; 2]> = epoch_losses.iter().enumerate().map(|(i, l)| [(offset + i + 1) as f64, *l]).collect();
+                let offset = view
+                    .train_losses
+                    .iter()
+                    .find(|(a, _)| *a == arm)
+                    .map_or(0, |(_, l)| l.len());
+                let losses: Vec<[f64; 2]> = epoch_losses
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| [(offset + i + 1) as f64, *l])
+                    .collect();
                 match view.train_losses.iter_mut().find(|(a, _)| *a == arm) {
                     Some((_, existing)) if repeat == 0 => existing.extend(losses),
                     Some(_) => {}
                     None => view.train_losses.push((arm, losses)),
                 }
                 if arm == Arm::Adaptive {
-                    view.history.extend(view.arrows.drain(..));
+                    view.history.append(&mut view.arrows);
                     view.arrows = arrows;
                     view.training = training;
                     if !samples.is_empty() {
@@ -228,7 +276,14 @@ impl SulaApp {
             Event::Idle { finished } => {
                 // Status lines ("Loading…", "Embedding…") end with the work; a finished or
                 // cancelled run keeps its last line.
-                if view.progress.as_ref().is_some_and(|(_, f, _)| *f == 0.0 && !finished) && !view.progress.as_ref().is_some_and(|(w, _, _)| w.starts_with("Cancelled") || w.starts_with("Ready")) {
+                if view
+                    .progress
+                    .as_ref()
+                    .is_some_and(|(_, f, _)| *f == 0.0 && !finished)
+                    && !view.progress.as_ref().is_some_and(|(w, _, _)| {
+                        w.starts_with("Cancelled") || w.starts_with("Ready")
+                    })
+                {
                     view.progress = None;
                 }
                 view.busy = false;
@@ -248,14 +303,22 @@ impl SulaApp {
             ui.heading("sula");
             ui.label("suggestive labelling by adaptive latent-space sampling");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(egui::RichText::new(&self.device_badge).strong().color(egui::Color32::from_rgb(40, 130, 60)))
-                    .on_hover_text("The torch device the worker trains on");
+                ui.label(
+                    egui::RichText::new(&self.device_badge)
+                        .strong()
+                        .color(egui::Color32::from_rgb(40, 130, 60)),
+                )
+                .on_hover_text("The torch device the worker trains on");
                 if let Some((what, fraction, eta)) = &self.view.progress {
                     let text = match eta {
                         Some(eta) => format!("{what} · ETA {}", format_eta(*eta)),
                         None => what.clone(),
                     };
-                    ui.add(egui::ProgressBar::new(*fraction as f32).desired_width(260.0).text(text));
+                    ui.add(
+                        egui::ProgressBar::new(*fraction as f32)
+                            .desired_width(260.0)
+                            .text(text),
+                    );
                 }
                 if self.view.busy {
                     ui.spinner();
@@ -265,7 +328,10 @@ impl SulaApp {
         let mut dismiss = None;
         for (i, error) in self.view.errors.iter().enumerate() {
             ui.horizontal(|ui| {
-                ui.colored_label(egui::Color32::from_rgb(200, 40, 40), format!("⚠ {error}"));
+                ui.colored_label(
+                    egui::Color32::from_rgb(200, 40, 40),
+                    format!("Error: {error}"),
+                );
                 if ui.small_button("Dismiss").clicked() {
                     dismiss = Some(i);
                 }
@@ -280,10 +346,22 @@ impl SulaApp {
     }
 }
 
+/// A grid row: a label and the widget `add` puts after it, named by the label for
+/// screen readers and tests.
+fn labelled_row(ui: &mut egui::Ui, text: &str, add: impl FnOnce(&mut egui::Ui) -> egui::Response) {
+    let label = ui.label(text);
+    add(ui).labelled_by(label.id);
+    ui.end_row();
+}
+
 /// "1 min 05 s" style.
 fn format_eta(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
-    if s >= 60 { format!("{} min {:02} s", s / 60, s % 60) } else { format!("{s} s") }
+    if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
 }
 
 impl eframe::App for SulaApp {
@@ -298,22 +376,26 @@ impl eframe::App for SulaApp {
         if self.settings.teaching {
             egui::Panel::bottom("teaching").show(ui, |ui| teaching::ui(self, ui));
         }
-        egui::Panel::left("controls").default_size(330.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                data_panel::ui(self, ui);
-                ui.separator();
-                stage1::ui(self, ui);
-                ui.separator();
-                stage2::ui(self, ui);
+        egui::Panel::left("controls")
+            .default_size(330.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    data_panel::ui(self, ui);
+                    ui.separator();
+                    stage1::ui(self, ui);
+                    ui.separator();
+                    stage2::ui(self, ui);
+                });
             });
-        });
-        egui::Panel::right("results").default_size(620.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                samples::ui(self, ui);
-                ui.separator();
-                curves::ui(self, ui);
+        egui::Panel::right("results")
+            .default_size(620.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    samples::ui(self, ui);
+                    ui.separator();
+                    curves::ui(self, ui);
+                });
             });
-        });
         egui::CentralPanel::default().show(ui, |ui| latent_view::ui(self, ui));
     }
 
@@ -331,5 +413,9 @@ pub fn run_native() -> eframe::Result {
             .with_inner_size([1600.0, 1000.0]),
         ..Default::default()
     };
-    eframe::run_native("sula", options, Box::new(|cc| Ok(Box::new(SulaApp::new(cc)))))
+    eframe::run_native(
+        "sula",
+        options,
+        Box::new(|cc| Ok(Box::new(SulaApp::new(cc)))),
+    )
 }

@@ -19,7 +19,13 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.add_space(6.0);
     }
     if let Some((at, decoded)) = app.view.decoded.last() {
-        ui.label(egui::RichText::new(format!("Decoded at ({:.2}, {:.2}): {}", at[0], at[1], decoded.caption)).strong());
+        ui.label(
+            egui::RichText::new(format!(
+                "Decoded at ({:.2}, {:.2}): {}",
+                at[0], at[1], decoded.caption
+            ))
+            .strong(),
+        );
         images::sample_row(&mut app.images, ui, decoded, side);
     }
 }

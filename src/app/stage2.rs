@@ -2,7 +2,7 @@
 //! seed; Start, Step, Run, Pause/Resume and Cancel. The baseline runs alongside with
 //! the same settings.
 
-use super::{Command, SulaApp};
+use super::{Command, SulaApp, labelled_row};
 use crate::sampling::{LoopConfig, Mode, Normalisation};
 
 impl SulaApp {
@@ -38,7 +38,10 @@ impl SulaApp {
                 self.view.study_started = true;
                 self.view.finished = false;
                 self.view.busy = true;
-                self.send(Command::Start { config, repeats: self.settings.repeats });
+                self.send(Command::Start {
+                    config,
+                    repeats: self.settings.repeats,
+                });
             }
             Err(message) => self.view.errors.push(message),
         }
@@ -56,53 +59,77 @@ impl SulaApp {
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.heading("Stage 2 · adaptive sampling");
-    ui.small("Move training points along ∇z of F's loss, label what lies there, train; the random baseline gets the same sizes and steps.");
+    ui.small("Move training points along the gradient of F's loss, label what lies there, train; the random baseline gets the same sizes and steps.");
     let busy = app.view.busy;
     let ready = app.view.vae_origin.is_some() && !app.view.points.is_empty();
     let s = &mut app.settings;
-    egui::Grid::new("stage2_grid").num_columns(2).show(ui, |ui| {
-        ui.label("Mode");
-        ui.horizontal(|ui| {
-            ui.radio_value(&mut s.mode, Mode::Si, "SI").on_hover_text("Decode z' and label the generated sample with the FEA");
-            ui.radio_value(&mut s.mode, Mode::Snn, "SNN").on_hover_text("Label the nearest unused real frame to z'");
+    egui::Grid::new("stage2_grid")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("Mode");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut s.mode, Mode::Si, "SI")
+                    .on_hover_text("Decode z' and label the generated sample with the FEA");
+                ui.radio_value(&mut s.mode, Mode::Snn, "SNN")
+                    .on_hover_text("Label the nearest unused real frame to z'");
+            });
+            ui.end_row();
+            labelled_row(ui, "n0 (round 0)", |ui| {
+                ui.add(egui::DragValue::new(&mut s.n0).range(1..=5000))
+            });
+            labelled_row(ui, "k (per round)", |ui| {
+                ui.add(egui::DragValue::new(&mut s.k).range(1..=5000))
+            });
+            labelled_row(ui, "Step η", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut s.step)
+                        .range(0.01..=10.0)
+                        .speed(0.05),
+                )
+            });
+            ui.label("Normalisation");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut s.normalisation, Normalisation::L2, "L2");
+                ui.radio_value(&mut s.normalisation, Normalisation::Sign, "sign");
+            });
+            ui.end_row();
+            labelled_row(ui, "Epochs per round", |ui| {
+                ui.add(egui::DragValue::new(&mut s.epochs_per_round).range(1..=200))
+            });
+            labelled_row(ui, "Budget", |ui| {
+                ui.add(egui::DragValue::new(&mut s.budget).range(1..=100000))
+            });
+            labelled_row(ui, "Repeats", |ui| {
+                ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
+            });
+            labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
         });
-        ui.end_row();
-        ui.label("n0 (round 0)");
-        ui.add(egui::DragValue::new(&mut s.n0).range(1..=5000));
-        ui.end_row();
-        ui.label("k (per round)");
-        ui.add(egui::DragValue::new(&mut s.k).range(1..=5000));
-        ui.end_row();
-        ui.label("Step η");
-        ui.add(egui::DragValue::new(&mut s.step).range(0.01..=10.0).speed(0.05));
-        ui.end_row();
-        ui.label("Normalisation");
-        ui.horizontal(|ui| {
-            ui.radio_value(&mut s.normalisation, Normalisation::L2, "L2");
-            ui.radio_value(&mut s.normalisation, Normalisation::Sign, "sign");
-        });
-        ui.end_row();
-        ui.label("Epochs per round");
-        ui.add(egui::DragValue::new(&mut s.epochs_per_round).range(1..=200));
-        ui.end_row();
-        ui.label("Budget");
-        ui.add(egui::DragValue::new(&mut s.budget).range(1..=100000));
-        ui.end_row();
-        ui.label("Repeats");
-        ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20));
-        ui.end_row();
-        ui.label("Seed");
-        ui.add(egui::DragValue::new(&mut s.seed));
-        ui.end_row();
-    });
     ui.horizontal(|ui| {
-        if ui.add_enabled(!busy && ready, egui::Button::new("Start")).on_hover_text("New study with these settings").clicked() {
+        if ui
+            .add_enabled(!busy && ready, egui::Button::new("Start"))
+            .on_hover_text("New study with these settings")
+            .clicked()
+        {
             app.start_study();
         }
-        if ui.add_enabled(!busy && ready && !app.view.finished, egui::Button::new("Step")).on_hover_text("One round of both arms (Space)").clicked() {
+        if ui
+            .add_enabled(
+                !busy && ready && !app.view.finished,
+                egui::Button::new("Step"),
+            )
+            .on_hover_text("One round of both arms (Space)")
+            .clicked()
+        {
             app.step_round();
         }
-        if ui.add_enabled(!busy && ready && !app.view.finished, egui::Button::new("Run")).on_hover_text("Rounds until the budget, every repeat").clicked() {
+        if ui
+            .add_enabled(
+                !busy && ready && !app.view.finished,
+                egui::Button::new("Run"),
+            )
+            .on_hover_text("Rounds until the budget, every repeat")
+            .clicked()
+        {
             if !app.view.study_started {
                 app.start_study();
             }
@@ -113,7 +140,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         let label = if app.view.paused { "Resume" } else { "Pause" };
         if ui.add_enabled(busy, egui::Button::new(label)).clicked() {
-            app.send(if app.view.paused { Command::Resume } else { Command::Pause });
+            app.send(if app.view.paused {
+                Command::Resume
+            } else {
+                Command::Pause
+            });
         }
         if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
             app.send(Command::Cancel);

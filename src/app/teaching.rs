@@ -9,8 +9,19 @@ pub fn shortcuts(app: &mut SulaApp, ctx: &egui::Context) {
     if ctx.memory(|m| m.focused().is_some()) {
         return;
     }
-    let (space, t, h) = ctx.input(|i| (i.key_pressed(egui::Key::Space), i.key_pressed(egui::Key::T), i.key_pressed(egui::Key::H)));
-    if space && !app.view.busy && !app.view.finished && !app.view.points.is_empty() && app.view.vae_origin.is_some() {
+    let (space, t, h) = ctx.input(|i| {
+        (
+            i.key_pressed(egui::Key::Space),
+            i.key_pressed(egui::Key::T),
+            i.key_pressed(egui::Key::H),
+        )
+    });
+    if space
+        && !app.view.busy
+        && !app.view.finished
+        && !app.view.points.is_empty()
+        && app.view.vae_origin.is_some()
+    {
         app.step_round();
     }
     if t {

@@ -17,10 +17,7 @@ use crate::device::ComputeDevice;
 
 /// Suggestive labelling by adaptive latent-space sampling, on IVUS cross-sections.
 #[derive(Debug, Parser)]
-#[command(
-    name = "sula",
-    disable_version_flag = true
-)]
+#[command(name = "sula", disable_version_flag = true)]
 struct Cli {
     /// Print the version and the torch device sula would use.
     #[arg(short = 'V', long)]
@@ -75,8 +72,11 @@ pub fn main() -> ExitCode {
         Some(Command::EvalVae(args)) => eval::run(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
-        None => crate::app::run_native()
-            .map_err(|e| anyhow::anyhow!("cannot open the window ({e}); use a subcommand (`sula --help`) without a display")),
+        None => crate::app::run_native().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the window ({e}); use a subcommand (`sula --help`) without a display"
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

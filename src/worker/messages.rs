@@ -10,16 +10,32 @@ use crate::sampling::{Arm, LoopConfig};
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Generate the seeded phantom as the pool (and an independent test set).
-    LoadPhantom { pool: usize, test: usize, seed: u64, size: usize },
+    LoadPhantom {
+        pool: usize,
+        test: usize,
+        seed: u64,
+        size: usize,
+    },
     /// Open a dataset folder (a held-out fifth becomes the test set).
-    OpenFolder { path: PathBuf, size: usize, pixel_mm: Option<f64> },
+    OpenFolder {
+        path: PathBuf,
+        size: usize,
+        pixel_mm: Option<f64>,
+    },
     /// Use the VAE shipped in the binary.
     LoadDefaultVae,
-    TrainVae { epochs: usize, latent_dim: usize, seed: u64 },
+    TrainVae {
+        epochs: usize,
+        latent_dim: usize,
+        seed: u64,
+    },
     LoadVae(PathBuf),
     SaveVae(PathBuf),
     /// Start both arms of a study with `repeats` repeats; nothing runs until Step or Run.
-    Start { config: LoopConfig, repeats: usize },
+    Start {
+        config: LoopConfig,
+        repeats: usize,
+    },
     /// One round of both arms.
     Step,
     /// Rounds until every repeat reaches the budget.
@@ -101,14 +117,36 @@ pub struct Arrow {
 pub enum Event {
     /// The dataset: summary lines and its frames for the latent view (empty until a VAE
     /// embeds them).
-    Data { name: String, summary: Vec<String>, size: usize, pixel_mm: f64 },
+    Data {
+        name: String,
+        summary: Vec<String>,
+        size: usize,
+        pixel_mm: f64,
+    },
     /// The VAE's embedding of the pool, projected by PCA.
-    Latent { points: Vec<PoolPoint>, mean: Vec<f32>, axes: [Vec<f32>; 2] },
-    VaeProgress { epoch: usize, epochs: usize, loss: f64, fraction: f64 },
+    Latent {
+        points: Vec<PoolPoint>,
+        mean: Vec<f32>,
+        axes: [Vec<f32>; 2],
+    },
+    VaeProgress {
+        epoch: usize,
+        epochs: usize,
+        loss: f64,
+        fraction: f64,
+    },
     /// A VAE is ready: epoch losses (empty when loaded) and reconstructions.
-    VaeReady { origin: String, epoch_losses: Vec<f64>, reconstructions: Vec<(SampleView, SampleView)> },
+    VaeReady {
+        origin: String,
+        epoch_losses: Vec<f64>,
+        reconstructions: Vec<(SampleView, SampleView)>,
+    },
     /// Training progress of the current round.
-    Progress { what: String, fraction: f64, eta_s: Option<f64> },
+    Progress {
+        what: String,
+        fraction: f64,
+        eta_s: Option<f64>,
+    },
     /// A round finished in one arm.
     Round {
         arm: Arm,
@@ -125,11 +163,16 @@ pub enum Event {
         samples: Vec<(SampleView, SampleView)>,
         caption: String,
     },
-    Decoded { at: [f32; 2], sample: SampleView },
+    Decoded {
+        at: [f32; 2],
+        sample: SampleView,
+    },
     /// Saved a file.
     Saved(PathBuf),
     /// The worker has nothing running.
-    Idle { finished: bool },
+    Idle {
+        finished: bool,
+    },
     Paused,
     Error(String),
 }

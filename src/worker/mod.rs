@@ -32,7 +32,15 @@ impl WorkerHandle {
         let (event_tx, events) = unbounded();
         let thread = std::thread::Builder::new()
             .name("sula-worker".to_string())
-            .spawn(move || run(&command_rx, &Outbox { events: event_tx, waker }))
+            .spawn(move || {
+                run(
+                    &command_rx,
+                    &Outbox {
+                        events: event_tx,
+                        waker,
+                    },
+                )
+            })
             .expect("the worker thread starts");
         WorkerHandle {
             commands,
@@ -83,9 +91,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn run(commands: &Receiver<Command>, outbox: &Outbox) {
     let mut state = state::State::new();
     while let Ok(command) = commands.recv() {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            state.handle(command, commands, outbox)
-        }));
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| state.handle(command, commands, outbox)));
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {

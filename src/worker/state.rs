@@ -7,9 +7,9 @@ use crossbeam_channel::Receiver;
 use rayon::prelude::*;
 use tch::{Device, nn};
 
+use super::Outbox;
 use super::messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
 use super::pca::Projection;
-use super::Outbox;
 use crate::experiment::source::{DataSource, StudyData};
 use crate::experiment::{Row, row};
 use crate::fea::FeaParams;
@@ -77,7 +77,14 @@ fn control(commands: &Receiver<Command>, outbox: &Outbox) -> Control {
     Control::Continue
 }
 
-fn view(caption: String, size: usize, image: &[u8], labels: &LabelMap, stress: Option<Vec<f32>>, prediction: Option<Vec<f32>>) -> SampleView {
+fn view(
+    caption: String,
+    size: usize,
+    image: &[u8],
+    labels: &LabelMap,
+    stress: Option<Vec<f32>>,
+    prediction: Option<Vec<f32>>,
+) -> SampleView {
     SampleView {
         caption,
         size,
@@ -89,7 +96,12 @@ fn view(caption: String, size: usize, image: &[u8], labels: &LabelMap, stress: O
 }
 
 fn steps_per_arm(config: &LoopConfig) -> usize {
-    config.epochs_per_round * config.sizes.iter().map(|s| s.div_ceil(config.batch_size)).sum::<usize>()
+    config.epochs_per_round
+        * config
+            .sizes
+            .iter()
+            .map(|s| s.div_ceil(config.batch_size))
+            .sum::<usize>()
 }
 
 impl State {
@@ -104,30 +116,67 @@ impl State {
         }
     }
 
-    pub(super) fn handle(&mut self, command: Command, commands: &Receiver<Command>, outbox: &Outbox) -> Result<(), String> {
+    pub(super) fn handle(
+        &mut self,
+        command: Command,
+        commands: &Receiver<Command>,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
         match command {
-            Command::LoadPhantom { pool, test, seed, size } => self.load(
+            Command::LoadPhantom {
+                pool,
+                test,
+                seed,
+                size,
+            } => self.load(
                 format!("phantom (seed {seed})"),
-                DataSource::Phantom { pool_count: pool, pool_seed: seed, test_count: test, test_seed: seed + 1 },
+                DataSource::Phantom {
+                    pool_count: pool,
+                    pool_seed: seed,
+                    test_count: test,
+                    test_seed: seed + 1,
+                },
                 size,
                 outbox,
             ),
-            Command::OpenFolder { path, size, pixel_mm } => self.load(
+            Command::OpenFolder {
+                path,
+                size,
+                pixel_mm,
+            } => self.load(
                 path.display().to_string(),
-                DataSource::Folder { data: path, test: None, test_fraction: 0.2, split_seed: 1, pixel_mm },
+                DataSource::Folder {
+                    data: path,
+                    test: None,
+                    test_fraction: 0.2,
+                    split_seed: 1,
+                    pixel_mm,
+                },
                 size,
                 outbox,
             ),
             Command::LoadDefaultVae => {
-                let (vs, vae, _) = checkpoint::load_default_vae(self.device).map_err(|e| e.to_string())?;
-                self.set_vae(vs, vae, "shipped phantom VAE (64²)".to_string(), Vec::new(), outbox)
+                let (vs, vae, _) =
+                    checkpoint::load_default_vae(self.device).map_err(|e| e.to_string())?;
+                self.set_vae(
+                    vs,
+                    vae,
+                    "shipped phantom VAE (64²)".to_string(),
+                    Vec::new(),
+                    outbox,
+                )
             }
             Command::LoadVae(path) => {
-                let (vs, vae, _) = checkpoint::load_vae(&path, self.device, None).map_err(|e| e.to_string())?;
+                let (vs, vae, _) =
+                    checkpoint::load_vae(&path, self.device, None).map_err(|e| e.to_string())?;
                 self.set_vae(vs, vae, path.display().to_string(), Vec::new(), outbox)
             }
             Command::SaveVae(path) => self.save_vae(&path, outbox),
-            Command::TrainVae { epochs, latent_dim, seed } => self.train_vae(epochs, latent_dim, seed, commands, outbox),
+            Command::TrainVae {
+                epochs,
+                latent_dim,
+                seed,
+            } => self.train_vae(epochs, latent_dim, seed, commands, outbox),
             Command::Start { config, repeats } => self.start(config, repeats, outbox),
             Command::Step => self.step(commands, outbox).map(|_| ()),
             Command::Run => {
@@ -140,13 +189,28 @@ impl State {
         }
     }
 
-    fn load(&mut self, name: String, source: DataSource, size: usize, outbox: &Outbox) -> Result<(), String> {
+    fn load(
+        &mut self,
+        name: String,
+        source: DataSource,
+        size: usize,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
         if size < 16 || !size.is_multiple_of(8) {
-            return Err(format!("working resolution {size} must be at least 16 and a multiple of 8"));
+            return Err(format!(
+                "working resolution {size} must be at least 16 and a multiple of 8"
+            ));
         }
-        outbox.send(Event::Progress { what: format!("Loading {name}…"), fraction: 0.0, eta_s: None });
+        outbox.send(Event::Progress {
+            what: format!("Loading {name}…"),
+            fraction: 0.0,
+            eta_s: None,
+        });
         let study = source.load(size).map_err(|e| e.to_string())?;
-        let fea = FeaParams { pixel_mm: study.pixel_mm, ..FeaParams::default() };
+        let fea = FeaParams {
+            pixel_mm: study.pixel_mm,
+            ..FeaParams::default()
+        };
         let (test, dropped) = label_all(study.test.set.clone(), &fea);
         let mut fractions = [0usize; 5];
         for labels in &study.pool.set.labels {
@@ -156,21 +220,45 @@ impl State {
         }
         let total = fractions.iter().sum::<usize>().max(1) as f64;
         let summary = vec![
-            format!("{} pool frames, {} test frames{}", study.pool.ids.len(), test.len(),
-                if dropped > 0 { format!(" ({dropped} unlabellable left out)") } else { String::new() }),
+            format!(
+                "{} pool frames, {} test frames{}",
+                study.pool.ids.len(),
+                test.len(),
+                if dropped > 0 {
+                    format!(" ({dropped} unlabellable left out)")
+                } else {
+                    String::new()
+                }
+            ),
             format!("{size}×{size} px at {:.3} mm/px", study.pixel_mm),
             format!(
                 "labels: outside {:.0} %, lumen {:.0} %, fibrous {:.0} %, lipid {:.1} %, calcium {:.1} %",
-                100.0 * fractions[0] as f64 / total, 100.0 * fractions[1] as f64 / total,
-                100.0 * fractions[2] as f64 / total, 100.0 * fractions[3] as f64 / total,
+                100.0 * fractions[0] as f64 / total,
+                100.0 * fractions[1] as f64 / total,
+                100.0 * fractions[2] as f64 / total,
+                100.0 * fractions[3] as f64 / total,
                 100.0 * fractions[4] as f64 / total
             ),
         ];
-        outbox.send(Event::Data { name: name.clone(), summary, size, pixel_mm: study.pixel_mm });
-        self.data = Some(Data { name, study, test, fea });
+        outbox.send(Event::Data {
+            name: name.clone(),
+            summary,
+            size,
+            pixel_mm: study.pixel_mm,
+        });
+        self.data = Some(Data {
+            name,
+            study,
+            test,
+            fea,
+        });
         self.study = None;
         self.pool = None;
-        if self.vae.as_ref().is_some_and(|(_, vae, _)| vae.config.size == size) {
+        if self
+            .vae
+            .as_ref()
+            .is_some_and(|(_, vae, _)| vae.config.size == size)
+        {
             self.embed(outbox);
         }
         outbox.send(Event::Idle { finished: false });
@@ -178,10 +266,19 @@ impl State {
     }
 
     fn data(&self) -> Result<&Data, String> {
-        self.data.as_ref().ok_or_else(|| "load a dataset first".to_string())
+        self.data
+            .as_ref()
+            .ok_or_else(|| "load a dataset first".to_string())
     }
 
-    fn set_vae(&mut self, vs: nn::VarStore, vae: Vae, origin: String, epoch_losses: Vec<f64>, outbox: &Outbox) -> Result<(), String> {
+    fn set_vae(
+        &mut self,
+        vs: nn::VarStore,
+        vae: Vae,
+        origin: String,
+        epoch_losses: Vec<f64>,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
         let data = self.data()?;
         let size = data.study.pool.set.size;
         if vae.config.size != size {
@@ -199,12 +296,30 @@ impl State {
             .map(|(&i, r)| {
                 let set = &data.study.pool.set;
                 (
-                    view(data.study.pool.ids[i].clone(), size, &set.images[i], &set.labels[i], None, None),
-                    view("reconstruction".to_string(), size, &r.image, &r.labels, None, None),
+                    view(
+                        data.study.pool.ids[i].clone(),
+                        size,
+                        &set.images[i],
+                        &set.labels[i],
+                        None,
+                        None,
+                    ),
+                    view(
+                        "reconstruction".to_string(),
+                        size,
+                        &r.image,
+                        &r.labels,
+                        None,
+                        None,
+                    ),
                 )
             })
             .collect();
-        outbox.send(Event::VaeReady { origin: origin.clone(), epoch_losses, reconstructions });
+        outbox.send(Event::VaeReady {
+            origin: origin.clone(),
+            epoch_losses,
+            reconstructions,
+        });
         self.vae = Some((vs, vae, origin));
         self.study = None;
         self.embed(outbox);
@@ -215,15 +330,36 @@ impl State {
     /// Embeds the pool with the current VAE, labels it for the peak-stress colouring and
     /// fits the projection.
     fn embed(&mut self, outbox: &Outbox) {
-        let (Some(data), Some((_, vae, _))) = (&self.data, &self.vae) else { return };
-        outbox.send(Event::Progress { what: "Embedding the pool…".to_string(), fraction: 0.0, eta_s: None });
-        let pool = Pool::new(data.study.pool.ids.clone(), data.study.pool.set.clone(), data.fea.clone(), vae, self.device);
+        let (Some(data), Some((_, vae, _))) = (&self.data, &self.vae) else {
+            return;
+        };
+        outbox.send(Event::Progress {
+            what: "Embedding the pool…".to_string(),
+            fraction: 0.0,
+            eta_s: None,
+        });
+        let pool = Pool::new(
+            data.study.pool.ids.clone(),
+            data.study.pool.set.clone(),
+            data.fea.clone(),
+            vae,
+            self.device,
+        );
         let peaks: Vec<Option<f32>> = (0..pool.len())
             .into_par_iter()
             .map(|i| {
                 pool.stress(i).map(|s| {
-                    let solid: Vec<f64> = s.iter().zip(pool.frames.labels[i].values()).filter(|(_, l)| **l >= 2).map(|(v, _)| f64::from(*v)).collect();
-                    if solid.is_empty() { 0.0 } else { percentile(&solid, 0.99) as f32 }
+                    let solid: Vec<f64> = s
+                        .iter()
+                        .zip(pool.frames.labels[i].values())
+                        .filter(|(_, l)| **l >= 2)
+                        .map(|(v, _)| f64::from(*v))
+                        .collect();
+                    if solid.is_empty() {
+                        0.0
+                    } else {
+                        percentile(&solid, 0.99) as f32
+                    }
                 })
             })
             .collect();
@@ -238,30 +374,63 @@ impl State {
                 thumbnail: pool.frames.images[i].clone(),
             })
             .collect();
-        outbox.send(Event::Latent { points, mean: projection.mean.clone(), axes: projection.axes.clone() });
+        outbox.send(Event::Latent {
+            points,
+            mean: projection.mean.clone(),
+            axes: projection.axes.clone(),
+        });
         self.pool = Some(pool);
         self.projection = Some(projection);
     }
 
-    fn train_vae(&mut self, epochs: usize, latent_dim: usize, seed: u64, commands: &Receiver<Command>, outbox: &Outbox) -> Result<(), String> {
+    fn train_vae(
+        &mut self,
+        epochs: usize,
+        latent_dim: usize,
+        seed: u64,
+        commands: &Receiver<Command>,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
         let data = self.data()?;
         let set = &data.study.pool.set;
-        let config = VaeConfig { latent_dim, ..VaeConfig::new(set.size) };
+        let config = VaeConfig {
+            latent_dim,
+            ..VaeConfig::new(set.size)
+        };
         train::seed_torch(seed);
         let vs = nn::VarStore::new(self.device);
         let vae = Vae::new(&vs.root(), config);
-        let schedule = TrainConfig { epochs, seed, ..TrainConfig::default() };
+        let schedule = TrainConfig {
+            epochs,
+            seed,
+            ..TrainConfig::default()
+        };
         let report = train::train_vae(&vae, &vs, set, &schedule, &mut |p: &Progress| {
-            outbox.send(Event::VaeProgress { epoch: p.epoch, epochs: p.epochs, loss: p.loss, fraction: p.fraction() });
+            outbox.send(Event::VaeProgress {
+                epoch: p.epoch,
+                epochs: p.epochs,
+                loss: p.loss,
+                fraction: p.fraction(),
+            });
             control(commands, outbox)
         })
         .map_err(|e| e.to_string())?;
         if report.stopped {
-            outbox.send(Event::Progress { what: "VAE training cancelled".to_string(), fraction: 0.0, eta_s: None });
+            outbox.send(Event::Progress {
+                what: "VAE training cancelled".to_string(),
+                fraction: 0.0,
+                eta_s: None,
+            });
             outbox.send(Event::Idle { finished: false });
             return Ok(());
         }
-        self.set_vae(vs, vae, format!("trained here ({epochs} epochs)"), report.epoch_losses, outbox)
+        self.set_vae(
+            vs,
+            vae,
+            format!("trained here ({epochs} epochs)"),
+            report.epoch_losses,
+            outbox,
+        )
     }
 
     fn save_vae(&self, path: &Path, outbox: &Outbox) -> Result<(), String> {
@@ -280,20 +449,46 @@ impl State {
     fn start(&mut self, config: LoopConfig, repeats: usize, outbox: &Outbox) -> Result<(), String> {
         let study = self.new_study(config, repeats.max(1), 0, Vec::new())?;
         self.study = Some(study);
-        outbox.send(Event::Progress { what: "Ready: press Step or Run".to_string(), fraction: 0.0, eta_s: None });
+        outbox.send(Event::Progress {
+            what: "Ready: press Step or Run".to_string(),
+            fraction: 0.0,
+            eta_s: None,
+        });
         outbox.send(Event::Idle { finished: false });
         Ok(())
     }
 
-    fn new_study(&self, config: LoopConfig, repeats: usize, repeat: usize, rows: Vec<Row>) -> Result<Study, String> {
+    fn new_study(
+        &self,
+        config: LoopConfig,
+        repeats: usize,
+        repeat: usize,
+        rows: Vec<Row>,
+    ) -> Result<Study, String> {
         let data = self.data()?;
         let (Some((_, vae, _)), Some(pool)) = (&self.vae, &self.pool) else {
             return Err("load or train a VAE first".to_string());
         };
-        let ctx = Context { vae, pool, test: &data.test, device: self.device };
-        let adaptive = ArmRun::new(Arm::Adaptive, &config, repeat, &ctx).map_err(|e| e.to_string())?;
-        let baseline = ArmRun::new(Arm::Baseline, &config, repeat, &ctx).map_err(|e| e.to_string())?;
-        Ok(Study { config, repeats, repeat, adaptive, baseline, rows, steps_done: 0, started: Instant::now() })
+        let ctx = Context {
+            vae,
+            pool,
+            test: &data.test,
+            device: self.device,
+        };
+        let adaptive =
+            ArmRun::new(Arm::Adaptive, &config, repeat, &ctx).map_err(|e| e.to_string())?;
+        let baseline =
+            ArmRun::new(Arm::Baseline, &config, repeat, &ctx).map_err(|e| e.to_string())?;
+        Ok(Study {
+            config,
+            repeats,
+            repeat,
+            adaptive,
+            baseline,
+            rows,
+            steps_done: 0,
+            started: Instant::now(),
+        })
     }
 
     /// One round of both arms; `Ok(false)` when the study has finished.
@@ -304,44 +499,87 @@ impl State {
         if study.adaptive.is_finished() && study.repeat + 1 < study.repeats {
             let steps_done = study.steps_done;
             let started = study.started;
-            study = Study { steps_done, started, ..self.new_study(study.config.clone(), study.repeats, study.repeat + 1, std::mem::take(&mut study.rows))? };
+            study = Study {
+                steps_done,
+                started,
+                ..self.new_study(
+                    study.config.clone(),
+                    study.repeats,
+                    study.repeat + 1,
+                    std::mem::take(&mut study.rows),
+                )?
+            };
         }
         if study.adaptive.is_finished() {
             outbox.send(Event::Idle { finished: true });
             self.study = Some(study);
             return Ok(false);
         }
-        let (data, (_, vae, _), pool, projection) = match (&self.data, &self.vae, &self.pool, &self.projection) {
-            (Some(d), Some(v), Some(p), Some(q)) => (d, v, p, q),
-            _ => return Err("load data and a VAE first".to_string()),
+        let (data, (_, vae, _), pool, projection) =
+            match (&self.data, &self.vae, &self.pool, &self.projection) {
+                (Some(d), Some(v), Some(p), Some(q)) => (d, v, p, q),
+                _ => return Err("load data and a VAE first".to_string()),
+            };
+        let ctx = Context {
+            vae,
+            pool,
+            test: &data.test,
+            device: self.device,
         };
-        let ctx = Context { vae, pool, test: &data.test, device: self.device };
         let total = 2 * study.repeats * steps_per_arm(&study.config);
         for arm in [Arm::Adaptive, Arm::Baseline] {
             let started = study.started;
             let mut done = study.steps_done;
-            let what = format!("{} · repeat {}/{}", arm.name(), study.repeat + 1, study.repeats);
-            let run = match arm { Arm::Adaptive => &mut study.adaptive, Arm::Baseline => &mut study.baseline };
+            let what = format!(
+                "{} · repeat {}/{}",
+                arm.name(),
+                study.repeat + 1,
+                study.repeats
+            );
+            let run = match arm {
+                Arm::Adaptive => &mut study.adaptive,
+                Arm::Baseline => &mut study.baseline,
+            };
             let outcome = run.step(&ctx, &mut |_: &Progress| {
                 done += 1;
                 let fraction = done as f64 / total.max(1) as f64;
-                let eta_s = (done > 0).then(|| started.elapsed().as_secs_f64() / done as f64 * (total - done.min(total)) as f64);
-                outbox.send(Event::Progress { what: what.clone(), fraction, eta_s });
+                let eta_s = (done > 0).then(|| {
+                    started.elapsed().as_secs_f64() / done as f64 * (total - done.min(total)) as f64
+                });
+                outbox.send(Event::Progress {
+                    what: what.clone(),
+                    fraction,
+                    eta_s,
+                });
                 control(commands, outbox)
             });
             study.steps_done = done;
             let record = match outcome {
                 Ok(record) => record.clone(),
                 Err(SamplingError::Cancelled) => {
-                    outbox.send(Event::Progress { what: "Cancelled: press Start for a new run".to_string(), fraction: 0.0, eta_s: None });
+                    outbox.send(Event::Progress {
+                        what: "Cancelled: press Start for a new run".to_string(),
+                        fraction: 0.0,
+                        eta_s: None,
+                    });
                     outbox.send(Event::Idle { finished: false });
                     return Ok(false);
                 }
                 Err(e) => return Err(e.to_string()),
             };
             study.rows.push(row(&study.config, &record));
-            let run = match arm { Arm::Adaptive => &study.adaptive, Arm::Baseline => &study.baseline };
-            outbox.send(round_event(run, &record, &study.config, &ctx, projection, study.rows.last().cloned().expect("pushed")));
+            let run = match arm {
+                Arm::Adaptive => &study.adaptive,
+                Arm::Baseline => &study.baseline,
+            };
+            outbox.send(round_event(
+                run,
+                &record,
+                &study.config,
+                &ctx,
+                projection,
+                study.rows.last().cloned().expect("pushed"),
+            ));
         }
         let more = !(study.adaptive.is_finished() && study.repeat + 1 >= study.repeats);
         self.study = Some(study);
@@ -350,29 +588,63 @@ impl State {
     }
 
     fn decode(&self, z: Vec<f32>, outbox: &Outbox) -> Result<(), String> {
-        let (Some(data), Some((_, vae, _)), Some(projection)) = (&self.data, &self.vae, &self.projection) else {
+        let (Some(data), Some((_, vae, _)), Some(projection)) =
+            (&self.data, &self.vae, &self.projection)
+        else {
             return Err("load data and a VAE first".to_string());
         };
         let decoded = decode_latents(vae, std::slice::from_ref(&z), self.device).remove(0);
         let stress = crate::sampling::pool::label(&decoded.labels, &data.fea);
         let prediction = self.study.as_ref().map(|s| {
-            let set = FrameSet { size: vae.config.size, images: vec![decoded.image.clone()], labels: vec![decoded.labels.clone()], stress: None };
-            let ctx = Context { vae, pool: self.pool.as_ref().expect("embedded with the VAE"), test: &data.test, device: self.device };
+            let set = FrameSet {
+                size: vae.config.size,
+                images: vec![decoded.image.clone()],
+                labels: vec![decoded.labels.clone()],
+                stress: None,
+            };
+            let ctx = Context {
+                vae,
+                pool: self.pool.as_ref().expect("embedded with the VAE"),
+                test: &data.test,
+                device: self.device,
+            };
             s.adaptive.predict(&set, &ctx).remove(0)
         });
-        let caption = if stress.is_some() { "decoded here, FEA-labelled" } else { "decoded here: not a closed vessel, the FEA cannot label it" };
+        let caption = if stress.is_some() {
+            "decoded here, FEA-labelled"
+        } else {
+            "decoded here: not a closed vessel, the FEA cannot label it"
+        };
         outbox.send(Event::Decoded {
             at: projection.project(&z),
-            sample: view(caption.to_string(), vae.config.size, &decoded.image, &decoded.labels, stress, prediction),
+            sample: view(
+                caption.to_string(),
+                vae.config.size,
+                &decoded.image,
+                &decoded.labels,
+                stress,
+                prediction,
+            ),
         });
         Ok(())
     }
 }
 
 /// The event for a finished round: positions, arrows, a few sample pairs and a caption.
-fn round_event(run: &ArmRun, record: &RoundRecord, config: &LoopConfig, ctx: &Context, projection: &Projection, row: Row) -> Event {
+fn round_event(
+    run: &ArmRun,
+    record: &RoundRecord,
+    config: &LoopConfig,
+    ctx: &Context,
+    projection: &Projection,
+    row: Row,
+) -> Event {
     let size = run.train.size;
-    let training = run.members.iter().map(|m| projection.project(&m.latent)).collect();
+    let training = run
+        .members
+        .iter()
+        .map(|m| projection.project(&m.latent))
+        .collect();
     let arrows = record
         .moved
         .iter()
@@ -384,7 +656,9 @@ fn round_event(run: &ArmRun, record: &RoundRecord, config: &LoopConfig, ctx: &Co
             round: record.round,
         })
         .collect();
-    let new_members: Vec<usize> = (0..run.members.len()).filter(|&i| run.members[i].round == record.round).collect();
+    let new_members: Vec<usize> = (0..run.members.len())
+        .filter(|&i| run.members[i].round == record.round)
+        .collect();
     let joined: Vec<(usize, usize)> = record
         .moved
         .iter()
@@ -396,38 +670,72 @@ fn round_event(run: &ArmRun, record: &RoundRecord, config: &LoopConfig, ctx: &Co
     let indices: Vec<usize> = joined.iter().flat_map(|&(a, b)| [a, b]).collect();
     let subset = FrameSet {
         size,
-        images: indices.iter().map(|&i| run.train.images[i].clone()).collect(),
-        labels: indices.iter().map(|&i| run.train.labels[i].clone()).collect(),
+        images: indices
+            .iter()
+            .map(|&i| run.train.images[i].clone())
+            .collect(),
+        labels: indices
+            .iter()
+            .map(|&i| run.train.labels[i].clone())
+            .collect(),
         stress: None,
     };
     let predictions = run.predict(&subset, ctx);
     let stress = run.train.stress.as_ref().expect("training stress is kept");
     let sample = |k: usize, caption: String| {
         let i = indices[k];
-        view(caption, size, &run.train.images[i], &run.train.labels[i], Some(stress[i].clone()), Some(predictions[k].clone()))
+        view(
+            caption,
+            size,
+            &run.train.images[i],
+            &run.train.labels[i],
+            Some(stress[i].clone()),
+            Some(predictions[k].clone()),
+        )
     };
     let samples = (0..joined.len())
-        .map(|k| (sample(2 * k, format!("original #{}", joined[k].0)), sample(2 * k + 1, format!("moved → #{}", joined[k].1))))
+        .map(|k| {
+            (
+                sample(2 * k, format!("original #{}", joined[k].0)),
+                sample(2 * k + 1, format!("moved, now #{}", joined[k].1)),
+            )
+        })
         .collect();
     let m = &record.metrics;
     let caption = match (record.arm, record.round) {
         (Arm::Baseline, _) => format!(
             "Baseline round {}: {} random real frames added, F trained {} epochs on {}; test MSE {:.0} kPa².",
-            record.round, record.added.len(), config.epochs_per_round, record.size, m.mse
+            record.round,
+            record.added.len(),
+            config.epochs_per_round,
+            record.size,
+            m.mse
         ),
         (Arm::Adaptive, 0) => format!(
             "Round 0: {} points drawn from N(0, I), decoded and labelled{}; F trained {} epochs; test MSE {:.0} kPa².",
             record.added.len(),
-            if record.rejected > 0 { format!(" ({} open vessels redrawn)", record.rejected) } else { String::new() },
-            config.epochs_per_round, m.mse
+            if record.rejected > 0 {
+                format!(" ({} open vessels redrawn)", record.rejected)
+            } else {
+                String::new()
+            },
+            config.epochs_per_round,
+            m.mse
         ),
         (Arm::Adaptive, _) => {
             let n = record.moved.len().max(1) as f64;
             let before = record.moved.iter().map(|m| m.loss_before).sum::<f64>() / n;
             let after = record.moved.iter().map(|m| m.loss_moved).sum::<f64>() / n;
             format!(
-                "Round {}: {} training points moved by η = {} along ∇z L (mean loss {:.0} → {:.0} kPa²), {} new samples labelled; F trained on {}; test MSE {:.0} kPa².",
-                record.round, record.moved.len(), config.step, before, after, record.added.len(), record.size, m.mse
+                "Round {}: {} training points moved by η = {} along the gradient of the loss (mean loss {:.0} to {:.0} kPa²), {} new samples labelled; F trained on {}; test MSE {:.0} kPa².",
+                record.round,
+                record.moved.len(),
+                config.step,
+                before,
+                after,
+                record.added.len(),
+                record.size,
+                m.mse
             )
         }
     };

@@ -1,0 +1,183 @@
+//! The desktop app driven through egui_kittest with the real worker on tiny settings
+//! (32², 40 pool frames, a 2-epoch VAE). Every wait polls a condition on the app's state
+//! with a deadline; queries go by accessible label.
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use sula::app::{Settings, SulaApp};
+use sula::sampling::Mode;
+use sula::worker::Command;
+
+fn tiny_settings() -> Settings {
+    Settings {
+        size: 32,
+        phantom_pool: 40,
+        phantom_test: 10,
+        vae_epochs: 2,
+        latent_dim: 8,
+        mode: Mode::Snn,
+        n0: 4,
+        k: 4,
+        budget: 12,
+        epochs_per_round: 1,
+        ..Settings::default()
+    }
+}
+
+fn harness() -> Harness<'static, SulaApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_eframe(|cc| SulaApp::with_settings(&cc.egui_ctx, tiny_settings()))
+}
+
+/// Steps the UI until `done` holds, failing after two minutes.
+fn wait_until(harness: &mut Harness<'_, SulaApp>, what: &str, done: impl Fn(&SulaApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.step();
+}
+
+fn idle(app: &SulaApp) -> bool {
+    !app.view.busy
+}
+
+fn with_vae() -> Harness<'static, SulaApp> {
+    let mut h = harness();
+    wait_until(&mut h, "the phantom", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    h.get_by_label("Train VAE").click();
+    h.step();
+    wait_until(&mut h, "the VAE and the latent scatter", |a| {
+        !a.view.points.is_empty() && idle(a)
+    });
+    h
+}
+
+#[test]
+fn opens_on_the_phantom_with_the_device_badge() {
+    let mut h = harness();
+    wait_until(&mut h, "the phantom", |a| a.view.data_name.is_some());
+    h.get_by_label(&sula::device::ComputeDevice::detect().to_string());
+    h.get_by_label("phantom (seed 1)");
+    h.get_by_label_contains("40 pool frames, 10 test frames");
+}
+
+#[test]
+fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
+    let h = with_vae();
+    let app = h.state();
+    assert!(
+        app.view.vae_losses.len() >= 2,
+        "one loss point per batch or epoch"
+    );
+    assert_eq!(
+        app.view.points.len(),
+        40,
+        "every pool frame is in the latent view"
+    );
+    assert!(
+        app.view
+            .vae_origin
+            .as_deref()
+            .unwrap()
+            .contains("trained here")
+    );
+    h.get_by_label("Save VAE…");
+    h.get_by_label_contains("PCA of the pool's encoder means");
+}
+
+#[test]
+fn stepping_draws_arrows_and_sample_rows_with_stress() {
+    let mut h = with_vae();
+    h.get_by_label("Step").click();
+    h.step();
+    wait_until(&mut h, "round 0", |a| a.view.rows.len() == 2 && idle(a));
+    assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
+    h.get_by_label("Step").click();
+    h.step();
+    wait_until(&mut h, "round 1", |a| a.view.rows.len() == 4 && idle(a));
+    let view = &h.state().view;
+    assert_eq!(view.arrows.len(), 4, "k = 4 points moved");
+    assert_eq!(view.training.len(), 8);
+    assert!(!view.samples.is_empty());
+    for (original, moved) in &view.samples {
+        assert!(original.stress.is_some() && moved.stress.is_some());
+        assert!(moved.prediction.is_some());
+    }
+    assert!(h.get_all_by_label_contains("original #").count() >= 1);
+    // Teaching mode captions what the round did.
+    h.state_mut().settings.teaching = true;
+    h.step();
+    h.get_by_label_contains("Round 1:");
+    h.get_by_label_contains("Press Space for the next round");
+}
+
+#[test]
+fn cancel_stops_a_run() {
+    let mut h = with_vae();
+    h.state_mut().settings.epochs_per_round = 500;
+    h.get_by_label("Run").click();
+    h.step();
+    wait_until(&mut h, "training to start", |a| {
+        a.view.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
+    });
+    h.get_by_label("Cancel").click();
+    h.step();
+    let cancelled = |a: &SulaApp| {
+        a.view
+            .progress
+            .as_ref()
+            .is_some_and(|(w, _, _)| w.starts_with("Cancelled"))
+    };
+    wait_until(&mut h, "the run to stop", |a| cancelled(a) && idle(a));
+    let (what, _, _) = h.state().view.progress.clone().unwrap();
+    assert!(what.starts_with("Cancelled"), "{what}");
+    assert!(h.state().view.rows.is_empty(), "no round finished");
+}
+
+#[test]
+fn a_bad_folder_is_reported_and_the_app_keeps_working() {
+    let mut h = harness();
+    wait_until(&mut h, "the phantom", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    h.state_mut().open_folder("/nonexistent/ivus".into());
+    wait_until(&mut h, "the error", |a| {
+        !a.view.errors.is_empty() && idle(a)
+    });
+    h.get_by_label_contains("/nonexistent/ivus");
+    h.get_by_label("Generate phantom").click();
+    h.step();
+    wait_until(&mut h, "the phantom again", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    h.get_by_label("Train VAE");
+}
+
+#[test]
+fn a_worker_panic_is_reported_and_the_app_starts_again() {
+    let mut h = harness();
+    wait_until(&mut h, "the phantom", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    h.state().send(Command::Crash);
+    wait_until(&mut h, "the crash report", |a| !a.view.errors.is_empty());
+    h.get_by_label_contains("the worker crashed");
+    h.get_by_label("Generate phantom").click();
+    h.step();
+    wait_until(&mut h, "the phantom after the crash", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    h.get_by_label("Train VAE").click();
+    h.step();
+    wait_until(&mut h, "a VAE after the crash", |a| {
+        !a.view.points.is_empty() && idle(a)
+    });
+}
