@@ -100,7 +100,8 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.step();
     wait_until(&mut h, "round 0", |a| a.view.rows.len() == 2 && idle(a));
     assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
-    h.get_by_label("Step").click();
+    // Space is the step shortcut.
+    h.key_press(egui::Key::Space);
     h.step();
     wait_until(&mut h, "round 1", |a| a.view.rows.len() == 4 && idle(a));
     let view = &h.state().view;

@@ -74,7 +74,9 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     let shift = ui.input(|i| i.modifiers.shift);
     let drag_id = ui.scope_id().with("box_select_start");
     let response = Plot::new("latent")
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        .width(ui.available_width())
+        .height(ui.available_height() - 24.0)
         .data_aspect(1.0)
         .allow_drag(!shift)
         .allow_boxed_zoom(false)

@@ -364,14 +364,16 @@ fn format_eta(seconds: f64) -> String {
     }
 }
 
-impl eframe::App for SulaApp {
-    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+impl SulaApp {
+    /// Per-frame logic before drawing: worker events, dropped folders, shortcuts.
+    pub fn logic_step(&mut self, ctx: &egui::Context) {
         self.drain_events();
         data_panel::handle_dropped_folder(self, ctx);
         teaching::shortcuts(self, ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    /// Draws the whole window into `ui`.
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar(ui));
         if self.settings.teaching {
             egui::Panel::bottom("teaching").show(ui, |ui| teaching::ui(self, ui));
@@ -397,6 +399,16 @@ impl eframe::App for SulaApp {
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| latent_view::ui(self, ui));
+    }
+}
+
+impl eframe::App for SulaApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.logic_step(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

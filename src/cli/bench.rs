@@ -19,6 +19,8 @@ pub enum BenchCommand {
     Fea(FeaBenchArgs),
     /// Training throughput of one VAE step and one regressor step.
     Models(ModelBenchArgs),
+    /// UI frame CPU time: 10,000 latent points with arrows, and while the worker trains.
+    Ui(super::bench_ui::UiBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +74,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Fea(args) => fea(args),
         BenchCommand::Models(args) => models(args),
+        BenchCommand::Ui(args) => super::bench_ui::run(args),
     }
 }
 

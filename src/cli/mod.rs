@@ -2,6 +2,7 @@
 //! parses arguments and turns any failure into one clear line and a non-zero exit.
 
 mod bench;
+mod bench_ui;
 mod eval;
 mod experiment;
 mod info;
