@@ -11,11 +11,11 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test build lint bench bench-fea bench-models torch
+.PHONY: run test build lint bench bench-fea bench-models bench-ui torch
 
-# Until the desktop app lands, "the app" is the command-line tool: show what it offers.
+# The desktop app on the embedded phantom and the shipped VAE.
 run: build
-	./target/release/sula --help
+	./target/release/sula
 
 build: $(TORCH_STAMP)
 	cargo build --release
@@ -27,7 +27,11 @@ lint: $(TORCH_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: bench-fea bench-models
+bench: bench-fea bench-models bench-ui
+
+# UI frame CPU time with 10,000 latent points, and while the worker trains.
+bench-ui: build
+	./target/release/sula bench ui
 
 # FEA benchmark side by side with scikit-fem (installed into the same virtualenv).
 bench-fea: build
