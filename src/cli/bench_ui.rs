@@ -54,7 +54,12 @@ fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {
     (at(0.5), at(0.95), ms[ms.len() - 1])
 }
 
-fn pump_until(ctx: &egui::Context, app: &mut SulaApp, what: &str, done: impl Fn(&SulaApp) -> bool) -> Result<()> {
+fn pump_until(
+    ctx: &egui::Context,
+    app: &mut SulaApp,
+    what: &str,
+    done: impl Fn(&SulaApp) -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let start = Instant::now();
     while !done(app) {
@@ -64,7 +69,12 @@ fn pump_until(ctx: &egui::Context, app: &mut SulaApp, what: &str, done: impl Fn(
         if let Some(error) = app.view.errors.first() {
             bail!("{error}");
         }
-        frame(ctx, app, egui::pos2(800.0, 500.0), start.elapsed().as_secs_f64());
+        frame(
+            ctx,
+            app,
+            egui::pos2(800.0, 500.0),
+            start.elapsed().as_secs_f64(),
+        );
         std::thread::sleep(Duration::from_millis(15));
     }
     Ok(())
@@ -72,13 +82,23 @@ fn pump_until(ctx: &egui::Context, app: &mut SulaApp, what: &str, done: impl Fn(
 
 pub fn run(args: &UiBenchArgs) -> Result<()> {
     println!("UI frame CPU time (layout + plot + tessellation), 1600×1000 logical px");
-    println!("{:<44} {:>8} {:>8} {:>8} {:>7}", "scene", "median", "p95", "max", "frames");
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} {:>7}",
+        "scene", "median", "p95", "max", "frames"
+    );
 
     // Synthetic scene: no data is loaded, so the worker stays idle.
     let ctx = egui::Context::default();
-    let settings = Settings { phantom_pool: 10, phantom_test: 2, size: 32, ..Settings::default() };
+    let settings = Settings {
+        phantom_pool: 10,
+        phantom_test: 2,
+        size: 32,
+        ..Settings::default()
+    };
     let mut app = SulaApp::with_settings(&ctx, settings);
-    pump_until(&ctx, &mut app, "the tiny phantom", |a| a.view.data_name.is_some() && !a.view.busy)?;
+    pump_until(&ctx, &mut app, "the tiny phantom", |a| {
+        a.view.data_name.is_some() && !a.view.busy
+    })?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut xy = || [rng.gen_range(-4.0..4.0f32), rng.gen_range(-4.0..4.0f32)];
     app.view.points = (0..args.points)
@@ -95,7 +115,13 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
     app.view.vae_origin = Some("synthetic".to_string());
     app.view.training = (0..320).map(|_| xy()).collect();
     let arrows: Vec<Arrow> = (0..args.arrows)
-        .map(|i| Arrow { from: xy(), to: xy(), loss_before: 1.0, loss_moved: 2.0, round: i / 40 })
+        .map(|i| Arrow {
+            from: xy(),
+            to: xy(),
+            loss_before: 1.0,
+            loss_moved: 2.0,
+            round: i / 40,
+        })
         .collect();
     app.view.arrows = arrows[..40.min(arrows.len())].to_vec();
     app.view.history = arrows[40.min(arrows.len())..].to_vec();
@@ -110,28 +136,44 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
         }
     }
     let (median, p95, max) = stats(times);
-    println!("{:<44} {median:>6.2}ms {p95:>6.2}ms {max:>6.2}ms {:>7}", format!("{} points, {} arrows, hovering", args.points, args.arrows), args.frames);
+    println!(
+        "{:<44} {median:>6.2}ms {p95:>6.2}ms {max:>6.2}ms {:>7}",
+        format!("{} points, {} arrows, hovering", args.points, args.arrows),
+        args.frames
+    );
     drop(app);
 
     // Real worker: the default phantom and shipped VAE, training the default study.
     let ctx = egui::Context::default();
     let mut app = SulaApp::with_settings(&ctx, Settings::default());
-    pump_until(&ctx, &mut app, "the phantom and the VAE", |a| !a.view.points.is_empty() && !a.view.busy)?;
+    pump_until(&ctx, &mut app, "the phantom and the VAE", |a| {
+        !a.view.points.is_empty() && !a.view.busy
+    })?;
     app.start_study();
     app.send(crate::worker::Command::Run);
-    pump_until(&ctx, &mut app, "training to start", |a| a.view.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0))?;
+    pump_until(&ctx, &mut app, "training to start", |a| {
+        a.view.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
+    })?;
     let start = Instant::now();
     let mut times = Vec::new();
     while start.elapsed().as_secs_f64() < args.training_seconds {
         let i = times.len();
         let pointer = egui::pos2(520.0 + (i % 60) as f32 * 5.0, 300.0 + (i % 40) as f32 * 8.0);
-        times.push(frame(&ctx, &mut app, pointer, start.elapsed().as_secs_f64()));
+        times.push(frame(
+            &ctx,
+            &mut app,
+            pointer,
+            start.elapsed().as_secs_f64(),
+        ));
         std::thread::sleep(Duration::from_millis(16));
     }
     let rounds = app.view.rows.len();
     app.send(crate::worker::Command::Cancel);
     let count = times.len();
     let (median, p95, max) = stats(times);
-    println!("{:<44} {median:>6.2}ms {p95:>6.2}ms {max:>6.2}ms {count:>7}", format!("worker training ({rounds} rounds finished)"));
+    println!(
+        "{:<44} {median:>6.2}ms {p95:>6.2}ms {max:>6.2}ms {count:>7}",
+        format!("worker training ({rounds} rounds finished)")
+    );
     Ok(())
 }
