@@ -196,13 +196,8 @@ fn resume_keeps_finished_rows_and_redoes_the_interrupted_arm() {
     );
 }
 
-/// Pool and test set at 32² with the shared VAE, in process.
-fn context_parts() -> (
-    tch::nn::VarStore,
-    sula::model::vae::Vae,
-    Pool,
-    sula::model::data::FrameSet,
-) {
+/// Runs `check` with a context over a pool and test set at 32² and the shared VAE.
+fn with_context(check: impl FnOnce(&Context, &sula::model::data::FrameSet)) {
     let (vs, vae, _) = checkpoint::load_vae(vae_32(), Device::Cpu, Some(32)).unwrap();
     let fea = FeaParams {
         pixel_mm: 9.0 / 32.0,
@@ -211,7 +206,14 @@ fn context_parts() -> (
     let pool = phantom_frames(32, 48, 11);
     let (test, _) = label_all(phantom_frames(32, 12, 12).set, &fea);
     let pool = Pool::new(pool.ids, pool.set, fea, &vae, Device::Cpu);
-    (vs, vae, pool, test)
+    let ctx = Context {
+        vae: &vae,
+        pool: &pool,
+        test: &test,
+        device: Device::Cpu,
+    };
+    check(&ctx, &test);
+    drop(vs);
 }
 
 fn config(mode: Mode) -> LoopConfig {
@@ -242,91 +244,81 @@ fn run_to_budget(arm: Arm, mode: Mode, ctx: &Context) -> ArmRun {
 
 #[test]
 fn snn_takes_each_pool_frame_once_and_never_a_test_frame() {
-    let (_vs, vae, pool, test) = context_parts();
-    let ctx = Context {
-        vae: &vae,
-        pool: &pool,
-        test: &test,
-        device: Device::Cpu,
-    };
-    let run = run_to_budget(Arm::Adaptive, Mode::Snn, &ctx);
-    let mut taken: Vec<usize> = run
-        .members
-        .iter()
-        .map(|m| match m.origin {
-            Origin::Pool(i) => i,
-            Origin::Generated => panic!("SNN adds only real frames"),
-        })
-        .collect();
-    assert_eq!(taken.len(), 24);
-    taken.sort_unstable();
-    taken.dedup();
-    assert_eq!(taken.len(), 24, "a pool frame was taken twice");
-    for image in &run.train.images {
-        assert!(
-            !test.images.contains(image),
-            "a test frame entered training"
-        );
-    }
-    // Each moved point's SNN pick is the nearest pool frame that was still unused.
-    let round = &run.history[1];
-    assert!(
-        round
-            .moved
+    with_context(|ctx, test| {
+        let run = run_to_budget(Arm::Adaptive, Mode::Snn, ctx);
+        let mut taken: Vec<usize> = run
+            .members
             .iter()
-            .all(|m| matches!(m.added, Some(Origin::Pool(i)) if i == m.nearest_real))
-    );
+            .map(|m| match m.origin {
+                Origin::Pool(i) => i,
+                Origin::Generated => panic!("SNN adds only real frames"),
+            })
+            .collect();
+        assert_eq!(taken.len(), 24);
+        taken.sort_unstable();
+        taken.dedup();
+        assert_eq!(taken.len(), 24, "a pool frame was taken twice");
+        for image in &run.train.images {
+            assert!(
+                !test.images.contains(image),
+                "a test frame entered training"
+            );
+        }
+        // Each moved point's SNN pick is the nearest pool frame that was still unused.
+        let round = &run.history[1];
+        assert!(
+            round
+                .moved
+                .iter()
+                .all(|m| matches!(m.added, Some(Origin::Pool(i)) if i == m.nearest_real))
+        );
+    });
 }
 
 #[test]
 fn moved_points_are_harder_and_both_arms_take_the_same_steps() {
-    let (_vs, vae, pool, test) = context_parts();
-    let ctx = Context {
-        vae: &vae,
-        pool: &pool,
-        test: &test,
-        device: Device::Cpu,
-    };
-    let adaptive = run_to_budget(Arm::Adaptive, Mode::Si, &ctx);
-    let baseline = run_to_budget(Arm::Baseline, Mode::Si, &ctx);
-    let moved: Vec<_> = adaptive.history.iter().flat_map(|r| &r.moved).collect();
-    assert!(moved.len() >= 16);
-    let before = moved.iter().map(|m| m.loss_before).sum::<f64>() / moved.len() as f64;
-    let after = moved.iter().map(|m| m.loss_moved).sum::<f64>() / moved.len() as f64;
-    assert!(
-        after > before,
-        "moving along the gradient raised the loss: {before} → {after}"
-    );
-    for m in &moved {
-        let step: f32 =
-            m.z.iter()
-                .zip(&m.z_moved)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum::<f32>()
-                .sqrt();
+    with_context(|ctx, _| {
+        let adaptive = run_to_budget(Arm::Adaptive, Mode::Si, ctx);
+        let baseline = run_to_budget(Arm::Baseline, Mode::Si, ctx);
+        let moved: Vec<_> = adaptive.history.iter().flat_map(|r| &r.moved).collect();
+        assert!(moved.len() >= 16);
+        let before = moved.iter().map(|m| m.loss_before).sum::<f64>() / moved.len() as f64;
+        let after = moved.iter().map(|m| m.loss_moved).sum::<f64>() / moved.len() as f64;
         assert!(
-            (step - 1.0).abs() < 1e-3,
-            "an L2-normalised step of η = 1 moved {step}"
+            after > before,
+            "moving along the gradient raised the loss: {before} → {after}"
         );
-    }
-    let sizes = |run: &ArmRun| {
-        run.history
-            .iter()
-            .map(|r| (r.size, r.steps))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(sizes(&adaptive), sizes(&baseline));
-    assert_eq!(sizes(&adaptive), [(8, 4), (16, 12), (24, 24)]);
-    assert!(
-        baseline
-            .members
-            .iter()
-            .all(|m| matches!(m.origin, Origin::Pool(_)))
-    );
-    assert!(
-        adaptive
-            .members
-            .iter()
-            .all(|m| m.origin == Origin::Generated)
-    );
+        for m in &moved {
+            let step: f32 =
+                m.z.iter()
+                    .zip(&m.z_moved)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+                    .sqrt();
+            assert!(
+                (step - 1.0).abs() < 1e-3,
+                "an L2-normalised step of η = 1 moved {step}"
+            );
+        }
+        let sizes = |run: &ArmRun| {
+            run.history
+                .iter()
+                .map(|r| (r.size, r.steps))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(&adaptive), sizes(&baseline));
+        assert_eq!(sizes(&adaptive), [(8, 4), (16, 12), (24, 24)]);
+        assert!(
+            baseline
+                .members
+                .iter()
+                .all(|m| matches!(m.origin, Origin::Pool(_)))
+        );
+        assert!(
+            adaptive
+                .members
+                .iter()
+                .all(|m| m.origin == Origin::Generated)
+        );
+    });
 }

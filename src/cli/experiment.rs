@@ -14,10 +14,8 @@ use crate::device::ComputeDevice;
 use crate::experiment::results::{read_csv, write_csv};
 use crate::experiment::source::DataSource;
 use crate::experiment::{ResultsDir, ResultsFile, Row, plot, row, run_arm, schedule, summarise};
-use crate::fea::FeaParams;
 use crate::model::checkpoint;
 use crate::model::train::Control;
-use crate::sampling::pool::label_all;
 use crate::sampling::{Arm, Context, LoopConfig, Mode, Normalisation, Pool};
 
 /// Preset sizes of a study.
@@ -157,16 +155,6 @@ impl ExperimentArgs {
     }
 }
 
-/// Optimiser steps of one arm over the whole schedule (the same for both arms).
-fn steps_per_arm(config: &LoopConfig) -> usize {
-    config.epochs_per_round
-        * config
-            .sizes
-            .iter()
-            .map(|s| s.div_ceil(config.batch_size))
-            .sum::<usize>()
-}
-
 /// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
 fn finished_rows(rows: Vec<Row>, config: &LoopConfig) -> Vec<Row> {
     let complete = |arm: Arm, repeat: usize| {
@@ -250,12 +238,8 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         config.sizes,
         args.repeats
     );
-    let data = source.load(size)?;
-    let fea = FeaParams {
-        pixel_mm: data.pixel_mm,
-        ..FeaParams::default()
-    };
-    let (test, dropped) = label_all(data.test.set, &fea);
+    let data = source.load(size)?.label_test();
+    let test = data.test;
     if test.is_empty() {
         bail!("no test frame could be labelled by the FEA");
     }
@@ -263,13 +247,13 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         "pool {} frames, test {} frames labelled by the FEA{} at {size}²",
         data.pool.ids.len(),
         test.len(),
-        if dropped > 0 {
-            format!(" ({dropped} could not be labelled and are left out)")
+        if data.dropped > 0 {
+            format!(" ({} could not be labelled and are left out)", data.dropped)
         } else {
             String::new()
         }
     );
-    let pool = Pool::new(data.pool.ids, data.pool.set, fea, &vae, device);
+    let pool = Pool::new(data.pool.ids, data.pool.set, data.fea, &vae, device);
     let ctx = Context {
         vae: &vae,
         pool: &pool,
@@ -305,7 +289,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         .into_iter()
         .filter(|&(arm, repeat)| !rows.iter().any(|r| r.arm == arm && r.repeat == repeat))
         .collect();
-    let bar = ProgressBar::new((pending.len() * steps_per_arm(&config)) as u64).with_style(
+    let bar = ProgressBar::new((pending.len() * config.steps_per_arm()) as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ETA {eta}")
             .expect("valid template")
             .progress_chars("=> "),

@@ -42,6 +42,34 @@ pub struct Frames {
     pub set: FrameSet,
 }
 
+/// Pool frames and the test set labelled by the FEA, with the FEA settings for the pool.
+#[derive(Debug, Clone)]
+pub struct LabelledStudy {
+    pub pool: Frames,
+    pub test: FrameSet,
+    /// Test frames the FEA could not label (left out).
+    pub dropped: usize,
+    pub fea: crate::fea::FeaParams,
+}
+
+impl StudyData {
+    /// Labels the test set with the FEA at this data's pixel spacing (in parallel; frames
+    /// that carry stress keep it).
+    pub fn label_test(self) -> LabelledStudy {
+        let fea = crate::fea::FeaParams {
+            pixel_mm: self.pixel_mm,
+            ..crate::fea::FeaParams::default()
+        };
+        let (test, dropped) = crate::sampling::pool::label_all(self.test.set, &fea);
+        LabelledStudy {
+            pool: self.pool,
+            test,
+            dropped,
+            fea,
+        }
+    }
+}
+
 /// Pool and test frames, and the pixel spacing the FEA uses.
 #[derive(Debug, Clone)]
 pub struct StudyData {

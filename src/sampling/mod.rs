@@ -110,6 +110,16 @@ impl LoopConfig {
         Ok(())
     }
 
+    /// Optimiser steps of one arm over the whole schedule (the same for both arms).
+    pub fn steps_per_arm(&self) -> usize {
+        self.epochs_per_round
+            * self
+                .sizes
+                .iter()
+                .map(|s| s.div_ceil(self.batch_size))
+                .sum::<usize>()
+    }
+
     /// The training-set size the loop ends at.
     pub fn budget(&self) -> usize {
         self.sizes.last().copied().unwrap_or(0)

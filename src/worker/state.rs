@@ -10,9 +10,8 @@ use tch::{Device, nn};
 use super::Outbox;
 use super::messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
 use super::pca::Projection;
-use crate::experiment::source::{DataSource, StudyData};
+use crate::experiment::source::{DataSource, LabelledStudy};
 use crate::experiment::{Row, row};
-use crate::fea::FeaParams;
 use crate::labels::LabelMap;
 use crate::metrics::percentile;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
@@ -20,15 +19,12 @@ use crate::model::data::FrameSet;
 use crate::model::evaluate::{decode_latents, reconstruct};
 use crate::model::train::{self, Control, Progress, TrainConfig};
 use crate::model::vae::{Vae, VaeConfig};
-use crate::sampling::pool::label_all;
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, SamplingError};
 
 /// The loaded dataset: pool frames (ids, images, labels) and the labelled test set.
 struct Data {
     name: String,
-    study: StudyData,
-    test: FrameSet,
-    fea: FeaParams,
+    study: LabelledStudy,
 }
 
 struct Study {
@@ -93,15 +89,6 @@ fn view(
         stress,
         prediction,
     }
-}
-
-fn steps_per_arm(config: &LoopConfig) -> usize {
-    config.epochs_per_round
-        * config
-            .sizes
-            .iter()
-            .map(|s| s.div_ceil(config.batch_size))
-            .sum::<usize>()
 }
 
 impl State {
@@ -206,12 +193,8 @@ impl State {
             fraction: 0.0,
             eta_s: None,
         });
-        let study = source.load(size).map_err(|e| e.to_string())?;
-        let fea = FeaParams {
-            pixel_mm: study.pixel_mm,
-            ..FeaParams::default()
-        };
-        let (test, dropped) = label_all(study.test.set.clone(), &fea);
+        let study = source.load(size).map_err(|e| e.to_string())?.label_test();
+        let (test, dropped) = (&study.test, study.dropped);
         let mut fractions = [0usize; 5];
         for labels in &study.pool.set.labels {
             for (f, c) in fractions.iter_mut().zip(labels.class_counts()) {
@@ -230,7 +213,7 @@ impl State {
                     String::new()
                 }
             ),
-            format!("{size}×{size} px at {:.3} mm/px", study.pixel_mm),
+            format!("{size}×{size} px at {:.3} mm/px", study.fea.pixel_mm),
             format!(
                 "labels: outside {:.0} %, lumen {:.0} %, fibrous {:.0} %, lipid {:.1} %, calcium {:.1} %",
                 100.0 * fractions[0] as f64 / total,
@@ -244,14 +227,9 @@ impl State {
             name: name.clone(),
             summary,
             size,
-            pixel_mm: study.pixel_mm,
+            pixel_mm: study.fea.pixel_mm,
         });
-        self.data = Some(Data {
-            name,
-            study,
-            test,
-            fea,
-        });
+        self.data = Some(Data { name, study });
         self.study = None;
         self.pool = None;
         if self
@@ -341,7 +319,7 @@ impl State {
         let pool = Pool::new(
             data.study.pool.ids.clone(),
             data.study.pool.set.clone(),
-            data.fea.clone(),
+            data.study.fea.clone(),
             vae,
             self.device,
         );
@@ -472,7 +450,7 @@ impl State {
         let ctx = Context {
             vae,
             pool,
-            test: &data.test,
+            test: &data.study.test,
             device: self.device,
         };
         let adaptive =
@@ -523,10 +501,10 @@ impl State {
         let ctx = Context {
             vae,
             pool,
-            test: &data.test,
+            test: &data.study.test,
             device: self.device,
         };
-        let total = 2 * study.repeats * steps_per_arm(&study.config);
+        let total = 2 * study.repeats * study.config.steps_per_arm();
         for arm in [Arm::Adaptive, Arm::Baseline] {
             let started = study.started;
             let mut done = study.steps_done;
@@ -594,7 +572,7 @@ impl State {
             return Err("load data and a VAE first".to_string());
         };
         let decoded = decode_latents(vae, std::slice::from_ref(&z), self.device).remove(0);
-        let stress = crate::sampling::pool::label(&decoded.labels, &data.fea);
+        let stress = crate::sampling::pool::label(&decoded.labels, &data.study.fea);
         let prediction = self.study.as_ref().map(|s| {
             let set = FrameSet {
                 size: vae.config.size,
@@ -605,7 +583,7 @@ impl State {
             let ctx = Context {
                 vae,
                 pool: self.pool.as_ref().expect("embedded with the VAE"),
-                test: &data.test,
+                test: &data.study.test,
                 device: self.device,
             };
             s.adaptive.predict(&set, &ctx).remove(0)
