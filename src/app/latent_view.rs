@@ -152,10 +152,9 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     .collect();
                 plot.points(
                     Points::new("training set (adaptive)", pts)
-                        .radius(3.5)
+                        .radius(3.0)
                         .shape(MarkerShape::Circle)
-                        .filled(false)
-                        .color(Color32::from_rgb(30, 30, 30)),
+                        .color(Color32::from_rgb(80, 220, 120)),
                 );
             }
             if app.settings.show_history && !view.history.is_empty() {

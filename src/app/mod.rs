@@ -286,6 +286,10 @@ impl SulaApp {
                 {
                     view.progress = None;
                 }
+                // An ETA means nothing once the worker is idle.
+                if let Some((_, _, eta)) = &mut view.progress {
+                    *eta = None;
+                }
                 view.busy = false;
                 view.paused = false;
                 view.finished = finished;
