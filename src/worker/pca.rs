@@ -81,7 +81,8 @@ mod tests {
         // Points spread along (1, 1, 0) a lot and along (1, -1, 0) a little.
         let points: Vec<Vec<f32>> = (0..50)
             .map(|i| {
-                let a = (i as f32 - 25.0) * 0.4;
+                // Pairs share `a` and take ±b, so the two spreads are uncorrelated.
+                let a = ((i / 2) as f32 - 12.0) * 0.8;
                 let b = if i % 2 == 0 { 0.5 } else { -0.5 };
                 vec![a + b + 1.0, a - b + 2.0, 3.0]
             })
