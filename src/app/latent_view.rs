@@ -30,11 +30,23 @@ fn plaque_color(kind: PlaqueKind) -> Color32 {
     }
 }
 
-fn lerp(a: [f32; 2], b: [f32; 2], t: f32) -> [f64; 2] {
-    [
-        f64::from(a[0] + (b[0] - a[0]) * t),
-        f64::from(a[1] + (b[1] - a[1]) * t),
-    ]
+/// A 2-D latent position as plot coordinates.
+fn plot_xy(p: [f32; 2]) -> [f64; 2] {
+    [f64::from(p[0]), f64::from(p[1])]
+}
+
+/// Arrow tails and tips, the tips a fraction `t` of the way along (for the slowed motion).
+fn arrow_ends(arrows: &[crate::worker::Arrow], t: f32) -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
+    arrows
+        .iter()
+        .map(|a| {
+            let tip = [
+                a.from[0] + (a.to[0] - a.from[0]) * t,
+                a.from[1] + (a.to[1] - a.from[1]) * t,
+            ];
+            (plot_xy(a.from), plot_xy(tip))
+        })
+        .unzip()
 }
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
@@ -85,11 +97,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         .show(ui, |plot| {
             match app.settings.color_by {
                 ColorBy::Membership => {
-                    let all: Vec<[f64; 2]> = view
-                        .points
-                        .iter()
-                        .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
-                        .collect();
+                    let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
                     plot.points(
                         Points::new("pool", all)
                             .radius(2.0)
@@ -107,7 +115,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                             .points
                             .iter()
                             .filter(|p| p.plaque == kind)
-                            .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                            .map(|p| plot_xy(p.xy))
                             .collect();
                         plot.points(
                             Points::new(kind.name(), pts)
@@ -129,7 +137,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                                 p.peak_kpa
                                     .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
                             })
-                            .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                            .map(|p| plot_xy(p.xy))
                             .collect();
                         let [r, g, bl] = turbo.map(
                             f64::from((lo + hi) / 2.0),
@@ -145,11 +153,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 }
             }
             if !view.training.is_empty() {
-                let pts: Vec<[f64; 2]> = view
-                    .training
-                    .iter()
-                    .map(|p| [f64::from(p[0]), f64::from(p[1])])
-                    .collect();
+                let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();
                 plot.points(
                     Points::new("training set (adaptive)", pts)
                         .radius(3.0)
@@ -158,16 +162,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 );
             }
             if app.settings.show_history && !view.history.is_empty() {
-                let from: Vec<[f64; 2]> = view
-                    .history
-                    .iter()
-                    .map(|a| lerp(a.from, a.from, 0.0))
-                    .collect();
-                let to: Vec<[f64; 2]> = view
-                    .history
-                    .iter()
-                    .map(|a| lerp(a.from, a.to, 1.0))
-                    .collect();
+                let (from, to) = arrow_ends(&view.history, 1.0);
                 plot.arrows(
                     Arrows::new(
                         "earlier rounds",
@@ -178,16 +173,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 );
             }
             if !view.arrows.is_empty() {
-                let from: Vec<[f64; 2]> = view
-                    .arrows
-                    .iter()
-                    .map(|a| lerp(a.from, a.from, 0.0))
-                    .collect();
-                let to: Vec<[f64; 2]> = view
-                    .arrows
-                    .iter()
-                    .map(|a| lerp(a.from, a.to, animation))
-                    .collect();
+                let (from, to) = arrow_ends(&view.arrows, animation);
                 plot.points(
                     Points::new("originals", from.clone())
                         .radius(3.5)
@@ -212,7 +198,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     .selected
                     .iter()
                     .filter_map(|&i| view.points.get(i))
-                    .map(|p| [f64::from(p.xy[0]), f64::from(p.xy[1])])
+                    .map(|p| plot_xy(p.xy))
                     .collect();
                 plot.points(
                     Points::new("selected", pts)
@@ -222,11 +208,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 );
             }
             if !view.decoded.is_empty() {
-                let pts: Vec<[f64; 2]> = view
-                    .decoded
-                    .iter()
-                    .map(|(p, _)| [f64::from(p[0]), f64::from(p[1])])
-                    .collect();
+                let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
                 plot.points(
                     Points::new("decoded here", pts)
                         .radius(5.0)
@@ -281,7 +263,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| {
-                        let (x, y) = (f64::from(p.xy[0]), f64::from(p.xy[1]));
+                        let [x, y] = plot_xy(p.xy);
                         x >= x0 && x <= x1 && y >= y0 && y <= y1
                     })
                     .map(|(i, _)| i)
