@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub mod export;
 pub mod fea;
 pub mod io;
 pub mod labels;

@@ -288,7 +288,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             }
             None => {
                 if let (Some((mean, axes)), Some(p)) = (&app.view.projection, response.inner) {
-                    let projection = crate::worker::pca::Projection {
+                    let projection = crate::sampling::Projection {
                         mean: mean.clone(),
                         axes: axes.clone(),
                     };

@@ -2,7 +2,7 @@
 //! Rows go to `results.csv` as each round finishes; `--resume` continues a study that
 //! was interrupted, rerunning only the arm and repeat that had not finished.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
@@ -13,8 +13,9 @@ use super::train::DeviceChoice;
 use crate::device::ComputeDevice;
 use crate::experiment::results::{read_csv, write_csv};
 use crate::experiment::source::DataSource;
-use crate::experiment::{ResultsDir, ResultsFile, Row, plot, row, run_arm, schedule, summarise};
-use crate::model::checkpoint;
+use crate::experiment::{
+    ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule, summarise,
+};
 use crate::model::train::Control;
 use crate::sampling::{Arm, Context, LoopConfig, Mode, Normalisation, Pool};
 
@@ -136,11 +137,14 @@ impl ExperimentArgs {
         Ok(config)
     }
 
+    /// The data source with absolute folder paths, so an export run from another working
+    /// folder finds the same frames.
     fn source(&self) -> DataSource {
+        let absolute = |path: &PathBuf| std::path::absolute(path).unwrap_or_else(|_| path.clone());
         match &self.data {
             Some(data) => DataSource::Folder {
-                data: data.clone(),
-                test: self.test.clone(),
+                data: absolute(data),
+                test: self.test.as_ref().map(absolute),
                 test_fraction: self.test_fraction,
                 split_seed: self.seed,
                 pixel_mm: self.pixel_mm,
@@ -177,31 +181,22 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     }
     let source = args.source();
     let device = args.device.resolve()?;
-    let (_vs, vae, vae_origin) = match &args.vae {
-        Some(path) => {
-            let (vs, vae, _) = checkpoint::load_vae(path, device, None)?;
-            (vs, vae, path.display().to_string())
-        }
-        None => {
-            let (vs, vae, _) = checkpoint::load_default_vae(device)?;
-            (
-                vs,
-                vae,
-                format!(
-                    "embedded assets/{}.safetensors",
-                    checkpoint::DEFAULT_VAE_NAME
-                ),
-            )
-        }
+    let vae_ref = match &args.vae {
+        Some(path) => VaeRef::File(
+            std::fs::canonicalize(path)
+                .with_context(|| format!("cannot open the VAE checkpoint {}", path.display()))?,
+        ),
+        None => VaeRef::Embedded,
     };
+    let (_vs, vae) = vae_ref.load(Path::new("."), device)?;
     let size = vae.config.size;
-    let settings = serde_json::json!({
-        "loop": config,
-        "repeats": args.repeats,
-        "data": source,
-        "size": size,
-        "vae": vae_origin,
-    });
+    let settings = serde_json::to_value(StudySettings {
+        loop_config: config.clone(),
+        repeats: args.repeats,
+        data: source.clone(),
+        size,
+        vae: vae_ref,
+    })?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
         let text = std::fs::read_to_string(dir.json())

@@ -5,6 +5,7 @@ mod bench;
 mod bench_ui;
 mod eval;
 mod experiment;
+mod export;
 mod info;
 mod label;
 mod phantom;
@@ -43,6 +44,8 @@ enum Command {
     EvalVae(eval::EvalVaeArgs),
     /// Run the adaptive-sampling vs random-baseline study and plot its curves.
     Experiment(experiment::ExperimentArgs),
+    /// Export a run's hard samples for offline annotation (a sula dataset with a manifest).
+    Export(export::ExportArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run_regressor(&args),
         Some(Command::EvalVae(args)) => eval::run(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),
+        Some(Command::Export(args)) => export::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => crate::app::run_native().map_err(|e| {
             anyhow::anyhow!(

@@ -159,16 +159,38 @@ impl SulaWriter {
         std::fs::write(&path, bytes).map_err(|e| IoError::io(&path, e))
     }
 
-    /// Writes `dataset.json`, drops an empty `stress/`, and moves the folder into place.
+    /// Adds a subfolder beyond the standard ones (dropped again if it stays empty).
+    pub fn create_dir(&self, relative: &str) -> Result<(), IoError> {
+        let dir = self.staging.join(relative);
+        std::fs::create_dir_all(&dir).map_err(|e| IoError::io(&dir, e))
+    }
+
+    /// Writes `dataset.json`, drops empty subfolders, and moves the folder into place; on
+    /// failure the staging folder is removed and nothing appears under the final name.
     pub fn finish(self, manifest: &DatasetManifest) -> Result<PathBuf, IoError> {
+        let result = self.publish(manifest);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+        result
+    }
+
+    fn publish(&self, manifest: &DatasetManifest) -> Result<PathBuf, IoError> {
         let json = serde_json::to_string_pretty(manifest).expect("manifest serialises");
         crate::io::atomic::write_bytes(&self.staging.join("dataset.json"), json.as_bytes())?;
-        let stress = self.staging.join("stress");
-        if std::fs::read_dir(&stress)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false)
-        {
-            std::fs::remove_dir(&stress).map_err(|e| IoError::io(&stress, e))?;
+        for entry in std::fs::read_dir(&self.staging).map_err(|e| IoError::io(&self.staging, e))? {
+            let path = entry.map_err(|e| IoError::io(&self.staging, e))?.path();
+            if path.is_dir()
+                && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+            {
+                std::fs::remove_dir(&path).map_err(|e| IoError::io(&path, e))?;
+            }
+        }
+        if self.target.exists() {
+            return Err(IoError::format(
+                &self.target,
+                "appeared while it was being written; nothing was replaced",
+            ));
         }
         std::fs::rename(&self.staging, &self.target).map_err(|e| IoError::io(&self.target, e))?;
         Ok(self.target.clone())

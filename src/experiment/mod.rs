@@ -4,6 +4,7 @@
 
 pub mod plot;
 pub mod results;
+pub mod run;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use results::{ArmSummary, Row, Summary, SummaryPoint, summarise};
+pub use run::{RunLog, StudySettings, VaeRef};
 
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, RoundRecord, SamplingError};
 

@@ -2,10 +2,12 @@
 //! the command line runs it to the end and the GUI worker can step it.
 //!
 //! [`pool`] holds the real data (embeddings, stress labelled on demand by the FEA tool);
-//! [`arm`] grows one training set round by round and trains F on it.
+//! [`arm`] grows one training set round by round and trains F on it; [`projection`] is the
+//! 2-D view of the latent space that the GUI draws and exports record.
 
 pub mod arm;
 pub mod pool;
+pub mod projection;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -13,6 +15,7 @@ use thiserror::Error;
 pub use crate::model::gradient::Normalisation;
 pub use arm::{ArmRun, MovedSample, Origin, RoundRecord};
 pub use pool::{Context, Pool};
+pub use projection::Projection;
 
 /// How moved latent points become new training samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

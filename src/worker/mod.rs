@@ -5,7 +5,6 @@
 //! on with fresh state.
 
 pub mod messages;
-pub mod pca;
 mod state;
 
 use std::panic::AssertUnwindSafe;

@@ -9,7 +9,7 @@ use tch::{Device, nn};
 
 use super::Outbox;
 use super::messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
-use super::pca::Projection;
+use crate::sampling::Projection;
 use crate::experiment::source::{DataSource, LabelledStudy};
 use crate::experiment::{Row, row};
 use crate::labels::LabelMap;

@@ -1,0 +1,178 @@
+//! Export of hard samples for offline annotation (SPEC §8): images, label maps, FEA stress
+//! (`.npy` and a colour preview) and a manifest that says where each sample came from.
+//! The folder is a sula-layout dataset, so `sula info` and every loader read it, and it
+//! appears under its final name only when complete.
+//!
+//! [`collect`] turns round records (from a live study or a run folder on disk) into
+//! [`ExportSample`]s; [`write_export`] writes them.
+
+pub mod collect;
+pub mod manifest;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::data::layout::{DatasetManifest, SulaWriter};
+use crate::data::mask::encode_grey_png;
+use crate::io::{IoError, npy};
+use crate::labels::LabelMap;
+use crate::render::{StressPreview, stress_preview};
+pub use manifest::{ExportManifest, ManifestEntry, SampleOrigin};
+
+/// Why an export did not happen.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error("nothing to export: {0}")]
+    Empty(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the export was cancelled; nothing was written")]
+    Cancelled,
+}
+
+/// One sample to export: its manifest entry and its pixels.
+#[derive(Debug, Clone)]
+pub struct ExportSample {
+    pub entry: ManifestEntry,
+    pub image: Vec<u8>,
+    pub labels: LabelMap,
+    /// FEA stress in kPa (max principal), row-major.
+    pub stress: Vec<f32>,
+}
+
+/// What the dataset and manifest record about the export as a whole.
+#[derive(Debug, Clone)]
+pub struct ExportInfo {
+    pub pixel_mm: f64,
+    pub pressure_kpa: f64,
+    /// Where the samples came from (run folder or live study, mode, selection).
+    pub source: serde_json::Value,
+}
+
+/// Whether a sample id can be a file stem everywhere: letters, digits, `_`, `-`, `.`.
+fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn validate(samples: &[ExportSample]) -> Result<usize, ExportError> {
+    let first = samples
+        .first()
+        .ok_or_else(|| ExportError::Empty("no sample was selected".to_string()))?;
+    let (width, height) = (first.labels.width(), first.labels.height());
+    let mut seen = std::collections::HashSet::new();
+    for sample in samples {
+        let id = &sample.entry.id;
+        if !is_safe_id(id) {
+            return Err(ExportError::Invalid(format!(
+                "sample id {id:?} cannot be a file name"
+            )));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(ExportError::Invalid(format!("sample id {id} appears twice")));
+        }
+        let pixels = width * height;
+        if sample.labels.width() != width
+            || sample.labels.height() != height
+            || sample.image.len() != pixels
+            || sample.stress.len() != pixels
+        {
+            return Err(ExportError::Invalid(format!(
+                "sample {id} is not {width}×{height} like the others"
+            )));
+        }
+    }
+    Ok(width)
+}
+
+fn encode_rgb_png(image: &image::RgbImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encoding an RGB PNG in memory cannot fail");
+    bytes
+}
+
+fn write_sample(writer: &SulaWriter, sample: &ExportSample) -> Result<(), IoError> {
+    let id = &sample.entry.id;
+    let (w, h) = (sample.labels.width(), sample.labels.height());
+    writer.write(&format!("images/{id}.png"), &encode_grey_png(w, h, &sample.image))?;
+    writer.write(
+        &format!("masks/{id}.png"),
+        &encode_grey_png(w, h, sample.labels.values()),
+    )?;
+    writer.write(
+        &format!("stress/{id}.npy"),
+        &npy::encode_f32(h, w, &sample.stress),
+    )?;
+    let preview = stress_preview(&StressPreview {
+        stress: &sample.stress,
+        labels: &sample.labels,
+        title: &format!("{id}: max principal stress"),
+    });
+    writer.write(
+        &format!("{}/{id}.png", manifest::STRESS_PNG_DIR),
+        &encode_rgb_png(&preview),
+    )
+}
+
+/// Writes `samples` to the new folder `out`: `images/`, `masks/`, `stress/`,
+/// `stress_png/`, `manifest.csv`, `manifest.json` and `dataset.json`. An existing `out` is
+/// refused. Everything goes to a hidden sibling folder first that is renamed to `out`
+/// only at the end; on any failure (or when `before_sample` returns an error, which is
+/// how callers cancel) that folder is removed and `out` does not exist.
+pub fn write_export(
+    out: &Path,
+    samples: &[ExportSample],
+    info: &ExportInfo,
+    before_sample: &mut dyn FnMut(usize) -> Result<(), ExportError>,
+) -> Result<PathBuf, ExportError> {
+    let size = validate(samples)?;
+    let writer = SulaWriter::create(out)?;
+    let result = (|| {
+        writer.create_dir(manifest::STRESS_PNG_DIR)?;
+        for (k, sample) in samples.iter().enumerate() {
+            before_sample(k)?;
+            write_sample(&writer, sample)?;
+        }
+        let manifest = ExportManifest::new(info, size, samples);
+        writer.write(manifest::CSV_FILE, manifest.to_csv().as_bytes())?;
+        writer.write(manifest::JSON_FILE, manifest.to_json().as_bytes())?;
+        Ok::<_, ExportError>(())
+    })();
+    if let Err(error) = result {
+        writer.abandon();
+        return Err(error);
+    }
+    let dataset = DatasetManifest {
+        format: DatasetManifest::FORMAT.to_string(),
+        version: 1,
+        count: samples.len(),
+        image_size: [size, size],
+        pixel_mm: info.pixel_mm,
+        provenance: serde_json::json!({
+            "source": "sula export",
+            "sula_version": env!("CARGO_PKG_VERSION"),
+            "export": info.source,
+        }),
+        generator: None,
+        stress: Some(serde_json::json!({
+            "field": crate::fea::StressMeasure::MaxPrincipal,
+            "unit": "kPa",
+            "pressure_kpa": info.pressure_kpa,
+        })),
+    };
+    Ok(writer.finish(&dataset)?)
+}
