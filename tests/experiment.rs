@@ -1,18 +1,26 @@
 //! The adaptive-sampling study on tiny settings (32², tens of frames, one epoch per
 //! round): `sula experiment` writes well-formed results in both modes and resumes; the
-//! loop's invariants hold when driven through the library.
+//! loop's invariants hold when driven through the library; `sula export` turns a finished
+//! run into a dataset whose pixels and manifest match the run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use sula::data::dataset::Dataset;
 use sula::experiment::results::read_csv;
+use sula::experiment::run::read_rounds;
 use sula::experiment::source::phantom_frames;
 use sula::experiment::{ResultsFile, schedule};
+use sula::export::collect::MovedRef;
+use sula::export::{ExportManifest, SampleOrigin};
 use sula::fea::FeaParams;
 use sula::model::checkpoint;
-use sula::sampling::pool::label_all;
-use sula::sampling::{Arm, ArmRun, Context, LoopConfig, Mode, Normalisation, Origin, Pool};
+use sula::model::evaluate::decode_latents;
+use sula::sampling::pool::{label, label_all};
+use sula::sampling::{
+    Arm, ArmRun, Context, LoopConfig, Mode, MovedSample, Normalisation, Origin, Pool,
+};
 use tch::Device;
 
 fn sula() -> Command {
@@ -91,12 +99,28 @@ fn tiny_study(out: &Path, mode: &str) -> Command {
     command
 }
 
+/// A finished tiny study per mode, run once and shared by the tests that read it.
+fn finished_run(mode: &str) -> &'static Path {
+    static RUNS: OnceLock<Vec<(&str, tempfile::TempDir, PathBuf)>> = OnceLock::new();
+    let runs = RUNS.get_or_init(|| {
+        ["si", "snn"]
+            .into_iter()
+            .map(|mode| {
+                let dir = tempfile::tempdir().unwrap();
+                let out = dir.path().join("results");
+                run_ok(&mut tiny_study(&out, mode));
+                (mode, dir, out)
+            })
+            .collect()
+    });
+    let (_, _, out) = runs.iter().find(|(m, _, _)| *m == mode).expect("si or snn");
+    out
+}
+
 #[test]
 fn tiny_study_writes_results_in_both_modes() {
     for mode in ["si", "snn"] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("results");
-        run_ok(&mut tiny_study(&out, mode));
+        let out = finished_run(mode);
         let rows = read_csv(&out.join("results.csv")).unwrap();
         assert_eq!(rows.len(), 2 * 2 * 2, "{mode}: arms × repeats × sizes");
         for (arm, repeat) in schedule(2) {
@@ -321,4 +345,186 @@ fn moved_points_are_harder_and_both_arms_take_the_same_steps() {
                 .all(|m| m.origin == Origin::Generated)
         );
     });
+}
+
+/// The moved samples of the last round that joined the training set, by export id.
+fn last_round_moved(run: &Path) -> Vec<(String, MovedSample)> {
+    let mut joined = Vec::new();
+    for repeat in 0..2 {
+        let records = read_rounds(run, Arm::Adaptive, repeat).unwrap();
+        let last = records.last().unwrap();
+        for (index, m) in last.moved.iter().enumerate() {
+            if m.added.is_some() {
+                let at = MovedRef {
+                    repeat,
+                    round: last.round,
+                    index,
+                };
+                joined.push((at.id(), m.clone()));
+            }
+        }
+    }
+    joined
+}
+
+#[test]
+fn export_round_trips_through_sula_info_with_a_consistent_manifest() {
+    let (vs, vae, _) = checkpoint::load_vae(vae_32(), Device::Cpu, Some(32)).unwrap();
+    let pool = phantom_frames(32, 40, 1);
+    for mode in ["si", "snn"] {
+        let run = finished_run(mode);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("hard");
+        let said = run_ok(
+            sula()
+                .args(["export", "--last", "1", "--device", "cpu", "--run"])
+                .arg(run)
+                .arg("--out")
+                .arg(&out),
+        );
+        let expected = last_round_moved(run);
+        assert!(!expected.is_empty());
+        assert!(
+            said.contains(&format!("exported {}", expected.len())),
+            "{said}"
+        );
+
+        let info = run_ok(sula().arg("info").arg(&out));
+        assert!(
+            info.contains(&format!(
+                "{0} ({0} annotated, 0 unannotated, {0} with stress maps)",
+                expected.len()
+            )),
+            "{info}"
+        );
+
+        let manifest = ExportManifest::read(&out).unwrap();
+        assert_eq!(manifest.samples.len(), expected.len(), "{mode}");
+        assert_eq!(manifest.latent_dim, vae.config.latent_dim);
+        let dataset = Dataset::open(&out, None).unwrap();
+        let fea = FeaParams {
+            pixel_mm: dataset.pixel_mm,
+            ..FeaParams::default()
+        };
+        for (id, moved) in &expected {
+            let entry = manifest.samples.iter().find(|e| &e.id == id).unwrap();
+            assert_eq!(entry.latent, moved.z_moved);
+            assert_eq!(entry.latent_original.as_ref(), Some(&moved.z));
+            assert_eq!(entry.nearest_real_id, moved.nearest_real_id);
+            assert_eq!(entry.nearest_distance, moved.nearest_distance);
+            assert_eq!(entry.loss_kpa2, Some(moved.loss_moved));
+            assert_eq!(entry.loss_before_kpa2, Some(moved.loss_before));
+            assert_eq!(entry.gradient_norm, Some(moved.gradient_norm));
+            assert_eq!(entry.round, Some(1));
+            assert!(entry.projected.iter().all(|v| v.is_finite()));
+
+            let index = dataset.frames.iter().position(|f| &f.id == id).unwrap();
+            let frame = dataset.load(index, None).unwrap();
+            let labels = frame.labels.unwrap();
+            // The pixels are those the run trained on: the real frame (SNN) or G(z') (SI).
+            let (image, truth) = match mode {
+                "snn" => {
+                    assert_eq!(entry.origin, SampleOrigin::Real);
+                    assert_eq!(entry.pool_id.as_ref(), Some(&moved.nearest_real_id));
+                    let i = pool
+                        .ids
+                        .iter()
+                        .position(|p| p == &moved.nearest_real_id)
+                        .unwrap();
+                    (pool.set.images[i].clone(), pool.set.labels[i].clone())
+                }
+                _ => {
+                    assert_eq!(entry.origin, SampleOrigin::Generated);
+                    assert_eq!(entry.pool_id, None);
+                    let decoded =
+                        decode_latents(&vae, std::slice::from_ref(&moved.z_moved), Device::Cpu)
+                            .remove(0);
+                    (decoded.image, decoded.labels)
+                }
+            };
+            assert_eq!(frame.image, image, "{mode} {id}");
+            assert_eq!(labels, truth, "{mode} {id}");
+            assert_eq!(frame.stress, label(&labels, &fea), "{mode} {id}");
+        }
+
+        let csv = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        for field in [
+            "id",
+            "origin",
+            "pool_id",
+            "nearest_real_id",
+            "nearest_distance",
+            "x",
+            "y",
+            "round",
+            "loss_kpa2",
+            "gradient_norm",
+            "z_0",
+        ] {
+            assert!(header.contains(&field), "manifest.csv has {field}");
+        }
+        let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), manifest.samples.len());
+        for (row, entry) in rows.iter().zip(&manifest.samples) {
+            assert_eq!(row.len(), header.len());
+            assert_eq!(row[column("id")], entry.id);
+            assert_eq!(row[column("nearest_real_id")], entry.nearest_real_id);
+            let loss: f64 = row[column("loss_kpa2")].parse().unwrap();
+            assert_eq!(Some(loss), entry.loss_kpa2);
+            let z0: f32 = row[column("z_0")].parse().unwrap();
+            assert_eq!(z0, entry.latent[0]);
+        }
+
+        let again = sula()
+            .args(["export", "--device", "cpu", "--run"])
+            .arg(run)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        let message = String::from_utf8_lossy(&again.stderr);
+        assert!(message.contains("already exists"), "{message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+    drop(vs);
+}
+
+#[test]
+fn export_names_what_is_wrong_with_its_arguments() {
+    let run = finished_run("si");
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["--rounds", "9"], "none of the requested rounds ran"),
+        (vec!["--repeats", "5"], "repeat 5 does not exist"),
+        (vec!["--last", "0"], "--last must be at least 1"),
+    ] {
+        let failed = sula()
+            .args(["export", "--device", "cpu", "--run"])
+            .arg(run)
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        let message = String::from_utf8_lossy(&failed.stderr);
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+    let missing = sula()
+        .args(["export", "--run"])
+        .arg(dir.path().join("nowhere"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        message.contains("nowhere") && message.contains("is not a folder"),
+        "{message}"
+    );
+    assert!(!dir.path().join("out").exists());
 }

@@ -17,7 +17,12 @@ pub struct ExportArgs {
     #[arg(long, visible_alias = "experiment", value_name = "RUN_DIR")]
     run: PathBuf,
     /// Rounds to export (e.g. 5,6,7); by default every round with moved samples.
-    #[arg(long, value_delimiter = ',', value_name = "N,N,...", conflicts_with = "last")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,...",
+        conflicts_with = "last"
+    )]
     rounds: Option<Vec<usize>>,
     /// Export only the last N rounds.
     #[arg(long, value_name = "N")]

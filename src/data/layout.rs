@@ -180,9 +180,7 @@ impl SulaWriter {
         crate::io::atomic::write_bytes(&self.staging.join("dataset.json"), json.as_bytes())?;
         for entry in std::fs::read_dir(&self.staging).map_err(|e| IoError::io(&self.staging, e))? {
             let path = entry.map_err(|e| IoError::io(&self.staging, e))?.path();
-            if path.is_dir()
-                && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
-            {
+            if path.is_dir() && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
                 std::fs::remove_dir(&path).map_err(|e| IoError::io(&path, e))?;
             }
         }

@@ -84,12 +84,10 @@ impl StudySettings {
             return Err(IoError::format(root, "is not a folder"));
         }
         let text = std::fs::read_to_string(&path).map_err(|e| IoError::io(&path, e))?;
-        let file: ResultsFile = serde_json::from_str(&text).map_err(|e| {
-            IoError::format(&path, format!("is not a sula results.json ({e})"))
-        })?;
-        let settings = serde_json::from_value(file.config.clone()).map_err(|e| {
-            IoError::format(&path, format!("has no usable study settings ({e})"))
-        })?;
+        let file: ResultsFile = serde_json::from_str(&text)
+            .map_err(|e| IoError::format(&path, format!("is not a sula results.json ({e})")))?;
+        let settings = serde_json::from_value(file.config.clone())
+            .map_err(|e| IoError::format(&path, format!("has no usable study settings ({e})")))?;
         Ok((settings, file))
     }
 }
@@ -169,7 +167,11 @@ impl RunLog {
         self.write_summary(finished, None)
     }
 
-    fn write_summary(&self, finished: bool, summary: Option<super::Summary>) -> Result<(), IoError> {
+    fn write_summary(
+        &self,
+        finished: bool,
+        summary: Option<super::Summary>,
+    ) -> Result<(), IoError> {
         let file = ResultsFile {
             config: serde_json::to_value(&self.settings).expect("settings serialise"),
             provenance: self.provenance.clone(),

@@ -25,7 +25,10 @@ pub struct MovedRef {
 impl MovedRef {
     /// The export id: `rep<r>_round<NN>_<KKK>`.
     pub fn id(self) -> String {
-        format!("rep{}_round{:02}_{:03}", self.repeat, self.round, self.index)
+        format!(
+            "rep{}_round{:02}_{:03}",
+            self.repeat, self.round, self.index
+        )
     }
 }
 

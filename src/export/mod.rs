@@ -78,7 +78,9 @@ fn validate(samples: &[ExportSample]) -> Result<usize, ExportError> {
             )));
         }
         if !seen.insert(id.as_str()) {
-            return Err(ExportError::Invalid(format!("sample id {id} appears twice")));
+            return Err(ExportError::Invalid(format!(
+                "sample id {id} appears twice"
+            )));
         }
         let pixels = width * height;
         if sample.labels.width() != width
@@ -108,7 +110,10 @@ fn encode_rgb_png(image: &image::RgbImage) -> Vec<u8> {
 fn write_sample(writer: &SulaWriter, sample: &ExportSample) -> Result<(), IoError> {
     let id = &sample.entry.id;
     let (w, h) = (sample.labels.width(), sample.labels.height());
-    writer.write(&format!("images/{id}.png"), &encode_grey_png(w, h, &sample.image))?;
+    writer.write(
+        &format!("images/{id}.png"),
+        &encode_grey_png(w, h, &sample.image),
+    )?;
     writer.write(
         &format!("masks/{id}.png"),
         &encode_grey_png(w, h, sample.labels.values()),
@@ -175,4 +180,142 @@ pub fn write_export(
         })),
     };
     Ok(writer.finish(&dataset)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::Dataset;
+    use crate::data::phantom::{PhantomConfig, generate};
+    use crate::fea::FeaParams;
+
+    /// Phantom frames labelled by the FEA, as real-origin samples.
+    fn samples(count: u64) -> (Vec<ExportSample>, ExportInfo) {
+        let config = PhantomConfig::new(32);
+        let fea = FeaParams {
+            pixel_mm: config.pixel_mm(),
+            ..FeaParams::default()
+        };
+        let samples = (0..count)
+            .map(|i| {
+                let frame = generate(&config, 3, i);
+                let stress = crate::sampling::pool::label(&frame.labels, &fea)
+                    .expect("phantom frames are closed vessels");
+                ExportSample {
+                    entry: ManifestEntry {
+                        id: format!("s{i}"),
+                        origin: SampleOrigin::Real,
+                        pool_id: Some(frame.meta.id.clone()),
+                        nearest_real_id: frame.meta.id.clone(),
+                        nearest_distance: 0.0,
+                        latent: vec![i as f32, 1.0],
+                        latent_original: None,
+                        projected: [i as f32, 0.0],
+                        arm: None,
+                        repeat: None,
+                        round: None,
+                        loss_kpa2: None,
+                        loss_before_kpa2: None,
+                        loss_after_kpa2: None,
+                        gradient_norm: None,
+                        peak_stress_kpa: collect::peak_stress(&stress, &frame.labels),
+                    },
+                    image: frame.image,
+                    labels: frame.labels,
+                    stress,
+                }
+            })
+            .collect();
+        let info = ExportInfo {
+            pixel_mm: fea.pixel_mm,
+            pressure_kpa: fea.pressure_kpa,
+            source: serde_json::json!({ "test": true }),
+        };
+        (samples, info)
+    }
+
+    fn keep_going(_: usize) -> Result<(), ExportError> {
+        Ok(())
+    }
+
+    #[test]
+    fn export_reads_back_as_a_dataset_with_the_same_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        let (samples, info) = samples(3);
+        write_export(&out, &samples, &info, &mut keep_going).unwrap();
+        let dataset = Dataset::open(&out, None).unwrap();
+        assert_eq!(dataset.frames.len(), 3);
+        assert!((dataset.pixel_mm - info.pixel_mm).abs() < 1e-12);
+        for sample in &samples {
+            let index = dataset
+                .frames
+                .iter()
+                .position(|f| f.id == sample.entry.id)
+                .unwrap();
+            let frame = dataset.load(index, None).unwrap();
+            assert_eq!(frame.image, sample.image);
+            assert_eq!(frame.labels.as_ref(), Some(&sample.labels));
+            assert_eq!(frame.stress.as_ref(), Some(&sample.stress));
+            assert!(
+                out.join(manifest::STRESS_PNG_DIR)
+                    .join(format!("{}.png", sample.entry.id))
+                    .is_file()
+            );
+        }
+        let manifest = ExportManifest::read(&out).unwrap();
+        assert_eq!(manifest.samples.len(), 3);
+        assert_eq!(manifest.latent_dim, 2);
+        let csv = std::fs::read_to_string(out.join(manifest::CSV_FILE)).unwrap();
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.lines().next().unwrap().ends_with("z_0,z_1"));
+    }
+
+    #[test]
+    fn a_failure_midway_leaves_no_folder_and_no_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        let (samples, info) = samples(4);
+        let error = write_export(&out, &samples, &info, &mut |k| {
+            if k == 2 {
+                Err(ExportError::Invalid("injected failure".to_string()))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("injected failure"));
+        assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_existing_folder_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+        let (samples, info) = samples(1);
+        let error = write_export(&out, &samples, &info, &mut keep_going).unwrap_err();
+        assert!(error.to_string().contains("already exists"), "{error}");
+        assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bad_selections_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        let (mut samples, info) = samples(2);
+        let empty = write_export(&out, &[], &info, &mut keep_going).unwrap_err();
+        assert!(empty.to_string().starts_with("nothing to export"));
+        samples[1].entry.id = samples[0].entry.id.clone();
+        let twice = write_export(&out, &samples, &info, &mut keep_going).unwrap_err();
+        assert!(twice.to_string().contains("appears twice"), "{twice}");
+        samples[1].entry.id = "../escape".to_string();
+        let unsafe_id = write_export(&out, &samples, &info, &mut keep_going).unwrap_err();
+        assert!(unsafe_id.to_string().contains("cannot be a file name"));
+        assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

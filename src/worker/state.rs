@@ -9,7 +9,6 @@ use tch::{Device, nn};
 
 use super::Outbox;
 use super::messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
-use crate::sampling::Projection;
 use crate::experiment::source::{DataSource, LabelledStudy};
 use crate::experiment::{Row, row};
 use crate::labels::LabelMap;
@@ -19,6 +18,7 @@ use crate::model::data::FrameSet;
 use crate::model::evaluate::{decode_latents, reconstruct};
 use crate::model::train::{self, Control, Progress, TrainConfig};
 use crate::model::vae::{Vae, VaeConfig};
+use crate::sampling::Projection;
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, SamplingError};
 
 /// The loaded dataset: pool frames (ids, images, labels) and the labelled test set.
