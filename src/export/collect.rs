@@ -40,6 +40,9 @@ pub struct Collected {
     pub skipped: usize,
 }
 
+/// A sample's image, label map and stress (kPa).
+type Pixels = (Vec<u8>, LabelMap, Vec<f32>);
+
 /// 99th percentile of the stress over solid pixels (0 without solid).
 pub fn peak_stress(stress: &[f32], labels: &LabelMap) -> f64 {
     let solid: Vec<f64> = stress
@@ -80,7 +83,7 @@ pub fn moved_samples(
         })
         .filter(|(at, m)| m.added.is_some() && wanted(*at))
         .collect();
-    let pixels: Vec<Option<(Vec<u8>, LabelMap, Vec<f32>)>> = match mode {
+    let pixels: Vec<Option<Pixels>> = match mode {
         Mode::Si => {
             let latents: Vec<Vec<f32>> = chosen.iter().map(|(_, m)| m.z_moved.clone()).collect();
             decode_latents(ctx.vae, &latents, ctx.device)
