@@ -77,12 +77,20 @@ class Regressor(nn.Module):
         return self.head(self.dec1(torch.cat([self.up1(d2), e1], 1)))
 
 
+def synchronize():
+    """CUDA kernels run asynchronously: wait for them before reading the clock."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def rate(step, steps, batch):
     for _ in range(3):
         step()
+    synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize()
     return steps * batch / (time.perf_counter() - start)
 
 

@@ -238,14 +238,22 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
     let labels = data.label_batch(&indices, device);
     let target = data.stress_batch(&indices, fea.pressure_kpa, device);
 
+    // CUDA kernels run asynchronously: wait for them before reading the clock.
+    let synchronize = || {
+        if let tch::Device::Cuda(index) = device {
+            tch::Cuda::synchronize(index as i64);
+        }
+    };
     let time_steps = |step: &mut dyn FnMut()| {
         for _ in 0..3 {
             step();
         }
+        synchronize();
         let start = Instant::now();
         for _ in 0..args.steps.max(1) {
             step();
         }
+        synchronize();
         (args.steps.max(1) * args.batch) as f64 / start.elapsed().as_secs_f64()
     };
 
