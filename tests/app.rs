@@ -1,5 +1,5 @@
 //! The desktop app driven through egui_kittest with the real worker on tiny settings
-//! (32², 40 pool frames, a 2-epoch VAE). Every wait polls a condition on the app's state
+//! (32², 40 pool frames, a 2-epoch VAE), exports included. Every wait polls a condition on the app's state
 //! with a deadline; queries go by accessible label.
 
 use std::time::{Duration, Instant};
@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use sula::app::{Settings, SulaApp};
+use sula::data::dataset::Dataset;
+use sula::export::{ExportManifest, SampleOrigin};
 use sula::sampling::Mode;
 use sula::worker::Command;
 
@@ -22,6 +24,7 @@ fn tiny_settings() -> Settings {
         k: 4,
         budget: 12,
         epochs_per_round: 1,
+        save_runs: false,
         ..Settings::default()
     }
 }
@@ -36,7 +39,13 @@ fn harness() -> Harness<'static, SulaApp> {
 fn wait_until(harness: &mut Harness<'_, SulaApp>, what: &str, done: impl Fn(&SulaApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let v = &harness.state().view;
+            panic!(
+                "timed out waiting for {what}: busy {}, progress {:?}, notice {:?}, errors {:?}",
+                v.busy, v.progress, v.notice, v.errors
+            );
+        }
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -181,4 +190,128 @@ fn a_worker_panic_is_reported_and_the_app_starts_again() {
     wait_until(&mut h, "a VAE after the crash", |a| {
         !a.view.points.is_empty() && idle(a)
     });
+}
+
+/// Exports to `out` through the button `button`, waiting for the worker's answer.
+fn export_via(h: &mut Harness<'_, SulaApp>, button: &str, out: &std::path::Path) {
+    let target = out.to_path_buf();
+    h.state_mut().choose_export_folder = Box::new(move || Some(target.clone()));
+    h.state_mut().view.notice = None;
+    h.get_by_label(button).click();
+    h.step();
+    wait_until(h, "the export", |a| {
+        idle(a) && (a.view.notice.is_some() || !a.view.errors.is_empty())
+    });
+}
+
+#[test]
+fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_vae();
+    h.state_mut().settings.save_runs = true;
+    h.state_mut().settings.runs_dir = Some(dir.path().join("runs"));
+    for rows in [2, 4] {
+        h.get_by_label("Step").click();
+        h.step();
+        wait_until(&mut h, "a round", |a| a.view.rows.len() == rows && idle(a));
+    }
+    let run = h
+        .state()
+        .view
+        .run_folder
+        .clone()
+        .expect("the study has a run folder");
+    assert!(run.starts_with(dir.path().join("runs")));
+    for file in [
+        "results.json",
+        "results.csv",
+        "vae.safetensors",
+        "rounds/adaptive_repeat0.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file} in the run folder");
+    }
+
+    // The last round's moved samples (SNN: the real frames that joined).
+    let rounds = dir.path().join("rounds_export");
+    export_via(&mut h, "Export rounds…", &rounds);
+    assert!(
+        h.state().view.errors.is_empty(),
+        "{:?}",
+        h.state().view.errors
+    );
+    h.get_by_label_contains("Exported 4 samples");
+    let manifest = ExportManifest::read(&rounds).unwrap();
+    assert_eq!(manifest.samples.len(), 4, "k = 4 moved samples in round 1");
+    assert!(
+        manifest
+            .samples
+            .iter()
+            .all(|e| e.round == Some(1) && e.origin == SampleOrigin::Real)
+    );
+    assert_eq!(Dataset::open(&rounds, None).unwrap().frames.len(), 4);
+
+    // A selection: three pool frames and two moved points.
+    let moved: Vec<_> = h.state().view.arrows.iter().take(2).map(|a| a.at).collect();
+    h.state_mut().view.selected = vec![0, 1, 2];
+    h.state_mut().view.selected_moved = moved.clone();
+    h.step();
+    h.get_by_label("Selected: 3 pool frames, 2 moved samples");
+    let picked = dir.path().join("picked");
+    export_via(&mut h, "Export selection…", &picked);
+    let manifest = ExportManifest::read(&picked).unwrap();
+    assert_eq!(manifest.samples.len(), 5);
+    let ids: Vec<&str> = manifest.samples.iter().map(|e| e.id.as_str()).collect();
+    for at in &moved {
+        assert!(ids.contains(&at.id().as_str()), "{ids:?}");
+    }
+    for i in 0..3 {
+        let pool_id = &h.state().view.points[i].id;
+        let entry = manifest
+            .samples
+            .iter()
+            .find(|e| e.pool_id.as_ref() == Some(pool_id) && e.id.starts_with("pool_"))
+            .unwrap();
+        assert!(entry.loss_kpa2.is_some() && entry.gradient_norm.is_some());
+        assert_eq!(entry.latent, h.state().view.points[i].latent);
+    }
+
+    // The same folder again is refused, and what is there stays.
+    export_via(&mut h, "Export selection…", &picked);
+    assert!(
+        h.state()
+            .view
+            .errors
+            .iter()
+            .any(|e| e.contains("already exists")),
+        "{:?}",
+        h.state().view.errors
+    );
+    assert_eq!(ExportManifest::read(&picked).unwrap().samples.len(), 5);
+
+    // The saved run exports headlessly too.
+    let headless = dir.path().join("headless");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+        .args(["export", "--device", "cpu", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&headless)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_disk = ExportManifest::read(&headless).unwrap();
+    let from_app = ExportManifest::read(&rounds).unwrap();
+    let key = |m: &ExportManifest| {
+        let mut v: Vec<(String, Option<String>)> = m
+            .samples
+            .iter()
+            .map(|e| (e.id.clone(), e.pool_id.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(key(&from_disk), key(&from_app));
 }

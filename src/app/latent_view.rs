@@ -9,7 +9,7 @@ use egui_plot::{Arrows, Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points
 use serde::{Deserialize, Serialize};
 
 use super::{SulaApp, images};
-use crate::worker::{Command, PlaqueKind};
+use crate::worker::{Arrow, Command, PlaqueKind};
 
 /// What the pool points' colour shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
         return;
     }
-    ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select.");
+    ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export.");
     let view = &app.view;
     let animation = if app.settings.teaching {
         view.round_arrived
@@ -88,7 +88,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     let response = Plot::new("latent")
         .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .width(ui.available_width())
-        .height(ui.available_height() - 24.0)
+        .height(ui.available_height() - 54.0)
         .data_aspect(1.0)
         .allow_drag(!shift)
         .allow_boxed_zoom(false)
@@ -207,6 +207,19 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                         .color(Color32::from_rgb(220, 30, 30)),
                 );
             }
+            if !view.selected_moved.is_empty() {
+                let pts: Vec<[f64; 2]> = shown_arrows(view, app.settings.show_history)
+                    .filter(|a| view.selected_moved.contains(&a.at))
+                    .map(|a| plot_xy(a.to))
+                    .collect();
+                plot.points(
+                    Points::new("selected moved", pts)
+                        .radius(6.0)
+                        .filled(false)
+                        .shape(MarkerShape::Square)
+                        .color(Color32::from_rgb(220, 30, 30)),
+                );
+            }
             if !view.decoded.is_empty() {
                 let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
                 plot.points(
@@ -257,17 +270,25 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             if response.response.drag_stopped() {
                 let (x0, x1) = (start[0].min(current.x), start[0].max(current.x));
                 let (y0, y1) = (start[1].min(current.y), start[1].max(current.y));
-                app.view.selected = app
-                    .view
+                let inside = |xy: [f32; 2]| {
+                    let [x, y] = plot_xy(xy);
+                    x >= x0 && x <= x1 && y >= y0 && y <= y1
+                };
+                let view = &app.view;
+                let selected = view
                     .points
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| {
-                        let [x, y] = plot_xy(p.xy);
-                        x >= x0 && x <= x1 && y >= y0 && y <= y1
-                    })
+                    .filter(|(_, p)| inside(p.xy))
                     .map(|(i, _)| i)
                     .collect();
+                // Moved points whose sample joined the training set (they have a label).
+                let selected_moved = shown_arrows(view, app.settings.show_history)
+                    .filter(|a| a.joined && inside(a.to))
+                    .map(|a| a.at)
+                    .collect();
+                app.view.selected = selected;
+                app.view.selected_moved = selected_moved;
                 ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
             }
         }
@@ -320,12 +341,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             }
         });
     }
-    if !app.view.selected.is_empty() {
-        ui.horizontal(|ui| {
-            ui.label(format!("{} selected", app.view.selected.len()));
-            if ui.button("Clear selection").clicked() {
-                app.view.selected.clear();
-            }
-        });
-    }
+    super::export_panel::ui(app, ui);
+}
+
+/// The arrows on screen: this round's, and earlier rounds' when the history is shown.
+fn shown_arrows(view: &super::View, history: bool) -> impl Iterator<Item = &Arrow> {
+    let earlier: &[Arrow] = if history { &view.history } else { &[] };
+    view.arrows.iter().chain(earlier)
 }

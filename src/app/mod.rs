@@ -5,6 +5,7 @@
 
 mod curves;
 mod data_panel;
+mod export_panel;
 mod images;
 mod latent_view;
 mod samples;
@@ -12,13 +13,15 @@ mod stage1;
 mod stage2;
 mod teaching;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::Row;
+use crate::export::collect::MovedRef;
 use crate::sampling::{Arm, Mode, Normalisation};
-use crate::worker::{Arrow, Command, Event, PoolPoint, SampleView, WorkerHandle};
+use crate::worker::{Arrow, Command, Event, ExportSelection, PoolPoint, SampleView, WorkerHandle};
 
 /// Settings kept between runs (eframe storage).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +46,12 @@ pub struct Settings {
     pub color_by: latent_view::ColorBy,
     pub show_history: bool,
     pub teaching: bool,
+    /// Save each study to a run folder (settings, VAE, per-round records, results).
+    pub save_runs: bool,
+    /// Where run folders go; `None`: `runs/` in the app's data folder.
+    pub runs_dir: Option<PathBuf>,
+    /// How many of the latest rounds "Export rounds…" takes.
+    pub export_rounds: usize,
 }
 
 impl Default for Settings {
@@ -67,6 +76,9 @@ impl Default for Settings {
             color_by: latent_view::ColorBy::Membership,
             show_history: false,
             teaching: false,
+            save_runs: true,
+            runs_dir: None,
+            export_rounds: 1,
         }
     }
 }
@@ -97,15 +109,25 @@ pub struct View {
     pub finished: bool,
     pub errors: Vec<String>,
     pub notice: Option<String>,
+    /// Pool points selected in the latent view (indices into `points`).
     pub selected: Vec<usize>,
+    /// Gradient-moved samples selected in the latent view.
+    pub selected_moved: Vec<MovedRef>,
+    /// The folder the current study is saved to.
+    pub run_folder: Option<PathBuf>,
     /// When the latest round arrived (the teaching animation runs from here).
     pub round_arrived: Option<Instant>,
 }
+
+/// Asks where an export goes; returns `None` when the user cancels.
+pub type FolderChooser = Box<dyn FnMut() -> Option<PathBuf>>;
 
 /// The eframe application.
 pub struct SulaApp {
     pub settings: Settings,
     pub view: View,
+    /// The export folder dialog (rfd); tests put a fixed folder here.
+    pub choose_export_folder: FolderChooser,
     worker: WorkerHandle,
     images: images::TextureCache,
     device_badge: String,
@@ -130,6 +152,12 @@ impl SulaApp {
         let app = SulaApp {
             settings,
             view: View::default(),
+            choose_export_folder: Box::new(|| {
+                rfd::FileDialog::new()
+                    .set_title("Export to a new folder")
+                    .set_file_name("hard_samples")
+                    .save_file()
+            }),
             worker,
             images: images::TextureCache::default(),
             device_badge: crate::device::ComputeDevice::detect().to_string(),
@@ -154,6 +182,34 @@ impl SulaApp {
             seed: self.settings.phantom_seed,
             size: self.settings.size,
         });
+    }
+
+    /// A new folder for the next study under the runs folder, named by the UTC time and
+    /// mode; `None` when runs are not saved or there is nowhere to save them.
+    pub fn new_run_folder(&self) -> Option<PathBuf> {
+        if !self.settings.save_runs {
+            return None;
+        }
+        let root = self
+            .settings
+            .runs_dir
+            .clone()
+            .or_else(|| eframe::storage_dir("sula").map(|d| d.join("runs")))?;
+        let stem = format!("{}_{}", utc_stamp(), self.settings.mode.name());
+        (1..)
+            .map(|n| match n {
+                1 => root.join(&stem),
+                n => root.join(format!("{stem}_{n}")),
+            })
+            .find(|p| !p.exists())
+    }
+
+    /// Asks for a new folder and exports `selection` there.
+    pub fn export(&mut self, selection: ExportSelection) {
+        if let Some(out) = (self.choose_export_folder)() {
+            self.view.busy = true;
+            self.send(Command::Export { selection, out });
+        }
     }
 
     /// Applies every event the worker has sent since the last frame.
@@ -190,6 +246,7 @@ impl SulaApp {
                 view.arrows.clear();
                 view.history.clear();
                 view.selected.clear();
+                view.selected_moved.clear();
                 view.decoded.clear();
             }
             Event::VaeProgress {
@@ -273,6 +330,22 @@ impl SulaApp {
             }
             Event::Decoded { at, sample } => view.decoded.push((at, sample)),
             Event::Saved(path) => view.notice = Some(format!("Saved {}", path.display())),
+            Event::RunFolder(path) => view.run_folder = Some(path),
+            Event::Exported {
+                path,
+                count,
+                skipped,
+            } => {
+                view.notice = Some(format!(
+                    "Exported {count} samples to {}{}",
+                    path.display(),
+                    if skipped > 0 {
+                        format!(" ({skipped} the FEA could not label were left out)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
             Event::Idle { finished } => {
                 // Status lines ("Loading…", "Embedding…") end with the work; a finished or
                 // cancelled run keeps its last line.
@@ -356,6 +429,30 @@ fn labelled_row(ui: &mut egui::Ui, text: &str, add: impl FnOnce(&mut egui::Ui) -
     let label = ui.label(text);
     add(ui).labelled_by(label.id);
     ui.end_row();
+}
+
+/// "2026-11-26_03-04-05": the current UTC time, for folder names.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// "1 min 05 s" style.

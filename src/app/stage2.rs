@@ -38,9 +38,13 @@ impl SulaApp {
                 self.view.study_started = true;
                 self.view.finished = false;
                 self.view.busy = true;
+                self.view.run_folder = None;
+                self.view.selected_moved.clear();
+                let run_dir = self.new_run_folder();
                 self.send(Command::Start {
                     config,
                     repeats: self.settings.repeats,
+                    run_dir,
                 });
             }
             Err(message) => self.view.errors.push(message),
@@ -155,5 +159,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.small("Waiting for data and a VAE (Stage 1).");
     } else if app.view.finished {
         ui.small("The study reached its budget. Start a new one to run again.");
+    }
+    if let Some(folder) = &app.view.run_folder {
+        ui.small(format!("Saved as it runs to {}", folder.display()))
+            .on_hover_text(
+                "Settings, per-round records and results: `sula export --run` reads this folder",
+            );
     }
 }

@@ -121,6 +121,12 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
             loss_before: 1.0,
             loss_moved: 2.0,
             round: i / 40,
+            at: crate::export::collect::MovedRef {
+                repeat: 0,
+                round: i / 40,
+                index: i % 40,
+            },
+            joined: true,
         })
         .collect();
     app.view.arrows = arrows[..40.min(arrows.len())].to_vec();
@@ -145,7 +151,12 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
 
     // Real worker: the default phantom and shipped VAE, training the default study.
     let ctx = egui::Context::default();
-    let mut app = SulaApp::with_settings(&ctx, Settings::default());
+    // A benchmark study is not worth keeping: no run folder.
+    let settings = Settings {
+        save_runs: false,
+        ..Settings::default()
+    };
+    let mut app = SulaApp::with_settings(&ctx, settings);
     pump_until(&ctx, &mut app, "the phantom and the VAE", |a| {
         !a.view.points.is_empty() && !a.view.busy
     })?;

@@ -171,17 +171,17 @@ pub struct PoolScore {
 }
 
 /// Pool frames picked in the latent view (frames the FEA cannot label are skipped).
-/// `scores` (one per index, from the current study) fills loss, gradient and round.
+/// `score` (from the current study, by pool index) fills loss, gradient and round.
 pub fn pool_samples(
     indices: &[usize],
     ctx: &Context,
     projection: &Projection,
-    scores: Option<&[PoolScore]>,
+    score: &dyn Fn(usize) -> Option<PoolScore>,
 ) -> Collected {
     let pool = ctx.pool;
     let mut samples = Vec::with_capacity(indices.len());
     let mut skipped = 0;
-    for (k, &i) in indices.iter().enumerate() {
+    for &i in indices {
         let Some(stress) = pool.stress(i) else {
             skipped += 1;
             continue;
@@ -191,7 +191,7 @@ pub fn pool_samples(
             .nearest(&latent, |j| j != i)
             .map(|(j, _)| j)
             .unwrap_or(i);
-        let score = scores.map(|s| s[k]);
+        let score = score(i);
         let labels = pool.frames.labels[i].clone();
         let entry = ManifestEntry {
             id: format!("pool_{}", pool.ids[i]),

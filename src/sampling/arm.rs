@@ -263,6 +263,38 @@ impl ArmRun {
         train::predict_kpa(&self.model, data, ctx.pool.fea.pressure_kpa, ctx.device)
     }
 
+    /// F's loss on each labelled frame of `data` (kPa²) and the norm of the latent
+    /// gradient of L(F(G_image(z)), y) at its embedding `latents[i]`: how hard the frame is
+    /// for F now, and how strongly the loop would move it.
+    pub fn loss_and_gradient(
+        &self,
+        ctx: &Context,
+        data: &FrameSet,
+        latents: &[Vec<f32>],
+    ) -> Vec<(f64, f64)> {
+        if data.is_empty() {
+            return Vec::new();
+        }
+        let pressure = ctx.pool.fea.pressure_kpa;
+        let indices: Vec<usize> = (0..data.len()).collect();
+        let losses = train::regressor_losses(&self.model, data, &indices, pressure, ctx.device);
+        let targets = data.stress_batch(&indices, pressure, ctx.device);
+        let solid = data.solid_batch(&indices, ctx.device);
+        let gradients = latent_gradients(
+            ctx.vae,
+            &self.model,
+            latents,
+            &targets,
+            Some(&solid),
+            ctx.device,
+        );
+        losses
+            .into_iter()
+            .zip(gradients)
+            .map(|(loss, g)| (loss, f64::from(norm(&g.gradient))))
+            .collect()
+    }
+
     fn evaluate(&self, ctx: &Context) -> (FrameMetrics, usize) {
         let predictions = self.predict(ctx.test, ctx);
         let truth = ctx.test.stress.as_ref().expect("the test set is labelled");

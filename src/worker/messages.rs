@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::experiment::Row;
+use crate::export::collect::MovedRef;
 use crate::metrics::FrameMetrics;
 use crate::sampling::{Arm, LoopConfig};
 
@@ -32,9 +33,12 @@ pub enum Command {
     LoadVae(PathBuf),
     SaveVae(PathBuf),
     /// Start both arms of a study with `repeats` repeats; nothing runs until Step or Run.
+    /// With `run_dir`, the study is saved there round by round (settings, VAE, records)
+    /// so it can be exported or plotted later.
     Start {
         config: LoopConfig,
         repeats: usize,
+        run_dir: Option<PathBuf>,
     },
     /// One round of both arms.
     Step,
@@ -45,8 +49,27 @@ pub enum Command {
     Cancel,
     /// Decode a latent point and label it with the FEA.
     Decode(Vec<f32>),
+    /// Write the chosen samples to the new folder `out` (SPEC §8).
+    Export {
+        selection: ExportSelection,
+        out: PathBuf,
+    },
     /// Fault injection for tests and bug reports: the worker panics while handling it.
     Crash,
+}
+
+/// Which samples an export takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportSelection {
+    /// Picked in the latent view: pool frames (indices into the latent view's points)
+    /// and gradient-moved samples.
+    Picked {
+        pool: Vec<usize>,
+        moved: Vec<MovedRef>,
+    },
+    /// Every moved sample that joined the training set in the last `n` rounds of the
+    /// current repeat.
+    LastRounds(usize),
 }
 
 /// A decoded, labelled or predicted frame, ready to draw.
@@ -110,6 +133,11 @@ pub struct Arrow {
     pub loss_before: f64,
     pub loss_moved: f64,
     pub round: usize,
+    /// Which moved sample this is (for selecting it for export).
+    pub at: MovedRef,
+    /// Whether a sample joined the training set from z' (false: the FEA could not label
+    /// the decoded map).
+    pub joined: bool,
 }
 
 /// What the worker reports.
@@ -169,6 +197,15 @@ pub enum Event {
     },
     /// Saved a file.
     Saved(PathBuf),
+    /// The study is being saved to this run folder.
+    RunFolder(PathBuf),
+    /// An export finished.
+    Exported {
+        path: PathBuf,
+        count: usize,
+        /// Selected samples the FEA could not label, left out.
+        skipped: usize,
+    },
     /// The worker has nothing running.
     Idle {
         finished: bool,

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
+pub use messages::{Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, SampleView};
 
 /// Wakes the UI after an event; egui's `Context::request_repaint` in the app.
 pub type Waker = Box<dyn Fn() + Send>;

@@ -1,6 +1,6 @@
 //! Everything the worker owns and how it handles each command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -8,9 +8,12 @@ use rayon::prelude::*;
 use tch::{Device, nn};
 
 use super::Outbox;
-use super::messages::{Arrow, Command, Event, PlaqueKind, PoolPoint, SampleView};
+use super::messages::{Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, SampleView};
+use crate::experiment::run::RUN_VAE_FILE;
 use crate::experiment::source::{DataSource, LabelledStudy};
-use crate::experiment::{Row, row};
+use crate::experiment::{Row, RunLog, StudySettings, VaeRef, row};
+use crate::export::collect::{MovedRef, PoolScore, moved_samples, pool_samples};
+use crate::export::{ExportError, ExportInfo, write_export};
 use crate::labels::LabelMap;
 use crate::metrics::percentile;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
@@ -24,8 +27,13 @@ use crate::sampling::{Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, Sampl
 /// The loaded dataset: pool frames (ids, images, labels) and the labelled test set.
 struct Data {
     name: String,
+    source: DataSource,
     study: LabelledStudy,
 }
+
+/// How the worker names the VAE shipped in the binary (and recognises it when saving a
+/// run's settings).
+const SHIPPED_VAE: &str = "shipped phantom VAE (64²)";
 
 struct Study {
     config: LoopConfig,
@@ -36,6 +44,10 @@ struct Study {
     rows: Vec<Row>,
     steps_done: usize,
     started: Instant,
+    /// The run folder the study is saved to, if any.
+    log: Option<RunLog>,
+    /// Adaptive-arm records of the repeats already finished (for export).
+    earlier: Vec<RoundRecord>,
 }
 
 pub(super) struct State {
@@ -145,13 +157,7 @@ impl State {
             Command::LoadDefaultVae => {
                 let (vs, vae, _) =
                     checkpoint::load_default_vae(self.device).map_err(|e| e.to_string())?;
-                self.set_vae(
-                    vs,
-                    vae,
-                    "shipped phantom VAE (64²)".to_string(),
-                    Vec::new(),
-                    outbox,
-                )
+                self.set_vae(vs, vae, SHIPPED_VAE.to_string(), Vec::new(), outbox)
             }
             Command::LoadVae(path) => {
                 let (vs, vae, _) =
@@ -164,13 +170,18 @@ impl State {
                 latent_dim,
                 seed,
             } => self.train_vae(epochs, latent_dim, seed, commands, outbox),
-            Command::Start { config, repeats } => self.start(config, repeats, outbox),
+            Command::Start {
+                config,
+                repeats,
+                run_dir,
+            } => self.start(config, repeats, run_dir, outbox),
             Command::Step => self.step(commands, outbox).map(|_| ()),
             Command::Run => {
                 while self.step(commands, outbox)? {}
                 Ok(())
             }
             Command::Decode(z) => self.decode(z, outbox),
+            Command::Export { selection, out } => self.export(selection, &out, commands, outbox),
             Command::Crash => panic!("crash requested from the UI"),
             Command::Pause | Command::Resume | Command::Cancel => Ok(()),
         }
@@ -229,7 +240,11 @@ impl State {
             size,
             pixel_mm: study.fea.pixel_mm,
         });
-        self.data = Some(Data { name, study });
+        self.data = Some(Data {
+            name,
+            source,
+            study,
+        });
         self.study = None;
         self.pool = None;
         if self
@@ -413,19 +428,47 @@ impl State {
 
     fn save_vae(&self, path: &Path, outbox: &Outbox) -> Result<(), String> {
         let (vs, vae, origin) = self.vae.as_ref().ok_or("there is no VAE to save")?;
+        self.save_checkpoint(vs, vae, origin, path)?;
+        outbox.send(Event::Saved(path.to_path_buf()));
+        Ok(())
+    }
+
+    fn save_checkpoint(
+        &self,
+        vs: &nn::VarStore,
+        vae: &Vae,
+        origin: &str,
+        path: &Path,
+    ) -> Result<(), String> {
         let sidecar = Sidecar {
             architecture: Architecture::Vae(vae.config),
             sula_version: env!("CARGO_PKG_VERSION").to_string(),
             data: serde_json::json!({ "root": self.data.as_ref().map(|d| d.name.clone()) }),
             training: serde_json::json!({ "origin": origin }),
         };
-        checkpoint::save(vs, path, &sidecar).map_err(|e| e.to_string())?;
-        outbox.send(Event::Saved(path.to_path_buf()));
-        Ok(())
+        checkpoint::save(vs, path, &sidecar).map_err(|e| e.to_string())
     }
 
-    fn start(&mut self, config: LoopConfig, repeats: usize, outbox: &Outbox) -> Result<(), String> {
-        let study = self.new_study(config, repeats.max(1), 0, Vec::new())?;
+    fn start(
+        &mut self,
+        config: LoopConfig,
+        repeats: usize,
+        run_dir: Option<PathBuf>,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
+        let mut study = self.new_study(config, repeats.max(1), 0, Vec::new())?;
+        if let Some(dir) = run_dir {
+            match self.open_log(&dir, &study) {
+                Ok(log) => {
+                    outbox.send(Event::RunFolder(dir));
+                    study.log = Some(log);
+                }
+                Err(e) => outbox.send(Event::Error(format!(
+                    "cannot save the study to {} ({e}); it runs without a run folder",
+                    dir.display()
+                ))),
+            }
+        }
         self.study = Some(study);
         outbox.send(Event::Progress {
             what: "Ready: press Step or Run".to_string(),
@@ -434,6 +477,37 @@ impl State {
         });
         outbox.send(Event::Idle { finished: false });
         Ok(())
+    }
+
+    /// Creates the run folder of `study`: settings, and the VAE unless it is the shipped
+    /// one (a run must be exportable after the app has moved on to another VAE).
+    fn open_log(&self, dir: &Path, study: &Study) -> Result<RunLog, String> {
+        let (data, (vs, vae, origin)) = match (&self.data, &self.vae) {
+            (Some(d), Some(v)) => (d, v),
+            _ => return Err("no data or VAE".to_string()),
+        };
+        let vae_ref = if origin == SHIPPED_VAE {
+            VaeRef::Embedded
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            self.save_checkpoint(vs, vae, origin, &dir.join(RUN_VAE_FILE))?;
+            VaeRef::File(PathBuf::from(RUN_VAE_FILE))
+        };
+        let settings = StudySettings {
+            loop_config: study.config.clone(),
+            repeats: study.repeats,
+            data: data.source.clone(),
+            size: data.study.pool.set.size,
+            vae: vae_ref,
+        };
+        let provenance = serde_json::json!({
+            "source": "sula app",
+            "sula_version": env!("CARGO_PKG_VERSION"),
+            "device": format!("{:?}", self.device),
+            "data": data.name,
+            "vae": origin,
+        });
+        RunLog::create(dir, settings, provenance).map_err(|e| e.to_string())
     }
 
     fn new_study(
@@ -466,6 +540,8 @@ impl State {
             rows,
             steps_done: 0,
             started: Instant::now(),
+            log: None,
+            earlier: Vec::new(),
         })
     }
 
@@ -477,9 +553,14 @@ impl State {
         if study.adaptive.is_finished() && study.repeat + 1 < study.repeats {
             let steps_done = study.steps_done;
             let started = study.started;
+            let log = study.log.take();
+            let mut earlier = std::mem::take(&mut study.earlier);
+            earlier.append(&mut study.adaptive.history);
             study = Study {
                 steps_done,
                 started,
+                log,
+                earlier,
                 ..self.new_study(
                     study.config.clone(),
                     study.repeats,
@@ -550,6 +631,15 @@ impl State {
                 Arm::Adaptive => &study.adaptive,
                 Arm::Baseline => &study.baseline,
             };
+            if let Some(log) = &mut study.log
+                && let Err(e) = log.record(&run.history)
+            {
+                outbox.send(Event::Error(format!(
+                    "cannot save the round to {} ({e}); the study goes on without saving",
+                    log.dir.root.display()
+                )));
+                study.log = None;
+            }
             outbox.send(round_event(
                 run,
                 &record,
@@ -560,6 +650,15 @@ impl State {
             ));
         }
         let more = !(study.adaptive.is_finished() && study.repeat + 1 >= study.repeats);
+        if !more
+            && let Some(log) = study.log.take()
+            && let Err(e) = log.finish()
+        {
+            outbox.send(Event::Error(format!(
+                "cannot write the summary to {} ({e})",
+                log.dir.root.display()
+            )));
+        }
         self.study = Some(study);
         outbox.send(Event::Idle { finished: !more });
         Ok(more)
@@ -608,6 +707,174 @@ impl State {
     }
 }
 
+impl State {
+    /// Writes the selected samples to the new folder `out` (SPEC §8) with progress; Cancel
+    /// stops it and leaves nothing behind.
+    fn export(
+        &self,
+        selection: ExportSelection,
+        out: &Path,
+        commands: &Receiver<Command>,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
+        let (Some(data), Some((_, vae, _)), Some(pool), Some(projection)) =
+            (&self.data, &self.vae, &self.pool, &self.projection)
+        else {
+            return Err("load data and a VAE first".to_string());
+        };
+        let ctx = Context {
+            vae,
+            pool,
+            test: &data.study.test,
+            device: self.device,
+        };
+        let study = self.study.as_ref();
+        let (collected, described) = match selection {
+            ExportSelection::LastRounds(n) => {
+                let study = study.ok_or("run some rounds first (Stage 2)")?;
+                let records = &study.adaptive.history;
+                let ran: Vec<usize> = records
+                    .iter()
+                    .filter(|r| !r.moved.is_empty())
+                    .map(|r| r.round)
+                    .collect();
+                let kept = ran[ran.len().saturating_sub(n)..].to_vec();
+                if kept.is_empty() {
+                    return Err("no round has moved samples yet: export after round 1".to_string());
+                }
+                let repeat = study.repeat;
+                let wanted = |at: MovedRef| at.repeat == repeat && kept.contains(&at.round);
+                let collected =
+                    moved_samples(records, &wanted, study.config.mode, &ctx, projection)
+                        .map_err(|e| e.to_string())?;
+                let described = serde_json::json!({ "last_rounds": kept, "repeat": repeat });
+                (collected, described)
+            }
+            ExportSelection::Picked {
+                pool: picked,
+                moved,
+            } => {
+                if let Some(&i) = picked.iter().find(|&&i| i >= pool.len()) {
+                    return Err(format!(
+                        "selected point {i} is not in the pool of {} frames",
+                        pool.len()
+                    ));
+                }
+                let mut collected = match study {
+                    Some(study) if !moved.is_empty() => {
+                        let records: Vec<RoundRecord> = study
+                            .earlier
+                            .iter()
+                            .chain(&study.adaptive.history)
+                            .cloned()
+                            .collect();
+                        let wanted = |at: MovedRef| moved.contains(&at);
+                        moved_samples(&records, &wanted, study.config.mode, &ctx, projection)
+                            .map_err(|e| e.to_string())?
+                    }
+                    None if !moved.is_empty() => {
+                        return Err("the selected moved samples belong to a study that is gone; select again".to_string());
+                    }
+                    _ => crate::export::collect::Collected {
+                        samples: Vec::new(),
+                        skipped: 0,
+                    },
+                };
+                let scores = study
+                    .map(|s| pool_scores(s, &picked, &ctx))
+                    .unwrap_or_default();
+                let real = pool_samples(&picked, &ctx, projection, &|i| scores.get(&i).copied());
+                collected.samples.extend(real.samples);
+                collected.skipped += real.skipped;
+                let described = serde_json::json!({
+                    "pool_frames": picked.len(),
+                    "moved_samples": moved.len(),
+                });
+                (collected, described)
+            }
+        };
+        let info = ExportInfo {
+            pixel_mm: data.study.fea.pixel_mm,
+            pressure_kpa: data.study.fea.pressure_kpa,
+            source: serde_json::json!({
+                "app": data.name,
+                "data": data.source,
+                "mode": study.map(|s| s.config.mode),
+                "run": study.and_then(|s| s.log.as_ref()).map(|l| l.dir.root.clone()),
+                "selection": described,
+            }),
+        };
+        let total = collected.samples.len();
+        let path = write_export(out, &collected.samples, &info, &mut |k| {
+            outbox.send(Event::Progress {
+                what: format!("Exporting {k}/{total}"),
+                fraction: k as f64 / total.max(1) as f64,
+                eta_s: None,
+            });
+            match control(commands, outbox) {
+                Control::Stop => Err(ExportError::Cancelled),
+                Control::Continue => Ok(()),
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        outbox.send(Event::Exported {
+            path,
+            count: total,
+            skipped: collected.skipped,
+        });
+        outbox.send(Event::Idle { finished: false });
+        Ok(())
+    }
+}
+
+/// F's loss and latent gradient norm on each labellable picked pool frame, and the round
+/// it joined the adaptive training set.
+fn pool_scores(
+    study: &Study,
+    picked: &[usize],
+    ctx: &Context,
+) -> std::collections::HashMap<usize, PoolScore> {
+    let labelled: Vec<(usize, &[f32])> = picked
+        .iter()
+        .filter_map(|&i| ctx.pool.stress(i).map(|s| (i, s)))
+        .collect();
+    let set = FrameSet {
+        size: ctx.pool.frames.size,
+        images: labelled
+            .iter()
+            .map(|&(i, _)| ctx.pool.frames.images[i].clone())
+            .collect(),
+        labels: labelled
+            .iter()
+            .map(|&(i, _)| ctx.pool.frames.labels[i].clone())
+            .collect(),
+        stress: Some(labelled.iter().map(|(_, s)| s.to_vec()).collect()),
+    };
+    let latents: Vec<Vec<f32>> = labelled
+        .iter()
+        .map(|&(i, _)| ctx.pool.embeddings[i].clone())
+        .collect();
+    let run = &study.adaptive;
+    labelled
+        .iter()
+        .zip(run.loss_and_gradient(ctx, &set, &latents))
+        .map(|(&(i, _), (loss_kpa2, gradient_norm))| {
+            let round = run
+                .members
+                .iter()
+                .find(|m| m.origin == crate::sampling::Origin::Pool(i))
+                .map(|m| m.round);
+            let score = PoolScore {
+                repeat: study.repeat,
+                loss_kpa2,
+                gradient_norm,
+                round,
+            };
+            (i, score)
+        })
+        .collect()
+}
+
 /// The event for a finished round: positions, arrows, a few sample pairs and a caption.
 fn round_event(
     run: &ArmRun,
@@ -626,12 +893,19 @@ fn round_event(
     let arrows = record
         .moved
         .iter()
-        .map(|m| Arrow {
+        .enumerate()
+        .map(|(index, m)| Arrow {
             from: projection.project(&m.z),
             to: projection.project(&m.z_moved),
             loss_before: m.loss_before,
             loss_moved: m.loss_moved,
             round: record.round,
+            at: MovedRef {
+                repeat: record.repeat,
+                round: record.round,
+                index,
+            },
+            joined: m.added.is_some(),
         })
         .collect();
     let new_members: Vec<usize> = (0..run.members.len())
