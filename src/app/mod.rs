@@ -436,6 +436,11 @@ fn utc_stamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    utc_stamp_of(secs)
+}
+
+/// [`utc_stamp`] of `secs` seconds since 1970-01-01 UTC.
+fn utc_stamp_of(secs: u64) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -517,13 +522,21 @@ impl eframe::App for SulaApp {
     }
 }
 
+/// The app icon, also installed by the packages (`packaging/sula.png`).
+const ICON_PNG: &[u8] = include_bytes!("../../packaging/sula.png");
+
 /// Opens the window (1600×1000 by default) and runs the app until it is closed.
 pub fn run_native() -> eframe::Result {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("sula")
+        .with_app_id("sula")
+        .with_inner_size([1600.0, 1000.0]);
+    // The icon is compiled in; a broken one only costs the icon, never the window.
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON_PNG) {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("sula")
-            .with_app_id("sula")
-            .with_inner_size([1600.0, 1000.0]),
+        viewport,
         ..Default::default()
     };
     eframe::run_native(
@@ -531,4 +544,22 @@ pub fn run_native() -> eframe::Result {
         options,
         Box::new(|cc| Ok(Box::new(SulaApp::new(cc)))),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folder_stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp_of(0), "1970-01-01_00-00-00");
+        assert_eq!(utc_stamp_of(951_782_400), "2000-02-29_00-00-00");
+        assert_eq!(utc_stamp_of(1_795_000_000), "2026-11-18_11-06-40");
+    }
+
+    #[test]
+    fn the_window_icon_decodes() {
+        let icon = eframe::icon_data::from_png_bytes(ICON_PNG).unwrap();
+        assert_eq!((icon.width, icon.height), (256, 256));
+    }
 }
