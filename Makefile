@@ -11,7 +11,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test build lint bench bench-fea bench-models bench-ui torch
+.PHONY: run test build lint bench bench-fea bench-models bench-ui torch deb deb-cuda
 
 # The desktop app on the embedded phantom and the shipped VAE.
 run: build
@@ -41,6 +41,15 @@ bench-fea: build
 # Training throughput side by side with the same architectures in PyTorch eager.
 bench-models: build
 	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula
+
+# Debian packages with libtorch bundled (see packaging/README.md); the CPU one is
+# installed into a scratch root and run without the virtualenv.
+deb: $(TORCH_STAMP)
+	packaging/build-deb.sh cpu
+	packaging/check-deb.sh dist/sula_$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)_amd64.deb
+
+deb-cuda: $(TORCH_STAMP)
+	packaging/build-deb.sh cuda
 
 torch: $(TORCH_STAMP)
 

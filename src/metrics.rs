@@ -24,6 +24,22 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// 99th percentile of a stress map over its solid pixels (0 without solid): the "peak"
+/// stress that the accuracy threshold and the latent view's colouring refer to.
+pub fn peak_stress(stress: &[f32], labels: &LabelMap) -> f64 {
+    let solid: Vec<f64> = stress
+        .iter()
+        .zip(labels.values())
+        .filter(|(_, l)| (2..=4).contains(*l))
+        .map(|(v, _)| f64::from(*v))
+        .collect();
+    if solid.is_empty() {
+        0.0
+    } else {
+        percentile(&solid, 0.99)
+    }
+}
+
 /// Metrics over the solid pixels of one frame, or `None` if it has no solid pixel.
 pub fn frame_metrics(prediction: &[f32], truth: &[f32], labels: &LabelMap) -> Option<FrameMetrics> {
     let (pred, real): (Vec<f64>, Vec<f64>) = prediction

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::manifest::{ManifestEntry, SampleOrigin};
 use super::{ExportError, ExportSample};
 use crate::labels::LabelMap;
-use crate::metrics::percentile;
+use crate::metrics::peak_stress;
 use crate::model::evaluate::decode_latents;
 use crate::sampling::pool::{distance, label};
 use crate::sampling::{Arm, Context, Mode, MovedSample, Origin, Projection, RoundRecord};
@@ -42,21 +42,6 @@ pub struct Collected {
 
 /// A sample's image, label map and stress (kPa).
 type Pixels = (Vec<u8>, LabelMap, Vec<f32>);
-
-/// 99th percentile of the stress over solid pixels (0 without solid).
-pub fn peak_stress(stress: &[f32], labels: &LabelMap) -> f64 {
-    let solid: Vec<f64> = stress
-        .iter()
-        .zip(labels.values())
-        .filter(|(_, l)| **l >= 2)
-        .map(|(v, _)| f64::from(*v))
-        .collect();
-    if solid.is_empty() {
-        0.0
-    } else {
-        percentile(&solid, 0.99)
-    }
-}
 
 /// The moved samples of the adaptive arm's `records` that joined its training set and
 /// that `wanted` keeps. SI: G(z') decoded again and labelled by the FEA; SNN: the real

@@ -18,7 +18,7 @@ use crate::data::layout::{DatasetManifest, SulaWriter};
 use crate::data::mask::encode_grey_png;
 use crate::io::{IoError, npy};
 use crate::labels::LabelMap;
-use crate::render::{StressPreview, stress_preview};
+use crate::render::{StressPreview, encode_rgb_png, stress_preview};
 pub use manifest::{ExportManifest, ManifestEntry, SampleOrigin};
 
 /// Why an export did not happen.
@@ -94,17 +94,6 @@ fn validate(samples: &[ExportSample]) -> Result<usize, ExportError> {
         }
     }
     Ok(width)
-}
-
-fn encode_rgb_png(image: &image::RgbImage) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("encoding an RGB PNG in memory cannot fail");
-    bytes
 }
 
 fn write_sample(writer: &SulaWriter, sample: &ExportSample) -> Result<(), IoError> {
@@ -218,7 +207,7 @@ mod tests {
                         loss_before_kpa2: None,
                         loss_after_kpa2: None,
                         gradient_norm: None,
-                        peak_stress_kpa: collect::peak_stress(&stress, &frame.labels),
+                        peak_stress_kpa: crate::metrics::peak_stress(&stress, &frame.labels),
                     },
                     image: frame.image,
                     labels: frame.labels,

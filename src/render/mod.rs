@@ -7,11 +7,8 @@ pub mod text;
 
 pub use stress::{StressPreview, stress_preview};
 
-/// Writes an RGB image as a PNG, atomically.
-pub fn write_rgb_png(
-    path: &std::path::Path,
-    image: &image::RgbImage,
-) -> Result<(), crate::io::IoError> {
+/// An RGB image as PNG bytes.
+pub fn encode_rgb_png(image: &image::RgbImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image
         .write_to(
@@ -19,5 +16,13 @@ pub fn write_rgb_png(
             image::ImageFormat::Png,
         )
         .expect("encoding an RGB PNG in memory cannot fail");
-    crate::io::atomic::write_bytes(path, &bytes)
+    bytes
+}
+
+/// Writes an RGB image as a PNG, atomically.
+pub fn write_rgb_png(
+    path: &std::path::Path,
+    image: &image::RgbImage,
+) -> Result<(), crate::io::IoError> {
+    crate::io::atomic::write_bytes(path, &encode_rgb_png(image))
 }

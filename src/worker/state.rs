@@ -15,7 +15,7 @@ use crate::experiment::{Row, RunLog, StudySettings, VaeRef, row};
 use crate::export::collect::{MovedRef, PoolScore, moved_samples, pool_samples};
 use crate::export::{ExportError, ExportInfo, write_export};
 use crate::labels::LabelMap;
-use crate::metrics::percentile;
+use crate::metrics::peak_stress;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
 use crate::model::evaluate::{decode_latents, reconstruct};
@@ -341,19 +341,8 @@ impl State {
         let peaks: Vec<Option<f32>> = (0..pool.len())
             .into_par_iter()
             .map(|i| {
-                pool.stress(i).map(|s| {
-                    let solid: Vec<f64> = s
-                        .iter()
-                        .zip(pool.frames.labels[i].values())
-                        .filter(|(_, l)| **l >= 2)
-                        .map(|(v, _)| f64::from(*v))
-                        .collect();
-                    if solid.is_empty() {
-                        0.0
-                    } else {
-                        percentile(&solid, 0.99) as f32
-                    }
-                })
+                pool.stress(i)
+                    .map(|s| peak_stress(s, &pool.frames.labels[i]) as f32)
             })
             .collect();
         let projection = Projection::fit(&pool.embeddings);
