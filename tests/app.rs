@@ -204,6 +204,35 @@ fn export_via(h: &mut Harness<'_, SulaApp>, button: &str, out: &std::path::Path)
     });
 }
 
+/// Shift+drags from near the latent plot's bottom-right corner to near its top-left one.
+fn box_select_everything(h: &mut Harness<'_, SulaApp>) {
+    let above = h
+        .get_by_label_contains("PCA of the pool's encoder means")
+        .rect();
+    let below = h.get_by_label_contains("Selected:").rect();
+    let from = egui::pos2(above.right() - 30.0, below.top() - 90.0);
+    let to = egui::pos2(above.left() + 60.0, above.bottom() + 20.0);
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::SHIFT,
+    };
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::SHIFT));
+    h.hover_at(from);
+    h.step();
+    h.event(button(from, true));
+    h.step();
+    for i in 1..=10 {
+        h.hover_at(from.lerp(to, i as f32 / 10.0));
+        h.step();
+    }
+    h.event(button(to, false));
+    h.step();
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::NONE));
+    h.step();
+}
+
 #[test]
 fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,21 +279,39 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     );
     assert_eq!(Dataset::open(&rounds, None).unwrap().frames.len(), 4);
 
-    // A selection: three pool frames and two moved points.
-    let moved: Vec<_> = h.state().view.arrows.iter().take(2).map(|a| a.at).collect();
-    h.state_mut().view.selected = vec![0, 1, 2];
-    h.state_mut().view.selected_moved = moved.clone();
-    h.step();
-    h.get_by_label("Selected: 3 pool frames, 2 moved samples");
+    // Shift+drag over (nearly) the whole plot selects the pool frames and this round's
+    // moved points inside the box.
+    box_select_everything(&mut h);
+    let (selected, moved) = {
+        let view = &h.state().view;
+        (view.selected.clone(), view.selected_moved.clone())
+    };
+    assert!(
+        selected.len() >= 30,
+        "{} pool frames in the box",
+        selected.len()
+    );
+    assert!(!moved.is_empty(), "moved points in the box");
+    let arrows = &h.state().view.arrows;
+    assert!(
+        moved
+            .iter()
+            .all(|at| arrows.iter().any(|a| a.at == *at && a.joined))
+    );
+    h.get_by_label(&format!(
+        "Selected: {} pool frames, {} moved samples",
+        selected.len(),
+        moved.len()
+    ));
     let picked = dir.path().join("picked");
     export_via(&mut h, "Export selection…", &picked);
     let manifest = ExportManifest::read(&picked).unwrap();
-    assert_eq!(manifest.samples.len(), 5);
+    assert_eq!(manifest.samples.len(), selected.len() + moved.len());
     let ids: Vec<&str> = manifest.samples.iter().map(|e| e.id.as_str()).collect();
     for at in &moved {
         assert!(ids.contains(&at.id().as_str()), "{ids:?}");
     }
-    for i in 0..3 {
+    for &i in &selected {
         let pool_id = &h.state().view.points[i].id;
         let entry = manifest
             .samples
@@ -286,7 +333,10 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
         "{:?}",
         h.state().view.errors
     );
-    assert_eq!(ExportManifest::read(&picked).unwrap().samples.len(), 5);
+    assert_eq!(
+        ExportManifest::read(&picked).unwrap().samples.len(),
+        selected.len() + moved.len()
+    );
 
     // The saved run exports headlessly too.
     let headless = dir.path().join("headless");
