@@ -9,10 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::layout::{DatasetManifest, SulaWriter};
-use crate::data::mask::encode_grey_png;
 use crate::data::phantom::{self, Frame, PhantomConfig};
 use crate::fea::{FeaParams, FeaSolver, StressMeasure};
-use crate::io::npy;
 use crate::render::sheet::{SheetFrame, contact_sheet};
 use crate::render::write_rgb_png;
 
@@ -142,15 +140,7 @@ fn write_frame(
     fea: Option<(&mut FeaSolver, &FeaParams)>,
 ) -> Result<()> {
     let id = &frame.meta.id;
-    let size = frame.labels.width();
-    writer.write(
-        &format!("images/{id}.png"),
-        &encode_grey_png(size, size, &frame.image),
-    )?;
-    writer.write(
-        &format!("masks/{id}.png"),
-        &encode_grey_png(size, size, frame.labels.values()),
-    )?;
+    writer.write_image_and_mask(id, &frame.image, &frame.labels)?;
     let meta = serde_json::to_string_pretty(&frame.meta).expect("meta serialises");
     writer.write(&format!("meta/{id}.json"), meta.as_bytes())?;
     if let Some((solver, params)) = fea {
@@ -158,10 +148,7 @@ fn write_frame(
             .solve(&frame.labels, params)
             .with_context(|| format!("phantom frame {id}"))?;
         let stress = field.measure(StressMeasure::MaxPrincipal);
-        writer.write(
-            &format!("stress/{id}.npy"),
-            &npy::encode_f32(size, size, &stress),
-        )?;
+        writer.write_stress(id, &frame.labels, &stress)?;
     }
     Ok(())
 }

@@ -159,6 +159,38 @@ impl SulaWriter {
         std::fs::write(&path, bytes).map_err(|e| IoError::io(&path, e))
     }
 
+    /// Writes a frame's image (8-bit grey) and label map as `images/<id>.png` and
+    /// `masks/<id>.png`.
+    pub fn write_image_and_mask(
+        &self,
+        id: &str,
+        image: &[u8],
+        labels: &crate::labels::LabelMap,
+    ) -> Result<(), IoError> {
+        let (w, h) = (labels.width(), labels.height());
+        self.write(
+            &format!("images/{id}.png"),
+            &super::mask::encode_grey_png(w, h, image),
+        )?;
+        self.write(
+            &format!("masks/{id}.png"),
+            &super::mask::encode_grey_png(w, h, labels.values()),
+        )
+    }
+
+    /// Writes a frame's stress map (kPa, the label map's size) as `stress/<id>.npy`.
+    pub fn write_stress(
+        &self,
+        id: &str,
+        labels: &crate::labels::LabelMap,
+        stress: &[f32],
+    ) -> Result<(), IoError> {
+        self.write(
+            &format!("stress/{id}.npy"),
+            &crate::io::npy::encode_f32(labels.height(), labels.width(), stress),
+        )
+    }
+
     /// Adds a subfolder beyond the standard ones (dropped again if it stays empty).
     pub fn create_dir(&self, relative: &str) -> Result<(), IoError> {
         let dir = self.staging.join(relative);

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::data::layout::{DatasetManifest, SulaWriter};
-use crate::data::mask::encode_grey_png;
-use crate::io::{IoError, npy};
+use crate::io::IoError;
 use crate::labels::LabelMap;
 use crate::render::{StressPreview, encode_rgb_png, stress_preview};
 pub use manifest::{ExportManifest, ManifestEntry, SampleOrigin};
@@ -98,19 +97,8 @@ fn validate(samples: &[ExportSample]) -> Result<usize, ExportError> {
 
 fn write_sample(writer: &SulaWriter, sample: &ExportSample) -> Result<(), IoError> {
     let id = &sample.entry.id;
-    let (w, h) = (sample.labels.width(), sample.labels.height());
-    writer.write(
-        &format!("images/{id}.png"),
-        &encode_grey_png(w, h, &sample.image),
-    )?;
-    writer.write(
-        &format!("masks/{id}.png"),
-        &encode_grey_png(w, h, sample.labels.values()),
-    )?;
-    writer.write(
-        &format!("stress/{id}.npy"),
-        &npy::encode_f32(h, w, &sample.stress),
-    )?;
+    writer.write_image_and_mask(id, &sample.image, &sample.labels)?;
+    writer.write_stress(id, &sample.labels, &sample.stress)?;
     let preview = stress_preview(&StressPreview {
         stress: &sample.stress,
         labels: &sample.labels,
