@@ -18,9 +18,9 @@ CLASSES = 5
 
 
 class Vae(nn.Module):
-    """Mirror of src/model/vae.rs (width 32, latent 16)."""
+    """Mirror of src/model/vae.rs (width 32, latent 32, mean + speckle spread + logits)."""
 
-    def __init__(self, size, width=32, latent=16):
+    def __init__(self, size, width=32, latent=32, components=10):
         super().__init__()
         w = width
         self.side = size // 8
@@ -31,8 +31,8 @@ class Vae(nn.Module):
         self.from_latent = nn.Linear(latent, flat)
         self.dec = nn.ModuleList([
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
-            nn.ConvTranspose2d(w, w, 4, 2, 1)])
-        self.head = nn.Conv2d(w, 1 + CLASSES, 3, padding=1)
+            nn.ConvTranspose2d(w, w, 4, 2, 1), nn.Conv2d(w, w, 3, padding=1)])
+        self.head = nn.Conv2d(w, 2 + CLASSES, 3, padding=1)
         self.w = w
 
     def forward(self, image, labels):
@@ -42,39 +42,66 @@ class Vae(nn.Module):
         mu, logvar = self.to_stats(x.flatten(1)).chunk(2, 1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         h = F.leaky_relu(self.from_latent(z)).view(-1, 4 * self.w, self.side, self.side)
-        for deconv in self.dec:
-            h = F.leaky_relu(deconv(h))
+        for layer in self.dec:
+            h = F.leaky_relu(layer(h))
         out = self.head(h)
-        return torch.sigmoid(out[:, :1]), out[:, 1:], mu, logvar
+        return torch.sigmoid(out[:, :1]), out[:, 1:2].clamp(-7.0, 0.0), out[:, 2:], mu, logvar
 
 
 def vae_loss(out, image, labels):
-    recon, logits, mu, logvar = out
+    mean, log_spread, logits, mu, logvar = out
     n = image.shape[0]
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()
-    return (F.mse_loss(recon, image, reduction="sum") + F.cross_entropy(logits, labels, reduction="sum") + kl) / n
+    speckle = 0.5 * ((image - mean.detach()).pow(2) * torch.exp(-2 * log_spread) + 2 * log_spread).sum()
+    return (F.mse_loss(mean, image, reduction="sum") + speckle
+            + F.cross_entropy(logits, labels, reduction="sum") + kl) / n
 
 
 def double_conv(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
+    def norm(c):
+        return nn.GroupNorm(max(c // 8, 1), c)
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), norm(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), norm(c_out), nn.ReLU())
+
+
+def levels_for(size):
+    levels = 0
+    while size % (1 << (levels + 1)) == 0 and size >> (levels + 1) >= 4:
+        levels += 1
+    return max(levels, 1)
 
 
 class Regressor(nn.Module):
-    """Mirror of src/model/regressor.rs (width 16)."""
+    """Mirror of src/model/regressor.rs: U-Net down to about 4x4, GroupNorm, width 16."""
 
-    def __init__(self, w=16):
+    def __init__(self, size, w=16):
         super().__init__()
-        self.enc1, self.enc2, self.bottom = double_conv(1, w), double_conv(w, 2 * w), double_conv(2 * w, 4 * w)
-        self.up2, self.dec2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), double_conv(4 * w, 2 * w)
-        self.up1, self.dec1 = nn.ConvTranspose2d(2 * w, w, 2, 2), double_conv(2 * w, w)
-        self.head = nn.Conv2d(w, 1, 1)
+        levels = levels_for(size)
+        channels = [w << min(level, 3) for level in range(levels + 1)]
+        self.encoders = nn.ModuleList()
+        c_in = 1
+        for level in range(levels):
+            self.encoders.append(double_conv(c_in, channels[level]))
+            c_in = channels[level]
+        self.bottom = double_conv(c_in, channels[levels])
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        below = channels[levels]
+        for level in reversed(range(levels)):
+            self.ups.append(nn.ConvTranspose2d(below, channels[level], 2, 2))
+            self.decoders.append(double_conv(2 * channels[level], channels[level]))
+            below = channels[level]
+        self.head = nn.Conv2d(below, 1, 1)
 
     def forward(self, x):
-        e1 = self.enc1(x)
-        e2 = self.enc2(F.max_pool2d(e1, 2))
-        b = self.bottom(F.max_pool2d(e2, 2))
-        d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
-        return self.head(self.dec1(torch.cat([self.up1(d2), e1], 1)))
+        skips = []
+        for encoder in self.encoders:
+            e = encoder(x)
+            skips.append(e)
+            x = F.max_pool2d(e, 2)
+        x = self.bottom(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = decoder(torch.cat([up(x), skip], 1))
+        return self.head(x)
 
 
 def synchronize():
@@ -118,7 +145,7 @@ def main():
         vae_loss(vae(image, labels), image, labels).backward()
         opt.step()
 
-    regressor = Regressor().to(device)
+    regressor = Regressor(args.size).to(device)
     opt_f = torch.optim.Adam(regressor.parameters(), 1e-3)
 
     def regressor_step():

@@ -10,7 +10,7 @@ use sula::model::checkpoint::{self, Architecture, Sidecar};
 use sula::model::data::{FrameSet, to_vec};
 use sula::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
 use sula::model::regressor::{Regressor, RegressorConfig};
-use sula::model::train::{self, Control, TrainConfig, TrainReport};
+use sula::model::train::{self, Control, LrSchedule, TrainConfig, TrainReport};
 use sula::model::vae::{CLASSES, Vae, VaeConfig};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -43,10 +43,11 @@ fn frames() -> &'static FrameSet {
 
 fn tiny_vae_config() -> VaeConfig {
     VaeConfig {
-        size: SIZE,
         latent_dim: 4,
         width: 8,
-        beta: 1.0,
+        kl_warmup_epochs: 1,
+        prior_components: 2,
+        ..VaeConfig::new(SIZE)
     }
 }
 
@@ -57,14 +58,15 @@ fn quiet(_: &train::Progress) -> Control {
 fn train_tiny_vae(seed: u64) -> (nn::VarStore, Vae, TrainReport) {
     train::seed_torch(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let vae = Vae::new(&vs.root(), tiny_vae_config());
+    let mut vae = Vae::new(&vs.root(), tiny_vae_config());
     let config = TrainConfig {
         epochs: 2,
         batch_size: 8,
         learning_rate: 3e-3,
         seed,
+        schedule: LrSchedule::Constant,
     };
-    let report = train::train_vae(&vae, &vs, frames(), &config, &mut quiet).unwrap();
+    let report = train::train_vae(&mut vae, &vs, frames(), &config, &mut quiet).unwrap();
     (vs, vae, report)
 }
 
@@ -74,6 +76,7 @@ fn train_tiny_regressor(vs: &nn::VarStore, model: &Regressor, epochs: usize) -> 
         batch_size: 8,
         learning_rate: 3e-3,
         seed: 5,
+        schedule: LrSchedule::Constant,
     };
     train::train_regressor(
         model,
@@ -244,8 +247,8 @@ fn regressor_loss_falls() {
     let model = Regressor::new(
         &vs.root(),
         RegressorConfig {
-            size: SIZE,
             width: 8,
+            ..RegressorConfig::new(SIZE)
         },
     );
     let report = train_tiny_regressor(&vs, &model, 3);
@@ -319,8 +322,8 @@ fn latent_gradient_is_finite_nonzero_and_points_uphill() {
     let model = Regressor::new(
         &fvs.root(),
         RegressorConfig {
-            size: SIZE,
             width: 8,
+            ..RegressorConfig::new(SIZE)
         },
     );
     train_tiny_regressor(&fvs, &model, 1);
@@ -439,13 +442,83 @@ fn models_build_and_run_at_every_working_resolution() {
                 ..VaeConfig::new(size)
             },
         );
-        let f = Regressor::new(&vs.root(), RegressorConfig { size, width: 4 });
+        let f = Regressor::new(
+            &vs.root(),
+            RegressorConfig {
+                width: 4,
+                ..RegressorConfig::new(size)
+            },
+        );
         let s = size as i64;
         let image = Tensor::rand([2, 1, s, s], (Kind::Float, Device::Cpu));
         let labels = Tensor::randint(5, [2, s, s], (Kind::Int64, Device::Cpu));
         let out = vae.forward(&image, &labels, true);
-        assert_eq!(out.image.size(), [2, 1, s, s]);
-        assert_eq!(out.label_logits.size(), [2, CLASSES, s, s]);
-        assert_eq!(f.forward(&out.image).size(), [2, 1, s, s]);
+        assert_eq!(out.decoding.mean.size(), [2, 1, s, s]);
+        assert_eq!(out.decoding.log_spread.size(), [2, 1, s, s]);
+        assert_eq!(out.decoding.label_logits.size(), [2, CLASSES, s, s]);
+        let (sample, _) = vae.decode(&out.mu);
+        assert_eq!(f.forward(&sample).size(), [2, 1, s, s]);
     }
+}
+
+#[test]
+fn checkpoints_of_older_architectures_are_refused_with_a_retrain_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sidecars as the two-level regressor and the first VAE wrote them (no revision).
+    for (name, architecture, retrain) in [
+        (
+            "f.safetensors",
+            serde_json::json!({"kind": "regressor", "size": 32, "width": 16}),
+            "sula train`",
+        ),
+        (
+            "vae.safetensors",
+            serde_json::json!({"kind": "vae", "size": 32, "latent_dim": 16, "width": 32, "beta": 1.0}),
+            "sula train-vae`",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"not read").unwrap();
+        let sidecar = serde_json::json!({
+            "architecture": architecture,
+            "sula_version": "0.1.0",
+            "data": {},
+            "training": {},
+        });
+        std::fs::write(path.with_extension("json"), sidecar.to_string()).unwrap();
+        let error = if name.starts_with('f') {
+            checkpoint::load_regressor(&path, Device::Cpu, None)
+                .unwrap_err()
+                .to_string()
+        } else {
+            checkpoint::load_vae(&path, Device::Cpu, None)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            error.contains(name) && error.contains("revision 0") && error.contains(retrain),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_trained_vae_carries_its_fitted_prior_and_speckle_grain() {
+    let (vs, vae, _) = train_tiny_vae(6);
+    let prior = vae.prior();
+    assert_eq!(prior.components(), 2);
+    assert_eq!(prior.dim(), 4);
+    assert!((prior.weights.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    // The fit describes the training frames' encoder means better than N(0, I) does.
+    let means = sula::model::evaluate::encode_means(&vae, frames(), Device::Cpu);
+    let standard = sula::model::prior::LatentPrior::standard(4);
+    assert!(prior.mean_log_likelihood(&means) > standard.mean_log_likelihood(&means));
+    assert!((0.0..=3.0).contains(&vae.grain()));
+    // Both travel with the checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vae.safetensors");
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
+    let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
+    assert_eq!(loaded.prior(), prior);
+    assert_eq!(loaded.grain(), vae.grain());
 }

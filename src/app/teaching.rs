@@ -40,7 +40,7 @@ fn next_hint(app: &SulaApp) -> &'static str {
     } else if v.vae_origin.is_none() {
         "Stage 1: train (or load) the VAE that maps frames to latent points and back."
     } else if v.rows.is_empty() {
-        "Press Space (or Step): round 0 draws points from N(0, I), decodes them, labels them with the FEA and trains F."
+        "Press Space (or Step): round 0 draws points from the VAE's prior (fitted to the pool's embeddings), decodes them, labels them with the FEA and trains F."
     } else if v.finished {
         "The budget is reached: compare the curves of the adaptive arm and the random baseline."
     } else {

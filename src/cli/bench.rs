@@ -263,7 +263,7 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
     let mut optimiser = nn::Adam::default().build(&vs, 1e-3)?;
     let vae_rate = time_steps(&mut || {
         let out = vae.forward(&images, &labels, true);
-        let loss = vae.loss(&out, &images, &labels);
+        let loss = vae.loss(&out, &images, &labels, vae.config.beta);
         optimiser.backward_step(&loss.total);
     });
 

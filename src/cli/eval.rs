@@ -1,18 +1,28 @@
-//! `sula eval-vae`: Dice per class and image error of a VAE on held-out frames, and a
-//! picture of originals, reconstructions and prior samples.
+//! `sula eval-vae`: Dice per class and image error of a VAE on held-out frames, the share
+//! of prior draws and of moved points that decode to a vessel the FEA can label, and a
+//! picture of real frames, reconstructions, prior draws and moved points.
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use image::{Rgb, RgbImage};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use super::train::DeviceChoice;
 use crate::data::dataset::Dataset;
 use crate::labels::Tissue;
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
-use crate::model::evaluate::{Decoded, evaluate, prior_usable_fraction, reconstruct, sample_prior};
+use crate::model::evaluate::{
+    Decoded, decode_latents, draw_latents, encode_means, evaluate, reconstruct, usable_fraction,
+};
+use crate::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
+use crate::model::prior::LatentPrior;
+use crate::model::vae::Vae;
 use crate::render::sheet::tissue_color;
 use crate::render::text::draw_text;
 use crate::render::write_rgb_png;
@@ -25,14 +35,72 @@ pub struct EvalVaeArgs {
     /// Held-out dataset.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// Picture: originals vs reconstructions (image and labels), and samples from N(0, I).
+    /// Stress regressor F whose loss gradient moves the held-out embeddings for the
+    /// validity of η-moved points (needs stress maps in --data); without it they move in
+    /// random directions.
+    #[arg(long, value_name = "F.safetensors")]
+    regressor: Option<PathBuf>,
+    /// Draws (and moved points) per validity share.
+    #[arg(long, default_value_t = 200)]
+    draws: usize,
+    /// Picture: real frames, reconstructions, prior draws and η-moved points, each as
+    /// image | label map | FEA stress.
     #[arg(long, value_name = "PICTURE.png")]
     png: Option<PathBuf>,
-    /// Seed for the prior samples.
+    /// Seed for the draws and directions.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+}
+
+/// Unit directions in latent space for moving `latents`: F's normalised loss gradient
+/// through the decoder when `regressor` is given, else random.
+fn directions(
+    args: &EvalVaeArgs,
+    vae: &Vae,
+    data: &FrameSet,
+    latents: &[Vec<f32>],
+    device: tch::Device,
+    rng: &mut impl rand::Rng,
+) -> Result<(Vec<Vec<f32>>, &'static str)> {
+    let Some(path) = &args.regressor else {
+        let random = latents
+            .iter()
+            .map(|z| {
+                let g: Vec<f32> = z.iter().map(|_| StandardNormal.sample(rng)).collect();
+                let n = norm(&g).max(f32::MIN_POSITIVE);
+                g.iter().map(|v| v / n).collect()
+            })
+            .collect();
+        return Ok((random, "random directions"));
+    };
+    if data.stress.is_none() {
+        bail!(
+            "{}: --regressor needs stress maps in the held-out data (sula label --dataset)",
+            args.data.display()
+        );
+    }
+    let (_fvs, regressor, sidecar) = checkpoint::load_regressor(path, device, Some(data.size))?;
+    let pressure = sidecar.data["pressure_kpa"]
+        .as_f64()
+        .unwrap_or(crate::fea::DEFAULT_PRESSURE_KPA);
+    let indices: Vec<usize> = (0..latents.len()).collect();
+    let mut out = Vec::with_capacity(latents.len());
+    for chunk in indices.chunks(64) {
+        let targets = data.stress_batch(chunk, pressure, device);
+        let solid = data.solid_batch(chunk, device);
+        let points: Vec<Vec<f32>> = chunk.iter().map(|&i| latents[i].clone()).collect();
+        for g in latent_gradients(vae, &regressor, &points, &targets, Some(&solid), device) {
+            out.push(move_latent(
+                &vec![0.0; g.gradient.len()],
+                &g.gradient,
+                1.0,
+                Normalisation::L2,
+            ));
+        }
+    }
+    Ok((out, "F's loss gradient"))
 }
 
 pub fn run(args: &EvalVaeArgs) -> Result<()> {
@@ -53,22 +121,49 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
         }
     }
     println!(
-        "  image MSE      {:.5} (grey levels in [0, 1]; RMSE {:.3})",
+        "  image MSE      {:.5} (decoder mean, grey levels in [0, 1]; RMSE {:.3}); speckle grain {:.2} px",
         evaluation.image_mse,
-        evaluation.image_mse.sqrt()
+        evaluation.image_mse.sqrt(),
+        vae.grain()
     );
-    crate::model::train::seed_torch(args.seed);
-    let usable = prior_usable_fraction(&vae, 200, device);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let prior = vae.prior();
+    let prior_draws = draw_latents(&prior, args.draws, &mut rng);
+    let standard = draw_latents(&LatentPrior::standard(prior.dim()), args.draws, &mut rng);
+    println!("  decoded to a closed vessel the FEA can label:");
     println!(
-        "  N(0, I) samples usable by the FEA (closed vessel): {:.1} % of 200",
-        100.0 * usable
+        "    draws from the fitted prior ({} Gaussians)  {:>5.1} % of {}",
+        prior.weights.iter().filter(|w| **w > 0.0).count(),
+        100.0 * usable_fraction(&vae, &prior_draws, device),
+        args.draws
     );
+    println!(
+        "    draws from N(0, I)                       {:>5.1} % of {}",
+        100.0 * usable_fraction(&vae, &standard, device),
+        args.draws
+    );
+    let count = args.draws.min(data.len());
+    let embedded: Vec<Vec<f32>> = encode_means(&vae, &data, device)
+        .into_iter()
+        .take(count)
+        .collect();
+    let (unit, how) = directions(args, &vae, &data, &embedded, device, &mut rng)?;
+    let moved = |eta: f32| -> Vec<Vec<f32>> {
+        embedded
+            .iter()
+            .zip(&unit)
+            .map(|(z, d)| z.iter().zip(d).map(|(z, d)| z + eta * d).collect())
+            .collect()
+    };
+    for eta in [1.0f32, 2.0] {
+        println!(
+            "    real embeddings moved by η = {eta} ({how})  {:>5.1} % of {count}",
+            100.0 * usable_fraction(&vae, &moved(eta), device)
+        );
+    }
     if let Some(png) = &args.png {
-        let count = data.len().min(8);
-        let indices: Vec<usize> = (0..count).collect();
-        let recon = reconstruct(&vae, &data, &indices, device);
-        crate::model::train::seed_torch(args.seed);
-        let samples = sample_prior(&vae, 16, device);
+        let columns = data.len().min(6);
+        let indices: Vec<usize> = (0..columns).collect();
         let originals: Vec<Decoded> = indices
             .iter()
             .map(|&i| Decoded {
@@ -76,12 +171,16 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
                 labels: data.labels[i].clone(),
             })
             .collect();
+        let recon = reconstruct(&vae, &data, &indices, device);
+        let samples = decode_latents(&vae, &prior_draws[..columns.min(prior_draws.len())], device);
+        let moved_samples = decode_latents(&vae, &moved(1.0)[..columns.min(count)], device);
+        let moved_title = format!("real embeddings moved by η = 1 ({how})");
         let picture = picture(
             &[
-                ("originals", &originals),
-                ("reconstructions", &recon),
-                ("samples from N(0, I)", &samples[..8]),
-                ("", &samples[8..]),
+                ("real frames", &originals),
+                ("reconstructions G(E(x))", &recon),
+                ("draws from the fitted prior", &samples),
+                (&moved_title, &moved_samples),
             ],
             vae.config.size,
         );
@@ -91,13 +190,17 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rows of (image, label map) pairs with a caption per row.
+/// Rows of samples with a caption per row, each drawn as image | label map | FEA stress
+/// (turbo, per sample's own range; grey where the map is not a closed vessel).
 fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
+    let fea = crate::fea::FeaParams::default();
+    let turbo = crate::render::colormap::ColorMap::turbo();
     let scale = (96 / size).max(1) as u32;
     let tile = size as u32 * scale;
     let columns = rows.iter().map(|(_, r)| r.len()).max().unwrap_or(1) as u32;
     let (gap, caption) = (4u32, 18u32);
-    let width = columns * (2 * tile + 3 * gap) + gap;
+    let cell = 3 * tile + 2 * gap;
+    let width = columns * (cell + 3 * gap) + gap;
     let height = rows.len() as u32 * (tile + caption + gap) + gap;
     let mut out = RgbImage::from_pixel(width, height, Rgb([18, 18, 22]));
     for (r, (title, items)) in rows.iter().enumerate() {
@@ -110,20 +213,36 @@ fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
             title,
             [220, 220, 220],
         );
-        for (c, item) in items.iter().enumerate() {
-            let x0 = gap + c as u32 * (2 * tile + 3 * gap);
+        let stresses: Vec<Option<Vec<f32>>> = items
+            .par_iter()
+            .map(|item| crate::sampling::pool::label(&item.labels, &fea))
+            .collect();
+        for (c, (item, stress)) in items.iter().zip(&stresses).enumerate() {
+            let x0 = gap + c as u32 * (cell + 3 * gap);
+            let range = stress
+                .as_ref()
+                .map(|s| crate::render::stress::stress_range(s, &item.labels));
             for row in 0..size {
                 for col in 0..size {
+                    let tissue = item.labels.get(row, col);
                     let grey = item.image[row * size + col];
-                    let label = tissue_color(item.labels.get(row, col));
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (x, y) = (
-                                col as u32 * scale + dx,
-                                y0 + caption + row as u32 * scale + dy,
-                            );
-                            out.put_pixel(x0 + x, y, Rgb([grey; 3]));
-                            out.put_pixel(x0 + tile + gap + x, y, Rgb(label));
+                    let stress_rgb = match (stress, range) {
+                        (Some(s), Some((lo, hi))) if tissue.is_solid() => {
+                            turbo.map(f64::from(s[row * size + col]), lo, hi)
+                        }
+                        (Some(_), _) => [0, 0, 0],
+                        (None, _) => [70, 70, 70],
+                    };
+                    let panels = [[grey; 3], tissue_color(tissue), stress_rgb];
+                    for (k, rgb) in panels.into_iter().enumerate() {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                out.put_pixel(
+                                    x0 + k as u32 * (tile + gap) + col as u32 * scale + dx,
+                                    y0 + caption + row as u32 * scale + dy,
+                                    Rgb(rgb),
+                                );
+                            }
                         }
                     }
                 }

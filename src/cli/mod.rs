@@ -8,6 +8,7 @@ mod experiment;
 mod export;
 mod info;
 mod label;
+mod measure;
 mod phantom;
 mod train;
 
@@ -42,6 +43,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a VAE on held-out frames (Dice per class, image error, picture).
     EvalVae(eval::EvalVaeArgs),
+    /// F's test MSE against the number of random real training frames (fixed steps).
+    LearningCurve(measure::LearningCurveArgs),
+    /// Train on synthetic, test on real: F on the VAE's samples against F on real frames.
+    Tstr(measure::TstrArgs),
     /// Run the adaptive-sampling vs random-baseline study and plot its curves.
     Experiment(experiment::ExperimentArgs),
     /// Export a run's hard samples for offline annotation (a sula dataset with a manifest).
@@ -74,6 +79,8 @@ pub fn main() -> ExitCode {
         Some(Command::TrainVae(args)) => train::run_vae(&args),
         Some(Command::Train(args)) => train::run_regressor(&args),
         Some(Command::EvalVae(args)) => eval::run(&args),
+        Some(Command::LearningCurve(args)) => measure::run_learning_curve(&args),
+        Some(Command::Tstr(args)) => measure::run_tstr(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),
         Some(Command::Export(args)) => export::run(&args),
         Some(Command::Bench(command)) => bench::run(&command),

@@ -10,12 +10,12 @@ use tch::Device;
 
 use crate::data::dataset::Dataset;
 use crate::fea::DEFAULT_PRESSURE_KPA;
-use crate::metrics::{frame_metrics, mean_metrics};
+use crate::model::assess;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
-use crate::model::regressor::{Regressor, RegressorConfig};
-use crate::model::train::{self, Control, Progress, TrainConfig, TrainReport};
-use crate::model::vae::{Vae, VaeConfig};
+use crate::model::regressor::{Regressor, RegressorConfig, RegressorInput};
+use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig, TrainReport};
+use crate::model::vae::{VAE_REVISION, Vae, VaeConfig};
 
 /// Where to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +56,9 @@ pub struct CommonArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Learning-rate schedule over the whole run.
+    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
+    schedule: LrSchedule,
     /// Seed for initialisation, shuffling and sampling (CPU runs are deterministic).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -70,14 +73,20 @@ pub struct CommonArgs {
 pub struct TrainVaeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim)]
     latent_dim: usize,
     /// Channels of the first convolution.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = VaeConfig::new(64).width)]
     width: usize,
     /// Weight of the KL term.
     #[arg(long, default_value_t = 1.0)]
     beta: f64,
+    /// Epochs over which the KL weight ramps up from 0 to β.
+    #[arg(long, default_value_t = VaeConfig::new(64).kl_warmup_epochs)]
+    kl_warmup: usize,
+    /// Gaussians in the latent prior fitted to the training frames' encoder means.
+    #[arg(long, default_value_t = VaeConfig::new(64).prior_components)]
+    prior_components: usize,
 }
 
 #[derive(Debug, Args)]
@@ -85,8 +94,14 @@ pub struct TrainArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Channels at full resolution.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = RegressorConfig::new(64).width)]
     width: usize,
+    /// Down-samplings of the U-Net (default: down to about 4×4).
+    #[arg(long)]
+    levels: Option<usize>,
+    /// What F reads: the image, or the label map (the oracle that measures F's ceiling).
+    #[arg(long, value_enum, default_value_t = RegressorInput::Image)]
+    input: RegressorInput,
     /// Compute the loss over solid pixels only.
     #[arg(long)]
     masked: bool,
@@ -142,6 +157,7 @@ fn prepare(
         batch_size: common.batch_size.max(1),
         learning_rate: common.lr,
         seed: common.seed,
+        schedule: common.schedule,
     };
     let device = common.device.resolve()?;
     train::seed_torch(config.seed);
@@ -213,16 +229,28 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     let common = &args.common;
     let (dataset, data, config, vs) = prepare(common, false, 8)?;
     let device = vs.device();
+    if args.prior_components == 0 || args.latent_dim == 0 {
+        bail!("--latent-dim and --prior-components must be at least 1");
+    }
     let vae_config = VaeConfig {
         size: common.size,
         latent_dim: args.latent_dim,
         width: args.width,
         beta: args.beta,
+        kl_warmup_epochs: args.kl_warmup,
+        prior_components: args.prior_components,
+        revision: VAE_REVISION,
     };
-    let vae = Vae::new(&vs.root(), vae_config);
+    let mut vae = Vae::new(&vs.root(), vae_config);
     let report = with_progress("the VAE", &data, &config, device, |progress| {
-        train::train_vae(&vae, &vs, &data, &config, progress)
+        train::train_vae(&mut vae, &vs, &data, &config, progress)
     })?;
+    println!(
+        "speckle grain {:.2} px; latent prior: {} Gaussians fitted to {} encoder means",
+        vae.grain(),
+        vae_config.prior_components,
+        data.len()
+    );
     let architecture = Architecture::Vae(vae_config);
     save_checkpoint(
         &vs,
@@ -240,9 +268,20 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     let common = &args.common;
     let (dataset, data, config, vs) = prepare(common, true, 4)?;
     let device = vs.device();
+    let levels = args
+        .levels
+        .unwrap_or_else(|| RegressorConfig::levels_for(common.size));
+    if levels == 0 || levels > 10 || !common.size.is_multiple_of(1 << levels) {
+        bail!(
+            "--levels {levels} needs a --size that halves {levels} times exactly, and {} does not",
+            common.size
+        );
+    }
     let model_config = RegressorConfig {
-        size: common.size,
         width: args.width,
+        levels,
+        input: args.input,
+        ..RegressorConfig::new(common.size)
     };
     let model = Regressor::new(&vs.root(), model_config);
     let report = with_progress("the stress regressor", &data, &config, device, |progress| {
@@ -261,23 +300,8 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     if let Some(test) = &args.test {
         let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
         let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
-        let truth = test_set.stress.as_ref().expect("checked on load");
-        // The trivial predictor: the per-pixel mean training stress map.
-        let train_stress = data.stress.as_ref().expect("checked on load");
-        let mut mean_map = vec![0.0f32; data.size * data.size];
-        for map in train_stress {
-            for (m, v) in mean_map.iter_mut().zip(map) {
-                *m += v / train_stress.len() as f32;
-            }
-        }
-        let score = |prediction: &dyn Fn(usize) -> Vec<f32>| {
-            let metrics: Vec<_> = (0..test_set.len())
-                .filter_map(|i| frame_metrics(&prediction(i), &truth[i], &test_set.labels[i]))
-                .collect();
-            (metrics.len(), mean_metrics(&metrics))
-        };
-        let (frames, ours) = score(&|i| predictions[i].clone());
-        let (_, trivial) = score(&|_| mean_map.clone());
+        let (frames, ours) = assess::score(&test_set, |i| predictions[i].clone());
+        let (_, trivial) = assess::mean_map_metrics(&data, &test_set);
         println!(
             "test ({frames} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
             ours.mse, ours.accuracy, ours.peak_error, ours.r2

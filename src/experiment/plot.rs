@@ -199,3 +199,100 @@ pub fn write_curves(
 ) -> Result<(), IoError> {
     crate::render::write_rgb_png(path, &render_curves(summary, mode, title))
 }
+
+/// F's test MSE against training-set size on log–log axes, with the per-pixel mean map's
+/// MSE as a reference line: the learning curve of the random baseline.
+pub fn render_learning_curve(
+    points: &[(usize, f64)],
+    mean_map_mse: f64,
+    steps: usize,
+) -> image::RgbImage {
+    register_font();
+    let (width, height) = (900u32, 560u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    let drawn = (|| -> Result<(), String> {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let x_max = points.iter().map(|p| p.0).max().unwrap_or(1) as f64;
+        let x_min = points.iter().map(|p| p.0).min().unwrap_or(1).max(1) as f64;
+        let y_values = points.iter().map(|p| p.1).chain([mean_map_mse]);
+        let y_max = y_values.clone().fold(f64::MIN, f64::max).max(1.0);
+        let y_min = y_values.fold(f64::MAX, f64::min).max(1.0);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(20)
+            .caption(
+                format!("F's test MSE against random real training frames ({steps} steps each)"),
+                ("sans-serif", 20),
+            )
+            .x_label_area_size(46)
+            .y_label_area_size(72)
+            .build_cartesian_2d(
+                ((x_min * 0.8)..(x_max * 1.25)).log_scale(),
+                ((y_min * 0.8)..(y_max * 1.25)).log_scale(),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("training-set size")
+            .y_desc("MSE (kPa²)")
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let [r, g, b] = arm_rgb(Arm::Baseline);
+        let color = RGBColor(r, g, b);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|&(n, m)| (n as f64, m)),
+                color.stroke_width(3),
+            ))
+            .map_err(|e| e.to_string())?
+            .label("F(image), random real frames")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
+            });
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(n, m)| Circle::new((n as f64, m), 4, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(LineSeries::new(
+                [(x_min * 0.8, mean_map_mse), (x_max * 1.25, mean_map_mse)],
+                grey.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label("per-pixel mean map")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], grey.stroke_width(2))
+            });
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    if let Err(message) = drawn {
+        eprintln!("warning: the learning-curve figure is incomplete ({message})");
+    }
+    image::RgbImage::from_raw(width, height, buffer).expect("buffer matches the size")
+}
+
+/// Writes the learning-curve figure to `path` atomically.
+pub fn write_learning_curve(
+    path: &Path,
+    points: &[(usize, f64)],
+    mean_map_mse: f64,
+    steps: usize,
+) -> Result<(), IoError> {
+    crate::render::write_rgb_png(path, &render_learning_curve(points, mean_map_mse, steps))
+}

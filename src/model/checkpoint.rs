@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, nn};
 
 use super::ModelError;
-use super::regressor::{Regressor, RegressorConfig};
-use super::vae::{Vae, VaeConfig};
+use super::regressor::{REGRESSOR_REVISION, Regressor, RegressorConfig};
+use super::vae::{VAE_REVISION, Vae, VaeConfig};
 
 /// Which network a checkpoint holds, with its architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,25 @@ fn require_size(
     }
 }
 
+/// Refuses a checkpoint of another architecture revision than this build's.
+fn require_revision(
+    path: &Path,
+    what: &str,
+    revision: u32,
+    current: u32,
+    retrain: &str,
+) -> Result<(), ModelError> {
+    if revision == current {
+        return Ok(());
+    }
+    Err(error(
+        path,
+        format!(
+            "this {what} has architecture revision {revision}, but this sula builds revision {current}; retrain it with `{retrain}`"
+        ),
+    ))
+}
+
 /// Builds a model in a fresh VarStore and loads the checkpoint's weights into it.
 fn build_and_load<M>(
     path: &Path,
@@ -124,6 +143,7 @@ pub fn load_vae(
         return Err(error(path, "holds a stress regressor, not a VAE"));
     };
     require_size(path, "VAE", config.size, size)?;
+    require_revision(path, "VAE", config.revision, VAE_REVISION, "sula train-vae")?;
     let (vs, vae) = build_and_load(path, device, |root| Vae::new(root, config))?;
     Ok((vs, vae, sidecar))
 }
@@ -139,6 +159,13 @@ pub fn load_regressor(
         return Err(error(path, "holds a VAE, not a stress regressor"));
     };
     require_size(path, "regressor", config.size, size)?;
+    require_revision(
+        path,
+        "stress regressor",
+        config.revision,
+        REGRESSOR_REVISION,
+        "sula train",
+    )?;
     let (vs, model) = build_and_load(path, device, |root| Regressor::new(root, config))?;
     Ok((vs, model, sidecar))
 }

@@ -2,9 +2,10 @@
 //! error, plus reconstructions and prior samples as plain data for pictures.
 
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use super::data::{FrameSet, to_vec};
+use super::prior::LatentPrior;
 use super::vae::{CLASSES, Vae};
 use crate::labels::LabelMap;
 
@@ -15,7 +16,7 @@ pub struct VaeEvaluation {
     /// Dice per label class (outside, lumen, fibrous, lipid, calcium), pooled over frames;
     /// `None` for a class absent from both truth and reconstruction.
     pub dice: [Option<f64>; 5],
-    /// Mean squared error of the image in [0, 1] grey levels.
+    /// Mean squared error of the decoder's mean image in [0, 1] grey levels.
     pub image_mse: f64,
 }
 
@@ -41,26 +42,21 @@ fn decoded(vae: &Vae, image: &Tensor, logits: &Tensor) -> Vec<Decoded> {
         .collect()
 }
 
-/// Reconstructions (encoder mean, no sampling) of `indices`.
+/// Reconstructions G(E(x)) of `indices`: the samples decoded (with speckle) at the
+/// encoder means.
 pub fn reconstruct(vae: &Vae, data: &FrameSet, indices: &[usize], device: Device) -> Vec<Decoded> {
     let _guard = tch::no_grad_guard();
-    let out = vae.forward(
+    let (mu, _) = vae.encode(
         &data.image_batch(indices, device),
         &data.label_batch(indices, device),
-        false,
     );
-    decoded(vae, &out.image, &out.label_logits)
+    let (image, logits) = vae.decode(&mu);
+    decoded(vae, &image, &logits)
 }
 
-/// Samples decoded from z ~ N(0, I).
-pub fn sample_prior(vae: &Vae, count: usize, device: Device) -> Vec<Decoded> {
-    let _guard = tch::no_grad_guard();
-    let z = Tensor::randn(
-        [count as i64, vae.config.latent_dim as i64],
-        (Kind::Float, device),
-    );
-    let (image, logits) = vae.decode(&z);
-    decoded(vae, &image, &logits)
+/// `count` latent points drawn from `prior` with `rng`.
+pub fn draw_latents(prior: &LatentPrior, count: usize, rng: &mut impl rand::Rng) -> Vec<Vec<f32>> {
+    (0..count).map(|_| prior.sample(rng)).collect()
 }
 
 /// Dice per class and image MSE over every frame of `data`.
@@ -79,13 +75,15 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
                     overlap[usize::from(t)] += 1;
                 }
             }
-            squared += decoded
-                .image
-                .iter()
-                .zip(&data.images[i])
-                .map(|(a, b)| ((f64::from(*a) - f64::from(*b)) / 255.0).powi(2))
-                .sum::<f64>();
         }
+        let _guard = tch::no_grad_guard();
+        let images = data.image_batch(chunk, device);
+        let out = vae.forward(&images, &data.label_batch(chunk, device), false);
+        squared += out
+            .decoding
+            .mean
+            .mse_loss(&images, tch::Reduction::Sum)
+            .double_value(&[]);
     }
     let dice = std::array::from_fn(|c| {
         let total = truth_count[c] + recon_count[c];
@@ -99,20 +97,48 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
     }
 }
 
-/// Fraction of `count` samples decoded from N(0, I) whose label map the FEA can label as
-/// a closed vessel (lumen enclosed by wall, so the pressure load balances): the share of
-/// round-0 samples the sampling loop can use.
-pub fn prior_usable_fraction(vae: &Vae, count: usize, device: Device) -> f64 {
+/// Whether the FEA can label a decoded label map as a closed vessel (lumen enclosed by
+/// wall, so the pressure load balances).
+pub fn is_valid_vessel(labels: &LabelMap) -> bool {
     let params = crate::fea::FeaParams::default();
-    let usable = sample_prior(vae, count, device)
-        .iter()
-        .filter(|s| crate::fea::solve(&s.labels, &params).is_ok_and(|f| f.load_imbalance < 1e-6))
+    crate::fea::solve(labels, &params).is_ok_and(|f| f.load_imbalance < 1e-6)
+}
+
+/// Fraction of `latents` that decode to a closed vessel the FEA can label: for prior
+/// draws, the share of round-0 samples the sampling loop can use.
+pub fn usable_fraction(vae: &Vae, latents: &[Vec<f32>], device: Device) -> f64 {
+    use rayon::prelude::*;
+    let usable = latents
+        .chunks(64)
+        .flat_map(|chunk| decode_latents(vae, chunk, device))
+        .collect::<Vec<_>>()
+        .par_iter()
+        .filter(|s| is_valid_vessel(&s.labels))
         .count();
-    usable as f64 / count.max(1) as f64
+    usable as f64 / latents.len().max(1) as f64
 }
 
 /// Samples decoded from given latent points (rows of length `latent_dim`).
 pub fn decode_latents(vae: &Vae, latents: &[Vec<f32>], device: Device) -> Vec<Decoded> {
+    decode_latents_as(vae, latents, device, Texture::Speckle)
+}
+
+/// Which image a decoded sample carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Texture {
+    /// The sample: mean plus speckle (what the loop trains on).
+    Speckle,
+    /// The decoder's mean image alone (smooth), for measuring what the speckle buys.
+    Mean,
+}
+
+/// [`decode_latents`] with a choice of image.
+pub fn decode_latents_as(
+    vae: &Vae,
+    latents: &[Vec<f32>],
+    device: Device,
+    texture: Texture,
+) -> Vec<Decoded> {
     if latents.is_empty() {
         return Vec::new();
     }
@@ -121,7 +147,13 @@ pub fn decode_latents(vae: &Vae, latents: &[Vec<f32>], device: Device) -> Vec<De
     let z = Tensor::from_slice(&flat)
         .view([latents.len() as i64, vae.config.latent_dim as i64])
         .to_device(device);
-    let (image, logits) = vae.decode(&z);
+    let (image, logits) = match texture {
+        Texture::Speckle => vae.decode(&z),
+        Texture::Mean => {
+            let parts = vae.decode_parts(&z);
+            (parts.mean, parts.label_logits)
+        }
+    };
     decoded(vae, &image, &logits)
 }
 

@@ -3,10 +3,12 @@
 //! This module and `device` are the only places that touch tch; everything leaving it is
 //! plain data (`Vec<f32>`, label maps).
 
+pub mod assess;
 pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
 pub mod gradient;
+pub mod prior;
 pub mod regressor;
 pub mod train;
 pub mod vae;

@@ -22,6 +22,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub seed: u64,
+    /// How the learning rate moves over the run.
+    #[serde(default)]
+    pub schedule: LrSchedule,
 }
 
 impl Default for TrainConfig {
@@ -31,6 +34,32 @@ impl Default for TrainConfig {
             batch_size: 32,
             learning_rate: 1e-3,
             seed: 1,
+            schedule: LrSchedule::Cosine,
+        }
+    }
+}
+
+/// Learning-rate schedule over all steps of one training run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Half-cosine decay from the rate to zero: large steps early, fine ones at the end,
+    /// where a constant rate leaves the loss still falling.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate at `step` of `total` steps.
+    pub fn rate(self, base: f64, step: usize, total: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                0.5 * base * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
         }
     }
 }
@@ -76,11 +105,11 @@ pub fn seed_torch(seed: u64) {
     tch::manual_seed(seed as i64);
 }
 
-/// Runs `step` on shuffled mini-batches for every epoch.
+/// Runs `step(epoch, step_index, indices)` on shuffled mini-batches for every epoch.
 fn run_epochs(
     len: usize,
     config: &TrainConfig,
-    mut step: impl FnMut(&[usize]) -> Result<f64, ModelError>,
+    mut step: impl FnMut(usize, usize, &[usize]) -> Result<f64, ModelError>,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<TrainReport, ModelError> {
     if len == 0 || config.batch_size == 0 {
@@ -95,7 +124,7 @@ fn run_epochs(
         order.shuffle(&mut rng);
         let mut sum = 0.0;
         for (batch, indices) in order.chunks(config.batch_size).enumerate() {
-            let loss = step(indices)?;
+            let loss = step(epoch, report.steps, indices)?;
             if !loss.is_finite() {
                 return Err(ModelError::Data(format!(
                     "training diverged: loss {loss} in epoch {}",
@@ -122,40 +151,92 @@ fn run_epochs(
     Ok(report)
 }
 
-/// [`run_epochs`] with an Adam optimiser over `vs`, handed to each step.
+/// [`run_epochs`] with an Adam optimiser over `vs` on the configured schedule, handed to
+/// each step with the epoch.
 fn run_adam(
     vs: &nn::VarStore,
     len: usize,
     config: &TrainConfig,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-    mut step: impl FnMut(&mut nn::Optimizer, &[usize]) -> Result<f64, ModelError>,
+    mut step: impl FnMut(&mut nn::Optimizer, usize, &[usize]) -> Result<f64, ModelError>,
 ) -> Result<TrainReport, ModelError> {
     let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
+    let total = config.epochs * len.div_ceil(config.batch_size.max(1));
     run_epochs(
         len,
         config,
-        |indices| step(&mut optimiser, indices),
+        |epoch, done, indices| {
+            optimiser.set_lr(config.schedule.rate(config.learning_rate, done, total));
+            step(&mut optimiser, epoch, indices)
+        },
         on_progress,
     )
 }
 
-/// Trains the VAE on images and label maps with Adam.
+/// Trains the VAE on images and label maps with Adam and the KL warm-up, then measures
+/// the speckle grain and fits the latent prior to the frames' encoder means (both stored
+/// with the weights). A stopped run keeps its weights untouched beyond the last step.
 pub fn train_vae(
-    vae: &Vae,
+    vae: &mut Vae,
     vs: &nn::VarStore,
     data: &FrameSet,
     config: &TrainConfig,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<TrainReport, ModelError> {
     let device = vs.device();
-    run_adam(vs, data.len(), config, on_progress, |optimiser, indices| {
-        let images = data.image_batch(indices, device);
-        let labels = data.label_batch(indices, device);
-        let out = vae.forward(&images, &labels, true);
-        let loss = vae.loss(&out, &images, &labels);
-        optimiser.backward_step(&loss.total);
-        Ok(loss.total.double_value(&[]))
-    })
+    let model: &Vae = vae;
+    let report = run_adam(
+        vs,
+        data.len(),
+        config,
+        on_progress,
+        |optimiser, epoch, indices| {
+            let images = data.image_batch(indices, device);
+            let labels = data.label_batch(indices, device);
+            let out = model.forward(&images, &labels, true);
+            let loss = model.loss(&out, &images, &labels, model.config.beta_at(epoch));
+            optimiser.backward_step(&loss.total);
+            Ok(loss.total.double_value(&[]))
+        },
+    )?;
+    if !report.stopped {
+        finish_vae(vae, data, config.seed, device)?;
+    }
+    Ok(report)
+}
+
+/// After training: the speckle grain from the residuals and the aggregate-posterior prior.
+fn finish_vae(vae: &mut Vae, data: &FrameSet, seed: u64, device: Device) -> Result<(), ModelError> {
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let (mut lagged, mut energy) = (0.0, 0.0);
+    for chunk in indices.chunks(64) {
+        let (l, e) = vae.residual_correlation(
+            &data.image_batch(chunk, device),
+            &data.label_batch(chunk, device),
+        );
+        lagged += l;
+        energy += e;
+    }
+    vae.set_grain_from_correlation(lagged / energy.max(f64::MIN_POSITIVE));
+    let means = super::evaluate::encode_means(vae, data, device);
+    let components = vae
+        .config
+        .prior_components
+        .max(1)
+        .min(means.len() / 2)
+        .max(1);
+    let fitted =
+        super::prior::LatentPrior::fit(&means, components, seed).map_err(ModelError::Data)?;
+    let mut prior = fitted;
+    // Fewer frames than the configured components: pad with empty components so the
+    // stored tensors keep their shape.
+    while prior.components() < vae.config.prior_components.max(1) {
+        prior.weights.push(0.0);
+        prior.means.push(prior.means[0].clone());
+        prior.scale_tril.push(prior.scale_tril[0].clone());
+    }
+    vae.set_prior(&prior);
+    Ok(())
 }
 
 /// Trains F on image → stress/pressure with Adam; `masked` restricts the loss to solid
@@ -175,14 +256,20 @@ pub fn train_regressor(
         ));
     }
     let device = vs.device();
-    run_adam(vs, data.len(), config, on_progress, |optimiser, indices| {
-        let images = data.image_batch(indices, device);
-        let target = data.stress_batch(indices, pressure_kpa, device);
-        let solid = masked.then(|| data.solid_batch(indices, device));
-        let loss = Regressor::loss(&model.forward(&images), &target, solid.as_ref());
-        optimiser.backward_step(&loss);
-        Ok(loss.double_value(&[]))
-    })
+    run_adam(
+        vs,
+        data.len(),
+        config,
+        on_progress,
+        |optimiser, _, indices| {
+            let input = model.input_batch(data, indices, device);
+            let target = data.stress_batch(indices, pressure_kpa, device);
+            let solid = masked.then(|| data.solid_batch(indices, device));
+            let loss = Regressor::loss(&model.forward(&input), &target, solid.as_ref());
+            optimiser.backward_step(&loss);
+            Ok(loss.double_value(&[]))
+        },
+    )
 }
 
 /// Predicted stress in kPa for every frame of `data`, as plain maps.
@@ -197,7 +284,7 @@ pub fn predict_kpa(
     indices
         .chunks(64)
         .flat_map(|chunk| {
-            let prediction = model.forward(&data.image_batch(chunk, device)) * pressure_kpa;
+            let prediction = model.forward(&model.input_batch(data, chunk, device)) * pressure_kpa;
             let values = super::data::to_vec(&prediction);
             let per = data.size * data.size;
             values.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>()
@@ -221,7 +308,8 @@ pub fn regressor_losses(
     let target = data.stress_batch(indices, pressure_kpa, device);
     let solid = data.solid_batch(indices, device);
     let dims = [1i64, 2, 3];
-    let squared = (model.forward(&data.image_batch(indices, device)) - target).pow_tensor_scalar(2);
+    let squared =
+        (model.forward(&model.input_batch(data, indices, device)) - target).pow_tensor_scalar(2);
     let per_sample = (squared * &solid).sum_dim_intlist(dims.as_slice(), false, tch::Kind::Float)
         / solid
             .sum_dim_intlist(dims.as_slice(), false, tch::Kind::Float)
@@ -230,4 +318,18 @@ pub fn regressor_losses(
         .into_iter()
         .map(|l| f64::from(l) * pressure_kpa * pressure_kpa)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_starts_at_the_rate_halves_midway_and_ends_at_zero() {
+        let cosine = LrSchedule::Cosine;
+        assert_eq!(cosine.rate(1e-3, 0, 100), 1e-3);
+        assert!((cosine.rate(1e-3, 50, 100) - 5e-4).abs() < 1e-12);
+        assert!(cosine.rate(1e-3, 100, 100).abs() < 1e-12);
+        assert_eq!(LrSchedule::Constant.rate(1e-3, 99, 100), 1e-3);
+    }
 }

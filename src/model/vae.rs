@@ -1,14 +1,34 @@
 //! The VAE over (image, one-hot label map): a convolutional encoder to (μ, log σ²) and a
 //! decoder back to an image and label-map logits (SPEC §4).
+//!
+//! Three things make its samples worth training F on:
+//! - a speckle model: besides the mean grey image the decoder predicts the per-pixel
+//!   spread of log-compressed speckle, fitted by maximum likelihood around the (detached)
+//!   mean, and the grain (spatial correlation) of the training residuals is measured after
+//!   training. A decoded sample is mean + spread × correlated noise, so it looks like a
+//!   B-mode frame rather than a smooth grey picture. The noise is seeded by the latent
+//!   point itself, so G stays a deterministic function of z (exports decode again to the
+//!   same pixels, and the latent gradient sees a fixed noise realisation);
+//! - a KL warm-up, so the posterior is shaped by reconstruction first;
+//! - an aggregate-posterior prior ([`LatentPrior`]) fitted to the training frames' encoder
+//!   means and stored with the weights, from which new points are drawn.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::prior::LatentPrior;
 use crate::labels::Tissue;
 
 /// Label classes the VAE models.
 pub const CLASSES: i64 = Tissue::ALL.len() as i64;
+
+/// The architecture revision this build writes; older checkpoints (no speckle model, no
+/// fitted prior) are refused on load.
+pub const VAE_REVISION: u32 = 2;
+
+/// Largest speckle grain (Gaussian σ of the noise correlation, pixels) the sampler uses.
+const MAX_GRAIN: f64 = 3.0;
 
 /// Architecture hyper-parameters, stored in the checkpoint sidecar.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -18,22 +38,42 @@ pub struct VaeConfig {
     pub latent_dim: usize,
     /// Channels of the first convolution (doubled at each of the three down-samplings).
     pub width: usize,
-    /// Weight of the KL term.
+    /// Weight of the KL term once warmed up.
     pub beta: f64,
+    /// Epochs over which the KL weight ramps linearly from 0 to β.
+    #[serde(default)]
+    pub kl_warmup_epochs: usize,
+    /// Gaussians in the aggregate-posterior prior.
+    #[serde(default)]
+    pub prior_components: usize,
+    /// Architecture revision ([`VAE_REVISION`] now; absent, hence 0, in older files).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 impl VaeConfig {
     pub fn new(size: usize) -> VaeConfig {
         VaeConfig {
             size,
-            latent_dim: 16,
+            latent_dim: 32,
             width: 32,
             beta: 1.0,
+            kl_warmup_epochs: 10,
+            prior_components: 10,
+            revision: VAE_REVISION,
         }
     }
 
     fn bottleneck(&self) -> (i64, i64) {
         (4 * self.width as i64, (self.size / 8) as i64)
+    }
+
+    /// The KL weight in `epoch` (0-based): linear warm-up, then β.
+    pub fn beta_at(&self, epoch: usize) -> f64 {
+        if self.kl_warmup_epochs == 0 {
+            return self.beta;
+        }
+        self.beta * ((epoch + 1) as f64 / self.kl_warmup_epochs as f64).min(1.0)
     }
 }
 
@@ -45,15 +85,28 @@ pub struct Vae {
     to_stats: nn::Linear,
     from_latent: nn::Linear,
     decoder: nn::Sequential,
+    /// Gaussian σ (pixels) of the speckle's spatial correlation, measured after training.
+    speckle_grain: Tensor,
+    prior_weights: Tensor,
+    prior_means: Tensor,
+    prior_scale_tril: Tensor,
+}
+
+/// A decoder output before sampling.
+#[derive(Debug)]
+pub struct Decoding {
+    /// `[n, 1, s, s]` mean grey level in [0, 1].
+    pub mean: Tensor,
+    /// `[n, 1, s, s]` log of the speckle spread around the mean.
+    pub log_spread: Tensor,
+    /// `[n, 5, s, s]` class logits.
+    pub label_logits: Tensor,
 }
 
 /// One forward pass: reconstructions and the posterior.
 #[derive(Debug)]
 pub struct VaeOutput {
-    /// `[n, 1, s, s]` in [0, 1].
-    pub image: Tensor,
-    /// `[n, 5, s, s]` class logits.
-    pub label_logits: Tensor,
+    pub decoding: Decoding,
     pub mu: Tensor,
     pub logvar: Tensor,
 }
@@ -62,9 +115,12 @@ pub struct VaeOutput {
 #[derive(Debug)]
 pub struct VaeLoss {
     pub total: Tensor,
-    pub image: f64,
-    pub labels: f64,
-    pub kl: f64,
+    /// Squared error of the mean image.
+    pub image: Tensor,
+    /// Negative log-likelihood of the speckle spread around the detached mean.
+    pub speckle: Tensor,
+    pub labels: Tensor,
+    pub kl: Tensor,
 }
 
 impl Vae {
@@ -72,6 +128,10 @@ impl Vae {
         let w = config.width as i64;
         let down = nn::ConvConfig {
             stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
+        let same = nn::ConvConfig {
             padding: 1,
             ..Default::default()
         };
@@ -102,22 +162,21 @@ impl Vae {
             .add_fn(|x| x.leaky_relu())
             .add(nn::conv_transpose2d(&p / "dec2", w, w, 4, up))
             .add_fn(|x| x.leaky_relu())
-            .add(nn::conv2d(
-                &p / "head",
-                w,
-                1 + CLASSES,
-                3,
-                nn::ConvConfig {
-                    padding: 1,
-                    ..Default::default()
-                },
-            ));
+            .add(nn::conv2d(&p / "refine", w, w, 3, same))
+            .add_fn(|x| x.leaky_relu())
+            .add(nn::conv2d(&p / "head", w, 2 + CLASSES, 3, same));
+        let k = config.prior_components.max(1) as i64;
+        let prior = &p / "prior";
         Vae {
             config,
             encoder,
             to_stats,
             from_latent,
             decoder,
+            speckle_grain: p.zeros_no_train("speckle_grain", &[1]),
+            prior_weights: prior.zeros_no_train("weights", &[k]),
+            prior_means: prior.zeros_no_train("means", &[k, latent]),
+            prior_scale_tril: prior.zeros_no_train("scale_tril", &[k, latent, latent]),
         }
     }
 
@@ -135,8 +194,8 @@ impl Vae {
         (parts[0].shallow_clone(), parts[1].shallow_clone())
     }
 
-    /// Decodes latents `[n, d]` to (image in [0, 1], label logits).
-    pub fn decode(&self, z: &Tensor) -> (Tensor, Tensor) {
+    /// The decoder's mean image, speckle spread and label logits at latents `[n, d]`.
+    pub fn decode_parts(&self, z: &Tensor) -> Decoding {
         let (channels, side) = self.config.bottleneck();
         let h = self
             .from_latent
@@ -144,12 +203,80 @@ impl Vae {
             .leaky_relu()
             .view([-1, channels, side, side]);
         let out = self.decoder.forward(&h);
-        let image = out.narrow(1, 0, 1).sigmoid();
-        let logits = out.narrow(1, 1, CLASSES);
-        (image, logits)
+        Decoding {
+            mean: out.narrow(1, 0, 1).sigmoid(),
+            log_spread: out.narrow(1, 1, 1).clamp(-7.0, 0.0),
+            label_logits: out.narrow(1, 2, CLASSES),
+        }
     }
 
-    /// Encode, sample with the reparameterisation trick when `sample`, decode.
+    /// Decodes latents `[n, d]` to a sample: (speckled image in [0, 1], label logits). The
+    /// speckle realisation is a function of each latent point, so the same z always gives
+    /// the same pixels; gradients flow through the mean and the spread.
+    pub fn decode(&self, z: &Tensor) -> (Tensor, Tensor) {
+        let parts = self.decode_parts(z);
+        let noise = self.speckle_noise(z);
+        let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
+        (image, parts.label_logits)
+    }
+
+    /// Unit-variance noise `[n, 1, s, s]` with the measured speckle grain, seeded by the
+    /// bits of each latent row.
+    fn speckle_noise(&self, z: &Tensor) -> Tensor {
+        let n = z.size()[0];
+        let d = z.size()[1] as usize;
+        let s = self.config.size as i64;
+        let rows = super::data::to_vec(&z.detach());
+        let mut values = Vec::with_capacity((n * s * s) as usize);
+        for row in rows.chunks(d.max(1)) {
+            use rand::SeedableRng;
+            use rand_distr::Distribution;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(fnv1a(row));
+            values
+                .extend((0..s * s).map(|_| -> f32 { rand_distr::StandardNormal.sample(&mut rng) }));
+        }
+        let white = Tensor::from_slice(&values)
+            .view([n, 1, s, s])
+            .to_device(z.device());
+        let grain = self.grain();
+        if grain < 0.3 {
+            return white;
+        }
+        let radius = (3.0 * grain).ceil() as i64;
+        let taps: Vec<f32> = (-radius..=radius)
+            .map(|i| (-(i * i) as f64 / (2.0 * grain * grain)).exp() as f32)
+            .collect();
+        // Separable Gaussian normalised to unit energy: filtered white noise keeps unit
+        // variance.
+        let energy: f32 = taps.iter().map(|t| t * t).sum::<f32>();
+        let taps: Vec<f32> = taps.iter().map(|t| t / energy.sqrt()).collect();
+        let k = taps.len() as i64;
+        let kernel = Tensor::from_slice(&taps).to_device(z.device());
+        let horizontal = white.reflection_pad2d([radius, radius, 0, 0]).conv2d(
+            &kernel.view([1, 1, 1, k]),
+            None::<Tensor>,
+            1,
+            0,
+            1,
+            1,
+        );
+        horizontal.reflection_pad2d([0, 0, radius, radius]).conv2d(
+            &kernel.view([1, 1, k, 1]),
+            None::<Tensor>,
+            1,
+            0,
+            1,
+            1,
+        )
+    }
+
+    /// The speckle grain in pixels (0: white noise).
+    pub fn grain(&self) -> f64 {
+        self.speckle_grain.double_value(&[0])
+    }
+
+    /// Encode, sample with the reparameterisation trick when `sample`, decode (mean image,
+    /// spread and logits; no speckle).
     pub fn forward(&self, image: &Tensor, labels: &Tensor, sample: bool) -> VaeOutput {
         let (mu, logvar) = self.encode(image, labels);
         let z = if sample {
@@ -157,20 +284,24 @@ impl Vae {
         } else {
             mu.shallow_clone()
         };
-        let (image, label_logits) = self.decode(&z);
         VaeOutput {
-            image,
-            label_logits,
+            decoding: self.decode_parts(&z),
             mu,
             logvar,
         }
     }
 
-    /// Image MSE + label cross-entropy + β·KL, each summed per sample, mean over the batch.
-    pub fn loss(&self, out: &VaeOutput, image: &Tensor, labels: &Tensor) -> VaeLoss {
+    /// Image MSE + speckle NLL + label cross-entropy + `beta`·KL, each summed per sample,
+    /// mean over the batch. The terms stay on the device: reading them would wait for it.
+    pub fn loss(&self, out: &VaeOutput, image: &Tensor, labels: &Tensor, beta: f64) -> VaeLoss {
         let n = image.size()[0] as f64;
-        let image_term = out.image.mse_loss(image, tch::Reduction::Sum) / n;
-        let label_term = out.label_logits.cross_entropy_loss::<Tensor>(
+        let d = &out.decoding;
+        let image_term = d.mean.mse_loss(image, tch::Reduction::Sum) / n;
+        let residual = (image - d.mean.detach()).pow_tensor_scalar(2);
+        let speckle = ((residual * (&d.log_spread * -2.0).exp() + &d.log_spread * 2.0) * 0.5)
+            .sum(Kind::Float)
+            / n;
+        let label_term = d.label_logits.cross_entropy_loss::<Tensor>(
             labels,
             None,
             tch::Reduction::Sum,
@@ -181,12 +312,151 @@ impl Vae {
             .sum(Kind::Float)
             * -0.5
             / n;
-        let total = &image_term + &label_term + &kl * self.config.beta;
+        let total = &image_term + &speckle + &label_term + &kl * beta;
         VaeLoss {
-            image: image_term.double_value(&[]),
-            labels: label_term.double_value(&[]),
-            kl: kl.double_value(&[]),
             total,
+            image: image_term,
+            speckle,
+            labels: label_term,
+            kl,
+        }
+    }
+
+    /// Lag-one correlation of the standardised residuals (image − mean) / spread,
+    /// horizontally and vertically pooled, as sums: (Σ r·r_next, Σ r²).
+    pub fn residual_correlation(&self, image: &Tensor, labels: &Tensor) -> (f64, f64) {
+        let _guard = tch::no_grad_guard();
+        let d = self.forward(image, labels, false).decoding;
+        let r = (image - &d.mean) * (-&d.log_spread).exp();
+        let s = r.size()[3];
+        let horizontal = (r.narrow(3, 0, s - 1) * r.narrow(3, 1, s - 1)).sum(Kind::Double);
+        let vertical = (r.narrow(2, 0, s - 1) * r.narrow(2, 1, s - 1)).sum(Kind::Double);
+        let lagged = (horizontal + vertical).double_value(&[]) / 2.0;
+        let energy =
+            r.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]) * (s - 1) as f64 / s as f64;
+        (lagged, energy)
+    }
+
+    /// Stores the grain that gives white noise blurred by a Gaussian a lag-one correlation
+    /// of `rho` (ρ = exp(−1 / (4σ²))).
+    pub fn set_grain_from_correlation(&mut self, rho: f64) {
+        let grain = if rho <= 0.01 {
+            0.0
+        } else if rho >= 0.999 {
+            MAX_GRAIN
+        } else {
+            (-1.0 / (4.0 * rho.ln())).sqrt().min(MAX_GRAIN)
+        };
+        let _ = tch::no_grad(|| self.speckle_grain.fill_(grain));
+    }
+
+    /// The prior stored with the weights.
+    pub fn prior(&self) -> LatentPrior {
+        let k = self.prior_weights.size()[0] as usize;
+        let d = self.config.latent_dim;
+        let weights = super::data::to_vec(&self.prior_weights);
+        let means = super::data::to_vec(&self.prior_means);
+        let tril = super::data::to_vec(&self.prior_scale_tril);
+        LatentPrior {
+            weights: weights.iter().map(|&w| f64::from(w)).collect(),
+            means: means
+                .chunks(d)
+                .take(k)
+                .map(|m| m.iter().map(|&v| f64::from(v)).collect())
+                .collect(),
+            scale_tril: tril
+                .chunks(d * d)
+                .take(k)
+                .map(|m| m.iter().map(|&v| f64::from(v)).collect())
+                .collect(),
+        }
+    }
+
+    /// Stores `prior` with the weights; it must have the configured components and latent
+    /// dimension.
+    pub fn set_prior(&mut self, prior: &LatentPrior) {
+        let k = self.prior_weights.size()[0] as usize;
+        assert_eq!(prior.components(), k, "prior components");
+        assert_eq!(prior.dim(), self.config.latent_dim, "prior dimension");
+        let flat =
+            |rows: &[Vec<f64>]| -> Vec<f32> { rows.iter().flatten().map(|&v| v as f32).collect() };
+        let device = self.prior_weights.device();
+        let weights: Vec<f32> = prior.weights.iter().map(|&w| w as f32).collect();
+        tch::no_grad(|| {
+            self.prior_weights
+                .copy_(&Tensor::from_slice(&weights).to_device(device));
+            self.prior_means.copy_(
+                &Tensor::from_slice(&flat(&prior.means))
+                    .view(self.prior_means.size().as_slice())
+                    .to_device(device),
+            );
+            self.prior_scale_tril.copy_(
+                &Tensor::from_slice(&flat(&prior.scale_tril))
+                    .view(self.prior_scale_tril.size().as_slice())
+                    .to_device(device),
+            );
+        });
+    }
+}
+
+/// FNV-1a over the bits of a latent row: a stable seed for its speckle realisation.
+fn fnv1a(row: &[f32]) -> u64 {
+    row.iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kl_weight_warms_up_linearly_then_holds() {
+        let config = VaeConfig {
+            beta: 2.0,
+            kl_warmup_epochs: 4,
+            ..VaeConfig::new(32)
+        };
+        let betas: Vec<f64> = (0..6).map(|e| config.beta_at(e)).collect();
+        assert_eq!(betas, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]);
+        let flat = VaeConfig {
+            kl_warmup_epochs: 0,
+            ..config
+        };
+        assert_eq!(flat.beta_at(0), 2.0);
+    }
+
+    #[test]
+    fn decoding_is_a_function_of_z_and_the_grain_sets_the_noise_correlation() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            ..VaeConfig::new(32)
+        };
+        let mut vae = Vae::new(&vs.root(), config);
+        let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3, 1.0, 2.0, 3.0]).view([2, 3]);
+        let a = vae.decode(&z).0;
+        let b = vae.decode(&z).0;
+        assert!(a.equal(&b));
+        assert!(!a.get(0).equal(&a.get(1)));
+        for (rho, lo, hi) in [(0.0, -0.03, 0.03), (0.6, 0.5, 0.7)] {
+            vae.set_grain_from_correlation(rho);
+            let zs = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
+            let noise = vae.speckle_noise(&zs);
+            let s = 32;
+            let inner = noise.narrow(2, 8, 16).narrow(3, 8, 16);
+            let lagged = (inner.narrow(3, 0, 15) * inner.narrow(3, 1, 15)).mean(Kind::Double);
+            let variance = inner.pow_tensor_scalar(2).mean(Kind::Double);
+            let measured = lagged.double_value(&[]) / variance.double_value(&[]);
+            assert!(
+                (lo..hi).contains(&measured),
+                "ρ {rho}: measured {measured} at {s}²"
+            );
+            assert!((variance.double_value(&[]) - 1.0).abs() < 0.1);
         }
     }
 }

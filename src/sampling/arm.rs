@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -18,10 +17,10 @@ use super::{Arm, LoopConfig, Mode, SamplingError};
 use crate::labels::LabelMap;
 use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
 use crate::model::data::FrameSet;
-use crate::model::evaluate::decode_latents;
+use crate::model::evaluate::{decode_latents, draw_latents};
 use crate::model::gradient::{latent_gradients, move_latent, norm};
 use crate::model::regressor::{Regressor, RegressorConfig};
-use crate::model::train::{self, Control, Progress, TrainConfig};
+use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
 
 /// Where a training sample came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,8 +149,8 @@ impl ArmRun {
         let model = Regressor::new(
             &vs.root(),
             RegressorConfig {
-                size,
                 width: config.regressor_width,
+                ..RegressorConfig::new(size)
             },
         );
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -224,6 +223,7 @@ impl ArmRun {
             batch_size: self.config.batch_size,
             learning_rate: self.config.learning_rate,
             seed: repeat_seed(self.config.seed, self.repeat).wrapping_add(round as u64),
+            schedule: LrSchedule::Constant,
         };
         let report = train::train_regressor(
             &self.model,
@@ -375,14 +375,10 @@ impl ArmRun {
         Ok(added)
     }
 
-    fn prior_draws(&mut self, count: usize, dim: usize) -> Vec<Vec<f32>> {
-        (0..count)
-            .map(|_| {
-                (0..dim)
-                    .map(|_| StandardNormal.sample(&mut self.rng))
-                    .collect()
-            })
-            .collect()
+    /// `count` draws from the generator's prior (the aggregate-posterior fit stored with
+    /// the VAE), from this arm's seeded generator.
+    fn prior_draws(&mut self, ctx: &Context, count: usize) -> Vec<Vec<f32>> {
+        draw_latents(&ctx.vae.prior(), count, &mut self.rng)
     }
 
     /// Decodes `latents` and labels them with the FEA in parallel; `None` where the
@@ -412,17 +408,16 @@ impl ArmRun {
         self.push(decoded.image, decoded.labels, stress, member);
     }
 
-    /// Round 0 of the adaptive arm: z ~ N(0, I), decoded and labelled (SI), or the nearest
+    /// Round 0 of the adaptive arm: z drawn from the VAE's prior, decoded and labelled (SI), or the nearest
     /// unused real frame to each z (SNN).
     fn add_from_prior(
         &mut self,
         ctx: &Context,
         need: usize,
     ) -> Result<(Vec<Origin>, usize), SamplingError> {
-        let dim = ctx.vae.config.latent_dim;
         let mut added = Vec::with_capacity(need);
         if self.config.mode == Mode::Snn {
-            for z in self.prior_draws(need, dim) {
+            for z in self.prior_draws(ctx, need) {
                 let (index, _) = self.take_nearest(ctx, &z)?;
                 added.push(Origin::Pool(index));
             }
@@ -432,12 +427,12 @@ impl ArmRun {
         while added.len() < need {
             if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
                 return Err(SamplingError::Exhausted(format!(
-                    "only {} of {} samples from N(0, I) decoded to a closed vessel the FEA can label; the VAE's prior samples are too poor for round 0 (train it longer or with a larger β)",
+                    "only {} of {} draws from the VAE's prior decoded to a closed vessel the FEA can label; its samples are too poor for round 0 (train it longer)",
                     added.len(),
                     added.len() + rejected
                 )));
             }
-            let draws = self.prior_draws(need - added.len(), dim);
+            let draws = self.prior_draws(ctx, need - added.len());
             let labelled = self.decode_and_label(ctx, &draws);
             for (z, outcome) in draws.into_iter().zip(labelled) {
                 match outcome {

@@ -381,13 +381,13 @@ impl State {
         };
         train::seed_torch(seed);
         let vs = nn::VarStore::new(self.device);
-        let vae = Vae::new(&vs.root(), config);
+        let mut vae = Vae::new(&vs.root(), config);
         let schedule = TrainConfig {
             epochs,
             seed,
             ..TrainConfig::default()
         };
-        let report = train::train_vae(&vae, &vs, set, &schedule, &mut |p: &Progress| {
+        let report = train::train_vae(&mut vae, &vs, set, &schedule, &mut |p: &Progress| {
             outbox.send(Event::VaeProgress {
                 epoch: p.epoch,
                 epochs: p.epochs,
@@ -953,7 +953,7 @@ fn round_event(
             m.mse
         ),
         (Arm::Adaptive, 0) => format!(
-            "Round 0: {} points drawn from N(0, I), decoded and labelled{}; F trained {} epochs; test MSE {:.0} kPa².",
+            "Round 0: {} points drawn from the VAE's prior, decoded and labelled{}; F trained {} epochs; test MSE {:.0} kPa².",
             record.added.len(),
             if record.rejected > 0 {
                 format!(" ({} open vessels redrawn)", record.rejected)

@@ -1,0 +1,338 @@
+//! `sula learning-curve` and `sula tstr`: what F can learn from real frames as the set
+//! grows (the random baseline's ceiling), and whether the generator's samples are worth
+//! training on (train on synthetic, test on real). Both train fresh F's for a fixed number
+//! of optimiser steps and score them on a real test set.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use super::train::DeviceChoice;
+use crate::data::dataset::Dataset;
+use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams};
+use crate::metrics::FrameMetrics;
+use crate::model::assess::{self, Assessment, FitConfig};
+use crate::model::checkpoint;
+use crate::model::data::FrameSet;
+use crate::model::evaluate::{Decoded, Texture, decode_latents_as, draw_latents, encode_means};
+use crate::model::regressor::RegressorConfig;
+use crate::model::train::{Control, Progress};
+use crate::sampling::pool::label;
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Labelled real test frames (with stress maps), never trained on.
+    #[arg(long, value_name = "DIR")]
+    test: PathBuf,
+    /// Working resolution.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Optimiser steps for every F, whatever its training-set size.
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    /// Channels of F at full resolution.
+    #[arg(long, default_value_t = RegressorConfig::new(64).width)]
+    width: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Write the table as JSON too.
+    #[arg(long, value_name = "FILE.json")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LearningCurveArgs {
+    /// Labelled real pool (with stress maps) to draw random training sets from.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Training-set sizes.
+    #[arg(long, value_delimiter = ',', default_value = "40,80,160,320,640,1200")]
+    sizes: Vec<usize>,
+    /// Plot of test MSE against size.
+    #[arg(long, value_name = "PLOT.png")]
+    png: Option<PathBuf>,
+    #[command(flatten)]
+    fit: FitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TstrArgs {
+    /// VAE checkpoint whose samples are measured.
+    #[arg(long, value_name = "CKPT.safetensors")]
+    vae: PathBuf,
+    /// Labelled real pool (with stress maps): the real training frames, and the frames
+    /// reconstructed.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Frames in each training set.
+    #[arg(long, default_value_t = 320)]
+    count: usize,
+    /// Decode the mean images without speckle (to measure what the speckle model buys).
+    #[arg(long)]
+    no_speckle: bool,
+    #[command(flatten)]
+    fit: FitArgs,
+}
+
+impl FitArgs {
+    fn fit_config(&self) -> FitConfig {
+        FitConfig {
+            regressor: RegressorConfig {
+                width: self.width,
+                ..RegressorConfig::new(self.size)
+            },
+            steps: self.steps,
+            batch_size: self.batch_size.max(1),
+            learning_rate: self.lr,
+            seed: self.seed,
+            pressure_kpa: DEFAULT_PRESSURE_KPA,
+        }
+    }
+
+    fn load(&self, dir: &std::path::Path, what: &str) -> Result<FrameSet> {
+        let set = FrameSet::load(&Dataset::open(dir, None)?, self.size, true)?;
+        if set.is_empty() {
+            bail!("{}: the {what} has no labelled frames", dir.display());
+        }
+        Ok(set)
+    }
+}
+
+/// One row of a table: a training set and its F's test metrics.
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    name: String,
+    assessment: Assessment,
+}
+
+fn fit_with_bar(
+    fit: &FitConfig,
+    name: &str,
+    data: &FrameSet,
+    test: &FrameSet,
+    device: tch::Device,
+) -> Result<Assessment> {
+    let bar = ProgressBar::new(fit.steps as u64).with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("F on {name} ({} frames)", data.len()));
+    let mut on_progress = |_: &Progress| {
+        bar.inc(1);
+        Control::Continue
+    };
+    let assessment = assess::fit_and_test(fit, data, test, device, &mut on_progress)?;
+    bar.finish_and_clear();
+    Ok(assessment)
+}
+
+fn print_table(rows: &[Row], reference: Option<f64>, trivial: &FrameMetrics) {
+    println!(
+        "{:<34} {:>6} {:>6} {:>10} {:>9} {:>7} {:>7} {:>9}",
+        "training set", "frames", "steps", "MSE kPa²", "accuracy", "R²", "peak", "MSE ratio"
+    );
+    for row in rows {
+        let m = &row.assessment.metrics;
+        let ratio = reference.map_or(String::from("—"), |r| format!("{:.2}", m.mse / r));
+        println!(
+            "{:<34} {:>6} {:>6} {:>10.1} {:>9.3} {:>7.3} {:>7.3} {:>9}",
+            row.name,
+            row.assessment.train_frames,
+            row.assessment.steps,
+            m.mse,
+            m.accuracy,
+            m.r2,
+            m.peak_error,
+            ratio
+        );
+    }
+    println!(
+        "{:<34} {:>6} {:>6} {:>10.1} {:>9.3} {:>7.3} {:>7} {:>9}",
+        "per-pixel mean map", "", "", trivial.mse, trivial.accuracy, trivial.r2, "", ""
+    );
+}
+
+fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<()> {
+    if let Some(path) = path {
+        crate::io::atomic::write_bytes(path, serde_json::to_string_pretty(&value)?.as_bytes())?;
+        println!("table → {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run_learning_curve(args: &LearningCurveArgs) -> Result<()> {
+    let fit = args.fit.fit_config();
+    let device = args.fit.device.resolve()?;
+    let pool = args.fit.load(&args.data, "pool")?;
+    let test = args.fit.load(&args.fit.test, "test set")?;
+    if args.sizes.is_empty() || args.sizes.contains(&0) {
+        bail!("--sizes must list training-set sizes of at least 1");
+    }
+    if let Some(&too_many) = args.sizes.iter().find(|&&n| n > pool.len()) {
+        bail!(
+            "--sizes asks for {too_many} frames but {} has {}",
+            args.data.display(),
+            pool.len()
+        );
+    }
+    println!(
+        "learning curve of F on random real frames, {} steps each, {device:?}; test {} frames",
+        fit.steps,
+        test.len()
+    );
+    let mut rows = Vec::new();
+    for &n in &args.sizes {
+        let data = assess::random_subset(&pool, n, args.fit.seed);
+        let assessment = fit_with_bar(&fit, &format!("{n} random"), &data, &test, device)?;
+        rows.push(Row {
+            name: format!("{n} random real frames"),
+            assessment,
+        });
+    }
+    let (_, trivial) = assess::mean_map_metrics(&pool, &test);
+    print_table(&rows, None, &trivial);
+    if let Some(png) = &args.png {
+        let points: Vec<(usize, f64)> = rows
+            .iter()
+            .map(|r| (r.assessment.train_frames, r.assessment.metrics.mse))
+            .collect();
+        crate::experiment::plot::write_learning_curve(png, &points, trivial.mse, fit.steps)?;
+        println!("plot → {}", png.display());
+    }
+    write_json(
+        &args.fit.json,
+        serde_json::json!({ "fit": fit, "rows": rows, "per_pixel_mean": trivial }),
+    )
+}
+
+/// Decoded samples labelled by the FEA, as a training set; unlabellable ones are dropped.
+fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
+    let fea = FeaParams::default();
+    let stress: Vec<Option<Vec<f32>>> =
+        decoded.par_iter().map(|d| label(&d.labels, &fea)).collect();
+    let mut set = FrameSet {
+        size,
+        images: Vec::new(),
+        labels: Vec::new(),
+        stress: Some(Vec::new()),
+    };
+    let mut dropped = 0;
+    for (d, s) in decoded.into_iter().zip(stress) {
+        match s {
+            Some(s) => {
+                set.images.push(d.image);
+                set.labels.push(d.labels);
+                set.stress.as_mut().expect("set above").push(s);
+            }
+            None => dropped += 1,
+        }
+    }
+    (set, dropped)
+}
+
+pub fn run_tstr(args: &TstrArgs) -> Result<()> {
+    let fit = args.fit.fit_config();
+    let device = args.fit.device.resolve()?;
+    let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, Some(args.fit.size))?;
+    let pool = args.fit.load(&args.data, "pool")?;
+    let test = args.fit.load(&args.fit.test, "test set")?;
+    if args.count == 0 || args.count > pool.len() {
+        bail!(
+            "--count {} must be between 1 and the pool's {} frames",
+            args.count,
+            pool.len()
+        );
+    }
+    let texture = if args.no_speckle {
+        Texture::Mean
+    } else {
+        Texture::Speckle
+    };
+    let decode = |latents: &[Vec<f32>]| -> Vec<Decoded> {
+        latents
+            .chunks(64)
+            .flat_map(|chunk| decode_latents_as(&vae, chunk, device, texture))
+            .collect()
+    };
+    let real = assess::random_subset(&pool, args.count, args.fit.seed);
+    let (reconstructions, recon_dropped) =
+        labelled(decode(&encode_means(&vae, &real, device)), args.fit.size);
+    // Draw from the prior until `count` samples are labellable (at most 10× as many draws).
+    let prior = vae.prior();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed);
+    let mut draws = FrameSet {
+        size: args.fit.size,
+        images: Vec::new(),
+        labels: Vec::new(),
+        stress: Some(Vec::new()),
+    };
+    let mut drawn = 0;
+    while draws.len() < args.count && drawn < 10 * args.count {
+        let need = args.count - draws.len();
+        let latents = draw_latents(&prior, need, &mut rng);
+        drawn += need;
+        let (set, _) = labelled(decode(&latents), args.fit.size);
+        draws.images.extend(set.images);
+        draws.labels.extend(set.labels);
+        draws
+            .stress
+            .as_mut()
+            .expect("set above")
+            .extend(set.stress.expect("labelled sets carry stress"));
+    }
+    println!(
+        "train on synthetic, test on real: {} steps each, {device:?}; test {} frames; decoded images {}",
+        fit.steps,
+        test.len(),
+        if args.no_speckle {
+            "without speckle (mean)"
+        } else {
+            "with speckle"
+        }
+    );
+    println!(
+        "reconstructions labelled: {} of {} ({recon_dropped} not a closed vessel); prior draws labelled: {} of {drawn}",
+        reconstructions.len(),
+        real.len(),
+        draws.len()
+    );
+    let mut rows = Vec::new();
+    for (name, set) in [
+        (format!("{} random real frames", args.count), &real),
+        (
+            "reconstructions G(E(x)) of them".to_string(),
+            &reconstructions,
+        ),
+        ("draws from the VAE's prior".to_string(), &draws),
+    ] {
+        let assessment = fit_with_bar(&fit, &name, set, &test, device)?;
+        rows.push(Row { name, assessment });
+    }
+    let (_, trivial) = assess::mean_map_metrics(&pool, &test);
+    let reference = rows[0].assessment.metrics.mse;
+    print_table(&rows, Some(reference), &trivial);
+    write_json(
+        &args.fit.json,
+        serde_json::json!({
+            "vae": args.vae.display().to_string(),
+            "speckle": !args.no_speckle,
+            "fit": fit,
+            "rows": rows,
+            "tstr_ratio_reconstructions": rows[1].assessment.metrics.mse / reference,
+            "tstr_ratio_prior": rows[2].assessment.metrics.mse / reference,
+            "prior_draws": drawn,
+            "per_pixel_mean": trivial,
+        }),
+    )
+}
