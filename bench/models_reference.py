@@ -32,7 +32,8 @@ class Vae(nn.Module):
         self.dec = nn.ModuleList([
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
             nn.ConvTranspose2d(w, w, 4, 2, 1), nn.Conv2d(w, w, 3, padding=1)])
-        self.head = nn.Conv2d(w, 2 + CLASSES, 3, padding=1)
+        self.head = nn.Conv2d(w, 1 + CLASSES, 3, padding=1)
+        self.spread_head = nn.Conv2d(w, 1, 3, padding=1)
         self.w = w
 
     def forward(self, image, labels):
@@ -45,7 +46,8 @@ class Vae(nn.Module):
         for layer in self.dec:
             h = F.leaky_relu(layer(h))
         out = self.head(h)
-        return torch.sigmoid(out[:, :1]), out[:, 1:2].clamp(-7.0, 0.0), out[:, 2:], mu, logvar
+        log_spread = self.spread_head(h.detach()).clamp(-7.0, 0.0)
+        return torch.sigmoid(out[:, :1]), log_spread, out[:, 1:], mu, logvar
 
 
 def vae_loss(out, image, labels):
@@ -91,6 +93,7 @@ class Regressor(nn.Module):
             self.decoders.append(double_conv(2 * channels[level], channels[level]))
             below = channels[level]
         self.head = nn.Conv2d(below, 1, 1)
+        self.tissue_head = nn.Conv2d(below, CLASSES, 1)
 
     def forward(self, x):
         skips = []
@@ -101,7 +104,7 @@ class Regressor(nn.Module):
         x = self.bottom(x)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = decoder(torch.cat([up(x), skip], 1))
-        return self.head(x)
+        return self.head(x), self.tissue_head(x)
 
 
 def synchronize():
@@ -127,9 +130,14 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--regressor-width", type=int, default=None,
+                        help="F's width (default: sula's default, 16)")
     args = parser.parse_args()
-    out = subprocess.run([args.sula, "bench", "models", "--json", "--size", str(args.size), "--batch",
-                          str(args.batch), "--steps", str(args.steps)], check=True, capture_output=True, text=True)
+    command = [args.sula, "bench", "models", "--json", "--size", str(args.size), "--batch", str(args.batch),
+               "--steps", str(args.steps)]
+    if args.regressor_width is not None:
+        command += ["--regressor-width", str(args.regressor_width)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])
     torch.set_num_threads(ours["threads"])
     torch.manual_seed(1)
@@ -145,12 +153,13 @@ def main():
         vae_loss(vae(image, labels), image, labels).backward()
         opt.step()
 
-    regressor = Regressor(args.size).to(device)
+    regressor = Regressor(args.size, args.regressor_width or 16).to(device)
     opt_f = torch.optim.Adam(regressor.parameters(), 1e-3)
 
     def regressor_step():
         opt_f.zero_grad()
-        F.mse_loss(regressor(image), target).backward()
+        stress, tissue = regressor(image)
+        (F.mse_loss(stress, target) + F.cross_entropy(tissue, labels)).backward()
         opt_f.step()
 
     vae_rate = rate(vae_step, args.steps, args.batch)

@@ -1,33 +1,66 @@
 #!/usr/bin/env bash
-# The model measurements of docs/MODELS.md on a lent GPU machine, with the binary from
-# scripts/build-for-device.sh (carry .device). Writes logs, tables and pictures to $OUT.
+# The model measurements of docs/MODELS.md and the CUDA throughput of docs/BENCHMARKS.md
+# on a lent GPU machine, with the binary from scripts/build-for-device.sh (carry
+# .device/sula-torch-2.11.0 and .device/run-on-device.sh). Writes logs, tables and
+# pictures to $OUT.
 #
-#   scripts/device-models.sh            # on the device machine, from the repository root
+#   scripts/device-models.sh [PART...]    # on the device machine, from the repository root
+#
+# Parts (default: all, in this order; about 9 minutes on an H200 in all):
+#   bench       training throughput, sula vs PyTorch eager, at 64² and 128²
+#   regressors  F(image) and the oracle F(label map) on all 1200 pool frames
+#   vae         the default VAE and the latent-16 ablation, with eval-vae
+#   tstr        train on synthetic, test on real (with and without speckle)
+#   curve       F's learning curve on random real frames
 set -uo pipefail
 SULA="$PWD/.device/run-on-device.sh"
 OUT="${OUT:-/tmp/sula-device-out}"
 DATA=/tmp/sula-data
 mkdir -p "$OUT" "$DATA"
 log="$OUT/models_log.txt"
-step() { echo "== $*" | tee -a "$log"; "$@" 2>&1 | tr '\r' '\n' | grep -v 'ETA' | tee -a "$log"; }
+step() {
+    echo "== $* ($(date +%T))" | tee -a "$log"
+    "$@" 2>&1 | tee -a "$log"
+}
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(bench regressors vae tstr curve)
 
-nvidia-smi -L | tee "$log"
+nvidia-smi -L | tee -a "$log"
 step "$SULA" --version
-step "$SULA" phantom --count 1200 --size 64 --seed 1 --out "$DATA/pool64" --with-stress
-step "$SULA" phantom --count 300 --size 64 --seed 2 --out "$DATA/test64" --with-stress
-step "$SULA" train-vae --data "$DATA/pool64" --out "$OUT/vae.safetensors" --size 64 --epochs "${VAE_EPOCHS:-120}" --seed 1 --device cuda
-# Ablation: the earlier latent size without the KL warm-up, same epochs.
-step "$SULA" train-vae --data "$DATA/pool64" --out "$DATA/vae_l16.safetensors" --size 64 --epochs "${VAE_EPOCHS:-120}" --seed 1 --latent-dim 16 --kl-warmup 0 --device cuda
-step "$SULA" train --data "$DATA/pool64" --out "$DATA/f.safetensors" --size 64 --epochs 60 --masked --test "$DATA/test64" --seed 1 --device cuda
-step "$SULA" train --data "$DATA/pool64" --out "$DATA/oracle.safetensors" --size 64 --epochs 60 --masked --test "$DATA/test64" --seed 1 --input label-map --device cuda
-step "$SULA" eval-vae --vae "$OUT/vae.safetensors" --data "$DATA/test64" --regressor "$DATA/f.safetensors" --png "$OUT/vae_samples.png" --device cuda
-step "$SULA" eval-vae --vae "$DATA/vae_l16.safetensors" --data "$DATA/test64" --regressor "$DATA/f.safetensors" --device cuda
-step "$SULA" tstr --vae "$OUT/vae.safetensors" --data "$DATA/pool64" --test "$DATA/test64" --count 320 --steps 1500 --json "$OUT/tstr.json" --device cuda
-step "$SULA" tstr --vae "$OUT/vae.safetensors" --data "$DATA/pool64" --test "$DATA/test64" --count 320 --steps 1500 --no-speckle --json "$OUT/tstr_no_speckle.json" --device cuda
-step "$SULA" tstr --vae "$DATA/vae_l16.safetensors" --data "$DATA/pool64" --test "$DATA/test64" --count 320 --steps 1500 --device cuda
-step "$SULA" learning-curve --data "$DATA/pool64" --test "$DATA/test64" --steps 1500 --png "$OUT/learning_curve.png" --json "$OUT/learning_curve.json" --device cuda
-for args in "--size 64 --batch 32 --steps 50" "--size 128 --batch 64 --steps 30"; do
-    # shellcheck disable=SC2086
-    step python3 bench/models_reference.py --sula "$SULA" $args
+[ -d "$DATA/pool64" ] || step "$SULA" phantom --count 1200 --size 64 --seed 1 --out "$DATA/pool64" --with-stress
+[ -d "$DATA/test64" ] || step "$SULA" phantom --count 300 --size 64 --seed 2 --out "$DATA/test64" --with-stress
+vae="$OUT/vae.safetensors"
+for part in "${parts[@]}"; do
+    case "$part" in
+    bench)
+        step python3 bench/models_reference.py --sula "$SULA" --size 64 --batch 32 --steps 50
+        step python3 bench/models_reference.py --sula "$SULA" --size 128 --batch 64 --steps 30
+        ;;
+    regressors)
+        for input in image label-map; do
+            step timeout "${PART_TIMEOUT:-600}" "$SULA" train --data "$DATA/pool64" --out "$DATA/f_$input.safetensors" --size 64 \
+                --epochs 60 --masked --test "$DATA/test64" --seed 1 --input "$input" --device cuda
+        done
+        ;;
+    vae)
+        step "$SULA" train-vae --data "$DATA/pool64" --out "$vae" --size 64 --epochs 80 --seed 1 --device cuda
+        step "$SULA" train-vae --data "$DATA/pool64" --out "$DATA/vae_l16.safetensors" --size 64 \
+            --epochs 80 --seed 1 --latent-dim 16 --kl-warmup 0 --device cuda
+        for v in "$vae" "$DATA/vae_l16.safetensors"; do
+            step "$SULA" eval-vae --vae "$v" --data "$DATA/test64" --png "$OUT/$(basename "$v" .safetensors).png" --device cuda
+        done
+        ;;
+    tstr)
+        step "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/test64" --count 320 \
+            --steps 1500 --json "$OUT/tstr.json" --device cuda
+        step "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/test64" --count 320 \
+            --steps 1500 --no-speckle --json "$OUT/tstr_no_speckle.json" --device cuda
+        ;;
+    curve)
+        step "$SULA" learning-curve --data "$DATA/pool64" --test "$DATA/test64" --steps 1500 \
+            --png "$OUT/learning_curve.png" --json "$OUT/learning_curve.json" --device cuda
+        ;;
+    *) echo "unknown part $part" | tee -a "$log" ;;
+    esac
 done
-echo "done" | tee -a "$log"
+echo "done ($(date +%T))" | tee -a "$log"

@@ -65,6 +65,7 @@ fn train_tiny_vae(seed: u64) -> (nn::VarStore, Vae, TrainReport) {
         learning_rate: 3e-3,
         seed,
         schedule: LrSchedule::Constant,
+        augment: false,
     };
     let report = train::train_vae(&mut vae, &vs, frames(), &config, &mut quiet).unwrap();
     (vs, vae, report)
@@ -77,6 +78,7 @@ fn train_tiny_regressor(vs: &nn::VarStore, model: &Regressor, epochs: usize) -> 
         learning_rate: 3e-3,
         seed: 5,
         schedule: LrSchedule::Constant,
+        augment: false,
     };
     train::train_regressor(
         model,
@@ -521,4 +523,39 @@ fn a_trained_vae_carries_its_fitted_prior_and_speckle_grain() {
     let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
     assert_eq!(loaded.prior(), prior);
     assert_eq!(loaded.grain(), vae.grain());
+}
+
+#[test]
+fn fea_stress_is_equivariant_under_the_augmentation_symmetries() {
+    use sula::labels::LabelMap;
+    use sula::model::augment::Symmetry;
+    let params = FeaParams::default();
+    let frame = phantom::generate(&PhantomConfig::new(SIZE), 3, 1);
+    let stress = fea::solve(&frame.labels, &params)
+        .unwrap()
+        .measure(StressMeasure::MaxPrincipal);
+    let s = SIZE as i64;
+    let labels = Tensor::from_slice(frame.labels.values()).view([s, s]);
+    let stress_map = Tensor::from_slice(&stress).view([s, s]);
+    for (quarter_turns, mirrored) in [(1, false), (2, true), (3, true)] {
+        let symmetry = Symmetry {
+            quarter_turns,
+            mirrored,
+        };
+        let turned: Vec<u8> = Vec::try_from(symmetry.apply(&labels).flatten(0, -1)).unwrap();
+        let turned_map = LabelMap::new(SIZE, SIZE, turned).unwrap();
+        let solved = fea::solve(&turned_map, &params)
+            .unwrap()
+            .measure(StressMeasure::MaxPrincipal);
+        let expected: Vec<f32> = Vec::try_from(symmetry.apply(&stress_map).flatten(0, -1)).unwrap();
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = solved
+            .iter()
+            .zip(&expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-3 * scale,
+            "{symmetry:?}: worst difference {worst} kPa of {scale}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::model::regressor::RegressorConfig;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
@@ -33,6 +34,9 @@ pub struct ModelBenchArgs {
     /// Timed optimiser steps per model (after 3 warm-up steps).
     #[arg(long, default_value_t = 20)]
     steps: usize,
+    /// Channels of F at full resolution.
+    #[arg(long, default_value_t = RegressorConfig::new(64).width)]
+    regressor_width: usize,
     /// Print one JSON line instead of the table (for bench/models_reference.py).
     #[arg(long)]
     json: bool,
@@ -268,10 +272,24 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
     });
 
     let fvs = nn::VarStore::new(device);
-    let model = Regressor::new(&fvs.root(), RegressorConfig::new(args.size));
+    let model = Regressor::new(
+        &fvs.root(),
+        RegressorConfig {
+            width: args.regressor_width,
+            ..RegressorConfig::new(args.size)
+        },
+    );
     let mut optimiser = nn::Adam::default().build(&fvs, 1e-3)?;
     let regressor_rate = time_steps(&mut || {
-        let loss = Regressor::loss(&model.forward(&images), &target, None);
+        let (stress, tissue) = model.forward_with_tissue(&images);
+        let tissue_loss = tissue.cross_entropy_loss::<tch::Tensor>(
+            &labels,
+            None,
+            tch::Reduction::Mean,
+            -100,
+            0.0,
+        );
+        let loss = Regressor::loss(&stress, &target, None) + tissue_loss;
         optimiser.backward_step(&loss);
     });
     let threads = tch::get_num_threads();
@@ -285,6 +303,7 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
                 "batch": args.batch,
                 "vae_samples_per_s": vae_rate,
                 "regressor_samples_per_s": regressor_rate,
+                "regressor_width": args.regressor_width,
             })
         );
     } else {

@@ -308,6 +308,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         draws.len()
     );
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     for (name, set) in [
         (format!("{} random real frames", args.count), &real),
         (
@@ -316,12 +317,22 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         ),
         ("draws from the VAE's prior".to_string(), &draws),
     ] {
+        if set.is_empty() {
+            println!("{name}: none decoded to a closed vessel the FEA can label; skipped");
+            skipped.push(name);
+            continue;
+        }
         let assessment = fit_with_bar(&fit, &name, set, &test, device)?;
         rows.push(Row { name, assessment });
     }
     let (_, trivial) = assess::mean_map_metrics(&pool, &test);
     let reference = rows[0].assessment.metrics.mse;
     print_table(&rows, Some(reference), &trivial);
+    let ratio = |prefix: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(prefix))
+            .map(|r| r.assessment.metrics.mse / reference)
+    };
     write_json(
         &args.fit.json,
         serde_json::json!({
@@ -329,8 +340,9 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "speckle": !args.no_speckle,
             "fit": fit,
             "rows": rows,
-            "tstr_ratio_reconstructions": rows[1].assessment.metrics.mse / reference,
-            "tstr_ratio_prior": rows[2].assessment.metrics.mse / reference,
+            "skipped": skipped,
+            "tstr_ratio_reconstructions": ratio("reconstructions"),
+            "tstr_ratio_prior": ratio("draws"),
             "prior_draws": drawn,
             "per_pixel_mean": trivial,
         }),

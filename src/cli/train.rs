@@ -59,6 +59,9 @@ pub struct CommonArgs {
     /// Learning-rate schedule over the whole run.
     #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
     schedule: LrSchedule,
+    /// Train on the frames as given, without random rotations and mirrors.
+    #[arg(long)]
+    no_augment: bool,
     /// Seed for initialisation, shuffling and sampling (CPU runs are deterministic).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -158,6 +161,7 @@ fn prepare(
         learning_rate: common.lr,
         seed: common.seed,
         schedule: common.schedule,
+        augment: !common.no_augment,
     };
     let device = common.device.resolve()?;
     train::seed_torch(config.seed);

@@ -85,6 +85,7 @@ pub fn fit_and_test(
         learning_rate: config.learning_rate,
         seed: config.seed,
         schedule: LrSchedule::Cosine,
+        augment: true,
     };
     let report = train::train_regressor(
         &model,

@@ -4,6 +4,7 @@
 //! plain data (`Vec<f32>`, label maps).
 
 pub mod assess;
+pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod evaluate;

@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn too_few_points_are_refused() {
-        let error = LatentPrior::fit(&[vec![0.0, 1.0]; 3], 4, 1).unwrap_err();
+        let error = LatentPrior::fit(&vec![vec![0.0, 1.0]; 3], 4, 1).unwrap_err();
         assert!(error.contains("needs at least 8 points"), "{error}");
     }
 }

@@ -125,6 +125,10 @@ pub struct Regressor {
     ups: Vec<nn::ConvTranspose2D>,
     decoders: Vec<nn::Sequential>,
     head: nn::Conv2D,
+    /// Tissue logits from the same features: an auxiliary task that teaches the network
+    /// to see lipid, calcium and fibrous tissue in the speckle, which is most of what
+    /// separates F(image) from the oracle that is given the label map.
+    tissue_head: nn::Conv2D,
 }
 
 impl Regressor {
@@ -166,11 +170,26 @@ impl Regressor {
             ups,
             decoders,
             head: nn::conv2d(&p / "head", below, 1, 1, Default::default()),
+            tissue_head: nn::conv2d(&p / "tissue_head", below, CLASSES, 1, Default::default()),
         }
     }
 
     /// Stress / pressure for inputs `[n, c, s, s]` (see [`Regressor::input_batch`]).
     pub fn forward(&self, input: &Tensor) -> Tensor {
+        self.head.forward(&self.features(input))
+    }
+
+    /// Stress / pressure and tissue logits `[n, 5, s, s]`, for training.
+    pub fn forward_with_tissue(&self, input: &Tensor) -> (Tensor, Tensor) {
+        let features = self.features(input);
+        (
+            self.head.forward(&features),
+            self.tissue_head.forward(&features),
+        )
+    }
+
+    /// The last decoder block's features at full resolution.
+    fn features(&self, input: &Tensor) -> Tensor {
         let mut skips = Vec::with_capacity(self.encoders.len());
         let mut x = input.shallow_clone();
         for encoder in &self.encoders {
@@ -182,7 +201,7 @@ impl Regressor {
         for ((up, decoder), skip) in self.ups.iter().zip(&self.decoders).zip(skips.iter().rev()) {
             x = decoder.forward(&Tensor::cat(&[up.forward(&x), skip.shallow_clone()], 1));
         }
-        self.head.forward(&x)
+        x
     }
 
     /// F's input for `indices` of `data`: the images, or the one-hot label maps for the
@@ -197,6 +216,10 @@ impl Regressor {
                 .to_kind(Kind::Float),
         }
     }
+
+    /// Weight of the tissue cross-entropy (per pixel) beside the stress error (per solid
+    /// pixel, in pressure² units) in the training loss.
+    pub const TISSUE_WEIGHT: f64 = 1.0;
 
     /// Mean squared error, over solid pixels only when `solid` is given.
     pub fn loss(prediction: &Tensor, target: &Tensor, solid: Option<&Tensor>) -> Tensor {

@@ -7,10 +7,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::Device;
 use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Tensor};
 
 use super::ModelError;
+use super::augment::Symmetry;
 use super::data::FrameSet;
 use super::regressor::Regressor;
 use super::vae::Vae;
@@ -25,6 +26,9 @@ pub struct TrainConfig {
     /// How the learning rate moves over the run.
     #[serde(default)]
     pub schedule: LrSchedule,
+    /// Each batch under a random symmetry of the square (see [`Symmetry`]).
+    #[serde(default)]
+    pub augment: bool,
 }
 
 impl Default for TrainConfig {
@@ -35,6 +39,7 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             seed: 1,
             schedule: LrSchedule::Cosine,
+            augment: true,
         }
     }
 }
@@ -105,11 +110,20 @@ pub fn seed_torch(seed: u64) {
     tch::manual_seed(seed as i64);
 }
 
-/// Runs `step(epoch, step_index, indices)` on shuffled mini-batches for every epoch.
+/// One mini-batch as a training step sees it.
+struct Batch<'a> {
+    epoch: usize,
+    /// Steps taken before this one.
+    done: usize,
+    indices: &'a [usize],
+    symmetry: Symmetry,
+}
+
+/// Runs `step` on shuffled mini-batches for every epoch.
 fn run_epochs(
     len: usize,
     config: &TrainConfig,
-    mut step: impl FnMut(usize, usize, &[usize]) -> Result<f64, ModelError>,
+    mut step: impl FnMut(&Batch) -> Result<f64, ModelError>,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<TrainReport, ModelError> {
     if len == 0 || config.batch_size == 0 {
@@ -124,7 +138,17 @@ fn run_epochs(
         order.shuffle(&mut rng);
         let mut sum = 0.0;
         for (batch, indices) in order.chunks(config.batch_size).enumerate() {
-            let loss = step(epoch, report.steps, indices)?;
+            let symmetry = if config.augment {
+                Symmetry::random(&mut rng)
+            } else {
+                Symmetry::IDENTITY
+            };
+            let loss = step(&Batch {
+                epoch,
+                done: report.steps,
+                indices,
+                symmetry,
+            })?;
             if !loss.is_finite() {
                 return Err(ModelError::Data(format!(
                     "training diverged: loss {loss} in epoch {}",
@@ -158,16 +182,20 @@ fn run_adam(
     len: usize,
     config: &TrainConfig,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-    mut step: impl FnMut(&mut nn::Optimizer, usize, &[usize]) -> Result<f64, ModelError>,
+    mut step: impl FnMut(&mut nn::Optimizer, &Batch) -> Result<f64, ModelError>,
 ) -> Result<TrainReport, ModelError> {
     let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
     let total = config.epochs * len.div_ceil(config.batch_size.max(1));
     run_epochs(
         len,
         config,
-        |epoch, done, indices| {
-            optimiser.set_lr(config.schedule.rate(config.learning_rate, done, total));
-            step(&mut optimiser, epoch, indices)
+        |batch| {
+            optimiser.set_lr(
+                config
+                    .schedule
+                    .rate(config.learning_rate, batch.done, total),
+            );
+            step(&mut optimiser, batch)
         },
         on_progress,
     )
@@ -185,20 +213,19 @@ pub fn train_vae(
 ) -> Result<TrainReport, ModelError> {
     let device = vs.device();
     let model: &Vae = vae;
-    let report = run_adam(
-        vs,
-        data.len(),
-        config,
-        on_progress,
-        |optimiser, epoch, indices| {
-            let images = data.image_batch(indices, device);
-            let labels = data.label_batch(indices, device);
-            let out = model.forward(&images, &labels, true);
-            let loss = model.loss(&out, &images, &labels, model.config.beta_at(epoch));
-            optimiser.backward_step(&loss.total);
-            Ok(loss.total.double_value(&[]))
-        },
-    )?;
+    let report = run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
+        let images = batch
+            .symmetry
+            .apply(&data.image_batch(batch.indices, device));
+        let labels = batch
+            .symmetry
+            .apply(&data.label_batch(batch.indices, device));
+        let out = model.forward(&images, &labels, true);
+        let beta = model.config.beta_at(batch.epoch);
+        let loss = model.loss(&out, &images, &labels, beta);
+        optimiser.backward_step(&loss.total);
+        Ok(loss.total.double_value(&[]))
+    })?;
     if !report.stopped {
         finish_vae(vae, data, config.seed, device)?;
     }
@@ -256,20 +283,19 @@ pub fn train_regressor(
         ));
     }
     let device = vs.device();
-    run_adam(
-        vs,
-        data.len(),
-        config,
-        on_progress,
-        |optimiser, _, indices| {
-            let input = model.input_batch(data, indices, device);
-            let target = data.stress_batch(indices, pressure_kpa, device);
-            let solid = masked.then(|| data.solid_batch(indices, device));
-            let loss = Regressor::loss(&model.forward(&input), &target, solid.as_ref());
-            optimiser.backward_step(&loss);
-            Ok(loss.double_value(&[]))
-        },
-    )
+    run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
+        let (indices, symmetry) = (batch.indices, batch.symmetry);
+        let input = symmetry.apply(&model.input_batch(data, indices, device));
+        let target = symmetry.apply(&data.stress_batch(indices, pressure_kpa, device));
+        let solid = masked.then(|| symmetry.apply(&data.solid_batch(indices, device)));
+        let labels = symmetry.apply(&data.label_batch(indices, device));
+        let (stress, tissue) = model.forward_with_tissue(&input);
+        let loss = Regressor::loss(&stress, &target, solid.as_ref());
+        let tissue_loss =
+            tissue.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
+        optimiser.backward_step(&(&loss + tissue_loss * Regressor::TISSUE_WEIGHT));
+        Ok(loss.double_value(&[]))
+    })
 }
 
 /// Predicted stress in kPa for every frame of `data`, as plain maps.

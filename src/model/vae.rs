@@ -84,7 +84,14 @@ pub struct Vae {
     encoder: nn::Sequential,
     to_stats: nn::Linear,
     from_latent: nn::Linear,
+    /// Up-sampling trunk shared by the heads.
     decoder: nn::Sequential,
+    /// Mean grey level and label logits.
+    head: nn::Conv2D,
+    /// Log speckle spread. In training it reads the trunk's features detached, so the
+    /// many per-pixel likelihood terms of the speckle model cannot pull the trunk away
+    /// from the geometry the label maps need.
+    spread_head: nn::Conv2D,
     /// Gaussian σ (pixels) of the speckle's spatial correlation, measured after training.
     speckle_grain: Tensor,
     prior_weights: Tensor,
@@ -163,8 +170,9 @@ impl Vae {
             .add(nn::conv_transpose2d(&p / "dec2", w, w, 4, up))
             .add_fn(|x| x.leaky_relu())
             .add(nn::conv2d(&p / "refine", w, w, 3, same))
-            .add_fn(|x| x.leaky_relu())
-            .add(nn::conv2d(&p / "head", w, 2 + CLASSES, 3, same));
+            .add_fn(|x| x.leaky_relu());
+        let head = nn::conv2d(&p / "head", w, 1 + CLASSES, 3, same);
+        let spread_head = nn::conv2d(&p / "spread_head", w, 1, 3, same);
         let k = config.prior_components.max(1) as i64;
         let prior = &p / "prior";
         Vae {
@@ -173,6 +181,8 @@ impl Vae {
             to_stats,
             from_latent,
             decoder,
+            head,
+            spread_head,
             speckle_grain: p.zeros_no_train("speckle_grain", &[1]),
             prior_weights: prior.zeros_no_train("weights", &[k]),
             prior_means: prior.zeros_no_train("means", &[k, latent]),
@@ -196,17 +206,29 @@ impl Vae {
 
     /// The decoder's mean image, speckle spread and label logits at latents `[n, d]`.
     pub fn decode_parts(&self, z: &Tensor) -> Decoding {
+        self.decode_with(z, false)
+    }
+
+    /// [`Vae::decode_parts`]; with `detach_spread`, the spread head reads detached
+    /// features (training).
+    fn decode_with(&self, z: &Tensor, detach_spread: bool) -> Decoding {
         let (channels, side) = self.config.bottleneck();
         let h = self
             .from_latent
             .forward(z)
             .leaky_relu()
             .view([-1, channels, side, side]);
-        let out = self.decoder.forward(&h);
+        let features = self.decoder.forward(&h);
+        let out = self.head.forward(&features);
+        let spread_input = if detach_spread {
+            features.detach()
+        } else {
+            features
+        };
         Decoding {
             mean: out.narrow(1, 0, 1).sigmoid(),
-            log_spread: out.narrow(1, 1, 1).clamp(-7.0, 0.0),
-            label_logits: out.narrow(1, 2, CLASSES),
+            log_spread: self.spread_head.forward(&spread_input).clamp(-7.0, 0.0),
+            label_logits: out.narrow(1, 1, CLASSES),
         }
     }
 
@@ -285,7 +307,7 @@ impl Vae {
             mu.shallow_clone()
         };
         VaeOutput {
-            decoding: self.decode_parts(&z),
+            decoding: self.decode_with(&z, true),
             mu,
             logvar,
         }

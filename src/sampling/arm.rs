@@ -224,6 +224,7 @@ impl ArmRun {
             learning_rate: self.config.learning_rate,
             seed: repeat_seed(self.config.seed, self.repeat).wrapping_add(round as u64),
             schedule: LrSchedule::Constant,
+            augment: true,
         };
         let report = train::train_regressor(
             &self.model,

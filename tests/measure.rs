@@ -1,0 +1,269 @@
+//! The model measurements from the command line on tiny settings (32², a few dozen
+//! frames, a handful of steps): the oracle F, the learning curve, train-on-synthetic-
+//! test-on-real and the validity of prior draws and moved points.
+
+use std::path::Path;
+
+fn sula(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `sula` and returns its stdout, failing the test on a non-zero exit.
+fn sula_ok(args: &[&str]) -> String {
+    let out = sula(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn phantom(dir: &Path, count: usize, seed: u64) -> String {
+    let out = dir.to_str().unwrap().to_string();
+    sula_ok(&[
+        "phantom",
+        "--count",
+        &count.to_string(),
+        "--size",
+        "32",
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        &out,
+        "--with-stress",
+    ]);
+    out
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn oracle_and_image_regressors_train_and_record_their_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = phantom(&dir.path().join("pool"), 16, 5);
+    for input in ["image", "label-map"] {
+        let out = dir.path().join(format!("{input}.safetensors"));
+        let text = sula_ok(&[
+            "train",
+            "--data",
+            &data,
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--masked",
+            "--test",
+            &data,
+            "--input",
+            input,
+            "--device",
+            "cpu",
+        ]);
+        assert!(text.contains("per-pixel mean predictor"), "{text}");
+        let sidecar = json(&out.with_extension("json"));
+        assert_eq!(sidecar["architecture"]["input"], input, "{sidecar}");
+        assert_eq!(sidecar["architecture"]["levels"], 3, "{sidecar}");
+        assert_eq!(sidecar["training"]["config"]["schedule"], "cosine");
+    }
+    // Levels that the size cannot halve into are refused in one line.
+    let out = sula(&[
+        "train",
+        "--data",
+        &data,
+        "--out",
+        dir.path().join("bad.safetensors").to_str().unwrap(),
+        "--size",
+        "32",
+        "--levels",
+        "6",
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--levels 6"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn learning_curve_trains_one_f_per_size_with_the_same_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = phantom(&dir.path().join("pool"), 24, 6);
+    let test = phantom(&dir.path().join("test"), 8, 7);
+    let table = dir.path().join("curve.json");
+    let png = dir.path().join("curve.png");
+    let text = sula_ok(&[
+        "learning-curve",
+        "--data",
+        &pool,
+        "--test",
+        &test,
+        "--size",
+        "32",
+        "--sizes",
+        "8,24",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--json",
+        table.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(text.contains("8 random real frames") && text.contains("24 random real frames"));
+    let rows = json(&table)["rows"].as_array().unwrap().clone();
+    let frames: Vec<u64> = rows
+        .iter()
+        .map(|r| r["assessment"]["train_frames"].as_u64().unwrap())
+        .collect();
+    assert_eq!(frames, [8, 24]);
+    // 8 frames in batches of 4: 3 epochs of 2 steps; 24 frames: 1 epoch of 6 steps.
+    for row in &rows {
+        assert_eq!(row["assessment"]["steps"], 6, "{row}");
+        assert_eq!(row["assessment"]["test_frames"], 8, "{row}");
+        assert!(row["assessment"]["metrics"]["mse"].as_f64().unwrap() > 0.0);
+    }
+    assert!(image::open(&png).unwrap().width() > 400);
+    // More frames than the pool holds is an error naming the pool.
+    let out = sula(&[
+        "learning-curve",
+        "--data",
+        &pool,
+        "--test",
+        &test,
+        "--size",
+        "32",
+        "--sizes",
+        "100",
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("has 24"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_validity() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = phantom(&dir.path().join("pool"), 24, 8);
+    let test = phantom(&dir.path().join("test"), 8, 9);
+    let vae = dir.path().join("vae.safetensors");
+    sula_ok(&[
+        "train-vae",
+        "--data",
+        &pool,
+        "--out",
+        vae.to_str().unwrap(),
+        "--size",
+        "32",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "8",
+        "--latent-dim",
+        "4",
+        "--width",
+        "8",
+        "--prior-components",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    let table = dir.path().join("tstr.json");
+    let text = sula_ok(&[
+        "tstr",
+        "--vae",
+        vae.to_str().unwrap(),
+        "--data",
+        &pool,
+        "--test",
+        &test,
+        "--size",
+        "32",
+        "--count",
+        "8",
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--json",
+        table.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(text.contains("MSE ratio"), "{text}");
+    let report = json(&table);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["assessment"]["train_frames"], 8);
+    let steps: Vec<u64> = rows
+        .iter()
+        .map(|r| r["assessment"]["steps"].as_u64().unwrap())
+        .collect();
+    assert!(steps.iter().all(|&s| s > 0), "{steps:?}");
+    let ratio = report["tstr_ratio_prior"].as_f64().unwrap();
+    let real = rows[0]["assessment"]["metrics"]["mse"].as_f64().unwrap();
+    let drawn = rows[2]["assessment"]["metrics"]["mse"].as_f64().unwrap();
+    assert!((ratio - drawn / real).abs() < 1e-9);
+
+    // Validity of prior draws and of moved points, with F's gradient as the direction.
+    let f = dir.path().join("f.safetensors");
+    sula_ok(&[
+        "train",
+        "--data",
+        &pool,
+        "--out",
+        f.to_str().unwrap(),
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--width",
+        "4",
+        "--masked",
+        "--device",
+        "cpu",
+    ]);
+    let text = sula_ok(&[
+        "eval-vae",
+        "--vae",
+        vae.to_str().unwrap(),
+        "--data",
+        &test,
+        "--regressor",
+        f.to_str().unwrap(),
+        "--draws",
+        "20",
+        "--device",
+        "cpu",
+    ]);
+    for line in [
+        "draws from the fitted prior (3 Gaussians)",
+        "draws from N(0, I)",
+        "moved by η = 1 (F's loss gradient)",
+        "moved by η = 2 (F's loss gradient)",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
