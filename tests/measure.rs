@@ -215,17 +215,32 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
     assert!(text.contains("MSE ratio"), "{text}");
     let report = json(&table);
     let rows = report["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
+    let skipped = report["skipped"].as_array().unwrap();
+    // A VAE this small may decode no closed vessel: such a set is reported as skipped,
+    // never trained on; the real frames always train.
+    assert_eq!(rows.len() + skipped.len(), 3, "{report}");
     assert_eq!(rows[0]["assessment"]["train_frames"], 8);
-    let steps: Vec<u64> = rows
-        .iter()
-        .map(|r| r["assessment"]["steps"].as_u64().unwrap())
-        .collect();
-    assert!(steps.iter().all(|&s| s > 0), "{steps:?}");
-    let ratio = report["tstr_ratio_prior"].as_f64().unwrap();
     let real = rows[0]["assessment"]["metrics"]["mse"].as_f64().unwrap();
-    let drawn = rows[2]["assessment"]["metrics"]["mse"].as_f64().unwrap();
-    assert!((ratio - drawn / real).abs() < 1e-9);
+    for (key, prefix) in [
+        ("tstr_ratio_reconstructions", "reconstructions"),
+        ("tstr_ratio_prior", "draws"),
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["name"].as_str().unwrap().starts_with(prefix));
+        match row {
+            Some(row) => {
+                assert!(row["assessment"]["steps"].as_u64().unwrap() > 0);
+                let mse = row["assessment"]["metrics"]["mse"].as_f64().unwrap();
+                let ratio = report[key].as_f64().unwrap();
+                assert!((ratio - mse / real).abs() < 1e-9, "{report}");
+            }
+            None => {
+                assert!(report[key].is_null(), "{report}");
+                assert!(text.contains("skipped"), "{text}");
+            }
+        }
+    }
 
     // Validity of prior draws and of moved points, with F's gradient as the direction.
     let f = dir.path().join("f.safetensors");

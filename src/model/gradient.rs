@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::regressor::Regressor;
-use super::vae::Vae;
+use super::vae::{SpeckleSeed, Vae};
 
 /// How a gradient is turned into a step direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -26,7 +26,8 @@ pub struct LatentGradient {
 }
 
 /// Per-point loss L(F(G_image(z)), y) (MSE over solid pixels of the target's label map
-/// when `solid` is given, in units of pressure²) and ∇z L. `targets` is `[n, 1, s, s]`
+/// when `solid` is given, in units of pressure²) and ∇z L. G_image carries one speckle
+/// realisation shared by all points ([`SpeckleSeed::Common`]), so L is smooth in z. `targets` is `[n, 1, s, s]`
 /// stress / pressure. Only z receives gradients: the model parameters' `.grad` are
 /// untouched.
 pub fn latent_gradients(
@@ -45,7 +46,7 @@ pub fn latent_gradients(
         .view([n, d])
         .to_device(device)
         .set_requires_grad(true);
-    let (image, _) = vae.decode(&z);
+    let (image, _) = vae.decode_speckled(&z, SpeckleSeed::Common);
     let squared = (regressor.forward(&image) - targets).pow_tensor_scalar(2);
     let per_sample = match solid {
         Some(mask) => {

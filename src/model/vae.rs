@@ -236,15 +236,19 @@ impl Vae {
     /// speckle realisation is a function of each latent point, so the same z always gives
     /// the same pixels; gradients flow through the mean and the spread.
     pub fn decode(&self, z: &Tensor) -> (Tensor, Tensor) {
+        self.decode_speckled(z, SpeckleSeed::PerPoint)
+    }
+
+    /// Decodes with the speckle realisation `seed` picks.
+    pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Tensor) {
         let parts = self.decode_parts(z);
-        let noise = self.speckle_noise(z);
+        let noise = self.speckle_noise(z, seed);
         let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
         (image, parts.label_logits)
     }
 
-    /// Unit-variance noise `[n, 1, s, s]` with the measured speckle grain, seeded by the
-    /// bits of each latent row.
-    fn speckle_noise(&self, z: &Tensor) -> Tensor {
+    /// Unit-variance noise `[n, 1, s, s]` with the measured speckle grain.
+    fn speckle_noise(&self, z: &Tensor, seed: SpeckleSeed) -> Tensor {
         let n = z.size()[0];
         let d = z.size()[1] as usize;
         let s = self.config.size as i64;
@@ -253,7 +257,11 @@ impl Vae {
         for row in rows.chunks(d.max(1)) {
             use rand::SeedableRng;
             use rand_distr::Distribution;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(fnv1a(row));
+            let bits = match seed {
+                SpeckleSeed::PerPoint => fnv1a(row),
+                SpeckleSeed::Common => COMMON_SPECKLE_SEED,
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(bits);
             values
                 .extend((0..s * s).map(|_| -> f32 { rand_distr::StandardNormal.sample(&mut rng) }));
         }
@@ -421,6 +429,19 @@ impl Vae {
     }
 }
 
+/// Which speckle realisation a decoded image carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeckleSeed {
+    /// Seeded by the latent point's bits: each point its own frame, reproducibly.
+    PerPoint,
+    /// One realisation shared by every point (common random numbers): the loss of F on
+    /// the decoded image is then a smooth function of z, so gradients and the losses at
+    /// z and z' compare like with like.
+    Common,
+}
+
+const COMMON_SPECKLE_SEED: u64 = 0x5eed_5bec_41e5;
+
 /// FNV-1a over the bits of a latent row: a stable seed for its speckle realisation.
 fn fnv1a(row: &[f32]) -> u64 {
     row.iter()
@@ -468,7 +489,7 @@ mod tests {
         for (rho, lo, hi) in [(0.0, -0.03, 0.03), (0.6, 0.5, 0.7)] {
             vae.set_grain_from_correlation(rho);
             let zs = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
-            let noise = vae.speckle_noise(&zs);
+            let noise = vae.speckle_noise(&zs, SpeckleSeed::PerPoint);
             let s = 32;
             let inner = noise.narrow(2, 8, 16).narrow(3, 8, 16);
             let lagged = (inner.narrow(3, 0, 15) * inner.narrow(3, 1, 15)).mean(Kind::Double);
