@@ -69,7 +69,7 @@ impl Default for Settings {
             k: 40,
             step: 1.0,
             normalisation: Normalisation::L2,
-            epochs_per_round: 10,
+            epochs_per_round: 8,
             budget: 320,
             repeats: 1,
             seed: 1,

@@ -23,7 +23,7 @@ use crate::sampling::{Arm, Context, LoopConfig, Mode, Normalisation, Pool};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
     /// Sized to finish within 25 minutes on a 2-core CPU: n0 40, k 40, budget 320,
-    /// 10 epochs per round, 5 repeats.
+    /// 8 epochs per round (sized for the deep U-Net F), 5 repeats.
     Default,
     /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 5 repeats.
     Paper,
@@ -33,7 +33,7 @@ impl Protocol {
     /// (n0, k, budget, epochs per round).
     fn sizes(self) -> (usize, usize, usize, usize) {
         match self {
-            Protocol::Default => (40, 40, 320, 10),
+            Protocol::Default => (40, 40, 320, 8),
             Protocol::Paper => (100, 100, 1000, 20),
         }
     }
