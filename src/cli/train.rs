@@ -105,6 +105,9 @@ pub struct TrainArgs {
     /// What F reads: the image, or the label map (the oracle that measures F's ceiling).
     #[arg(long, value_enum, default_value_t = RegressorInput::Image)]
     input: RegressorInput,
+    /// Weight of the auxiliary tissue cross-entropy (0: stress alone).
+    #[arg(long, default_value_t = RegressorConfig::new(64).tissue_weight)]
+    tissue_weight: f64,
     /// Compute the loss over solid pixels only.
     #[arg(long)]
     masked: bool,
@@ -281,10 +284,17 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             common.size
         );
     }
+    if !(args.tissue_weight.is_finite() && args.tissue_weight >= 0.0) {
+        bail!(
+            "--tissue-weight {} must be a number of at least 0",
+            args.tissue_weight
+        );
+    }
     let model_config = RegressorConfig {
         width: args.width,
         levels,
         input: args.input,
+        tissue_weight: args.tissue_weight,
         ..RegressorConfig::new(common.size)
     };
     let model = Regressor::new(&vs.root(), model_config);

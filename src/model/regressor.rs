@@ -50,6 +50,10 @@ pub struct RegressorConfig {
     pub levels: usize,
     #[serde(default)]
     pub input: RegressorInput,
+    /// Weight of the auxiliary tissue cross-entropy (per pixel) beside the stress error
+    /// (per solid pixel, in pressure² units) in the training loss; 0 trains on stress alone.
+    #[serde(default = "default_tissue_weight")]
+    pub tissue_weight: f64,
     /// Architecture revision ([`REGRESSOR_REVISION`] for checkpoints written now; absent,
     /// hence 0, in checkpoints of older builds).
     #[serde(default)]
@@ -64,6 +68,7 @@ impl RegressorConfig {
             width: 16,
             levels: RegressorConfig::levels_for(size),
             input: RegressorInput::Image,
+            tissue_weight: default_tissue_weight(),
             revision: REGRESSOR_REVISION,
         }
     }
@@ -81,6 +86,10 @@ impl RegressorConfig {
     fn channels(&self, level: usize) -> i64 {
         (self.width << level.min(3)) as i64
     }
+}
+
+fn default_tissue_weight() -> f64 {
+    1.0
 }
 
 /// Groups for GroupNorm: 8 channels per group, at least one group.
@@ -216,10 +225,6 @@ impl Regressor {
                 .to_kind(Kind::Float),
         }
     }
-
-    /// Weight of the tissue cross-entropy (per pixel) beside the stress error (per solid
-    /// pixel, in pressure² units) in the training loss.
-    pub const TISSUE_WEIGHT: f64 = 1.0;
 
     /// Mean squared error, over solid pixels only when `solid` is given.
     pub fn loss(prediction: &Tensor, target: &Tensor, solid: Option<&Tensor>) -> Tensor {

@@ -293,7 +293,7 @@ pub fn train_regressor(
         let loss = Regressor::loss(&stress, &target, solid.as_ref());
         let tissue_loss =
             tissue.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
-        optimiser.backward_step(&(&loss + tissue_loss * Regressor::TISSUE_WEIGHT));
+        optimiser.backward_step(&(&loss + tissue_loss * model.config.tissue_weight));
         Ok(loss.double_value(&[]))
     })
 }
