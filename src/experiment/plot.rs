@@ -39,6 +39,20 @@ fn register_font() {
     });
 }
 
+/// The series legend in the upper right corner, shared by every figure here.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Which quantity a panel shows.
 #[derive(Clone, Copy)]
 enum Panel {
@@ -166,14 +180,7 @@ fn draw(
                 )
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
     }
     root.present().map_err(|e| e.to_string())
 }
@@ -271,14 +278,7 @@ pub fn render_learning_curve(
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 22, y)], grey.stroke_width(2))
             });
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })();
     if let Err(message) = drawn {
