@@ -63,7 +63,7 @@ impl Default for Settings {
             phantom_seed: 1,
             pixel_mm: None,
             vae_epochs: 20,
-            latent_dim: 16,
+            latent_dim: 32,
             mode: Mode::Si,
             n0: 40,
             k: 40,
