@@ -1,4 +1,5 @@
-//! `sula info`: detect a dataset's layout and summarise it.
+//! `sula info`: detect a dataset's layout and summarise it; for DICOM, the pullbacks'
+//! patient-free facts (never a patient identifier).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,20 +8,99 @@ use anyhow::Result;
 use clap::Args;
 use rayon::prelude::*;
 
-use crate::data::dataset::{Dataset, MaskSource, SpacingSource};
+use super::open::OpenArgs;
+use crate::data::dataset::{Dataset, LayoutKind, MaskSource, SpacingSource};
+use crate::data::dicom::FrameReader;
 use crate::labels::Tissue;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Dataset folder (sula or MICCAI 2011 layout).
-    dir: PathBuf,
-    /// Pixel spacing in mm, for layouts that do not record it.
-    #[arg(long, value_name = "MM")]
-    pixel_mm: Option<f64>,
+    /// Dataset folder (sula or MICCAI 2011 layout), DICOM file, or folder of DICOM files.
+    path: PathBuf,
+    #[command(flatten)]
+    open: OpenArgs,
 }
 
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let dataset = Dataset::open(&args.dir, args.pixel_mm)?;
+    let dataset = Dataset::open_with(&args.path, &args.open.options())?;
+    println!("{}", dataset.root.display());
+    if dataset.kind == LayoutKind::Dicom {
+        print_pullbacks(&dataset)?;
+    } else {
+        print_folder(&dataset)?;
+    }
+    let source = match dataset.spacing_source {
+        SpacingSource::Manifest => "from dataset.json".to_owned(),
+        SpacingSource::Option => "from --pixel-mm".to_owned(),
+        SpacingSource::Default => {
+            "default; not recorded in the files, set it with --pixel-mm".to_owned()
+        }
+        SpacingSource::Dicom(source) => source.describe().to_owned(),
+        SpacingSource::Unknown => {
+            "unknown: the files record none; this default is assumed, set it with --pixel-mm"
+                .to_owned()
+        }
+    };
+    println!(
+        "  pixel spacing: {:.4} mm per stored pixel ({source})",
+        dataset.pixel_mm
+    );
+    Ok(())
+}
+
+fn print_pullbacks(dataset: &Dataset) -> Result<()> {
+    let total: usize = dataset.pullbacks.iter().map(|p| p.selected).sum();
+    println!(
+        "  layout:        DICOM, {} pullback{}",
+        dataset.pullbacks.len(),
+        if dataset.pullbacks.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    println!("  frames:        {total} selected (0 annotated, {total} unannotated)");
+    for pullback in &dataset.pullbacks {
+        let s = &pullback.series;
+        // Decoding the first frame proves the syntax and photometric interpretation work.
+        FrameReader::open(&s.files[0])?.grey(0)?;
+        println!("  {}:", s.name);
+        let files = if s.files.len() > 1 {
+            format!(" in {} single-frame files", s.files.len())
+        } else {
+            String::new()
+        };
+        println!(
+            "    frames:          {} of {}{files}",
+            pullback.selected,
+            s.frame_count()
+        );
+        println!("    size:            {}×{} px", s.cols, s.rows);
+        println!("    transfer syntax: {}", s.transfer_syntax_name);
+        println!(
+            "    photometric:     {}, {}-bit",
+            s.photometric, s.bits_allocated
+        );
+        match s.spacing {
+            Some((mm, source)) => {
+                println!("    spacing:         {mm:.4} mm ({})", source.describe())
+            }
+            None => println!("    spacing:         unknown (not recorded in the file)"),
+        }
+        match s.frame_rate {
+            Some(rate) => println!("    frame rate:      {rate:.1} frames/s"),
+            None => println!("    frame rate:      not recorded"),
+        }
+        let crop = pullback.crop;
+        println!(
+            "    crop:            {} px square at ({}, {})",
+            crop.size, crop.x, crop.y
+        );
+    }
+    Ok(())
+}
+
+fn print_folder(dataset: &Dataset) -> Result<()> {
     // Reads every frame once: sizes and class fractions, and any unreadable file surfaces.
     let summaries = (0..dataset.frames.len())
         .into_par_iter()
@@ -45,7 +125,6 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     let total = dataset.frames.len();
     let annotated = dataset.annotated();
     let with_stress = dataset.frames.iter().filter(|f| f.stress.is_some()).count();
-    println!("{}", dataset.root.display());
     let provenance = dataset.manifest.as_ref().and_then(|m| {
         m.provenance
             .get("source")
@@ -71,12 +150,6 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         })
         .collect();
     println!("  image size:    {}", size_text.join(", "));
-    let source = match dataset.spacing_source {
-        SpacingSource::Manifest => "from dataset.json",
-        SpacingSource::Option => "from --pixel-mm",
-        SpacingSource::Default => "default; not recorded in the files, set it with --pixel-mm",
-    };
-    println!("  pixel spacing: {:.4} mm ({source})", dataset.pixel_mm);
     let labelled: usize = classes.iter().sum();
     if labelled > 0 {
         let fractions: Vec<String> = Tissue::ALL

@@ -9,6 +9,7 @@ mod export;
 mod info;
 mod label;
 mod measure;
+mod open;
 mod phantom;
 mod train;
 
@@ -35,7 +36,7 @@ enum Command {
     Label(label::LabelArgs),
     /// Write a seeded synthetic IVUS dataset (sula layout).
     Phantom(phantom::PhantomArgs),
-    /// Detect a dataset's layout and summarise it.
+    /// Detect a dataset's layout (or a DICOM pullback's facts) and summarise it.
     Info(info::InfoArgs),
     /// Train the VAE on a dataset's images and label maps.
     TrainVae(train::TrainVaeArgs),

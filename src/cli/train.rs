@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::Device;
 
+use super::open::OpenArgs;
 use crate::data::dataset::Dataset;
 use crate::fea::DEFAULT_PRESSURE_KPA;
 use crate::model::assess;
@@ -41,7 +42,7 @@ impl DeviceChoice {
 
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Dataset folder (sula or MICCAI 2011 layout).
+    /// Dataset folder (sula or MICCAI 2011 layout), DICOM file or folder of DICOM files.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Checkpoint to write (.safetensors; the sidecar goes next to it as .json).
@@ -67,9 +68,8 @@ pub struct CommonArgs {
     seed: u64,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Pixel spacing in mm for layouts that do not record it.
-    #[arg(long, value_name = "MM")]
-    pixel_mm: Option<f64>,
+    #[command(flatten)]
+    open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -156,7 +156,7 @@ fn prepare(
     size_multiple: usize,
 ) -> Result<(Dataset, FrameSet, TrainConfig, tch::nn::VarStore)> {
     check_size(common.size, size_multiple)?;
-    let dataset = Dataset::open(&common.data, common.pixel_mm)?;
+    let dataset = Dataset::open_with(&common.data, &common.open.options())?;
     let data = FrameSet::load(&dataset, common.size, stress)?;
     let config = TrainConfig {
         epochs: common.epochs,
@@ -312,7 +312,11 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     // Test metrics go to the console and into the checkpoint's sidecar.
     let mut extra = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
     if let Some(test) = &args.test {
-        let test_set = FrameSet::load(&Dataset::open(test, common.pixel_mm)?, common.size, true)?;
+        let test_set = FrameSet::load(
+            &Dataset::open(test, common.open.pixel_mm)?,
+            common.size,
+            true,
+        )?;
         let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
         let (frames, ours) = assess::score(&test_set, |i| predictions[i].clone());
         let (_, trivial) = assess::mean_map_metrics(&data, &test_set);

@@ -1,10 +1,13 @@
-//! One `Dataset` type over the folder layouts sula reads (SPEC §2.2): the sula layout and
-//! the MICCAI 2011 IVUS challenge layout (contour text files rasterised to label maps).
+//! One `Dataset` type over the layouts sula reads (SPEC §2.2): the sula layout, the MICCAI
+//! 2011 IVUS challenge layout (contour text files rasterised to label maps), and DICOM
+//! pullbacks (unannotated frames decoded one at a time).
 
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
+use rayon::prelude::*;
 
+use super::dicom::{self, CropRect, CropSpec, DicomSpacing, FrameReader, FrameSelection, Series};
 use super::layout::{DatasetManifest, SulaLayout, png_stems};
 use super::mask::read_mask;
 use crate::io::{IoError, npy};
@@ -18,6 +21,7 @@ pub const MICCAI_DEFAULT_PIXEL_MM: f64 = 10.0 / 384.0;
 pub enum LayoutKind {
     Sula,
     Miccai2011,
+    Dicom,
 }
 
 impl std::fmt::Display for LayoutKind {
@@ -25,6 +29,7 @@ impl std::fmt::Display for LayoutKind {
         f.write_str(match self {
             LayoutKind::Sula => "sula",
             LayoutKind::Miccai2011 => "MICCAI 2011 IVUS challenge",
+            LayoutKind::Dicom => "DICOM",
         })
     }
 }
@@ -45,9 +50,37 @@ pub enum MaskSource {
 #[derive(Debug, Clone)]
 pub struct FrameEntry {
     pub id: String,
+    /// The image file: a PNG, or the DICOM file that holds the frame.
     pub image: PathBuf,
     pub mask: MaskSource,
     pub stress: Option<PathBuf>,
+    /// For a DICOM frame: which frame of `image`, and how to crop it.
+    pub dicom: Option<DicomFrame>,
+}
+
+/// Where a frame sits in a DICOM file, and the square of it that is the image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DicomFrame {
+    pub frame: u32,
+    pub crop: CropRect,
+    /// Spacing of the stored frame in mm, when its series records one.
+    pub pixel_mm: Option<f64>,
+}
+
+/// How to open a dataset: spacing override, and for DICOM the frames and crop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    pub pixel_mm: Option<f64>,
+    pub frames: FrameSelection,
+    pub crop: CropSpec,
+}
+
+/// One DICOM pullback of a dataset, with the crop chosen for it and the frames taken.
+#[derive(Debug, Clone)]
+pub struct Pullback {
+    pub series: Series,
+    pub crop: CropRect,
+    pub selected: usize,
 }
 
 /// A frame read from disk, resampled to the working resolution if asked.
@@ -68,6 +101,9 @@ pub enum SpacingSource {
     Manifest,
     Option,
     Default,
+    Dicom(DicomSpacing),
+    /// A DICOM pullback that records no spacing: the default is assumed until `--pixel-mm`.
+    Unknown,
 }
 
 /// A dataset folder: its layout, frames and pixel spacing.
@@ -79,13 +115,33 @@ pub struct Dataset {
     pub pixel_mm: f64,
     pub spacing_source: SpacingSource,
     pub manifest: Option<DatasetManifest>,
+    /// The DICOM pullbacks the frames come from (empty for the folder layouts).
+    pub pullbacks: Vec<Pullback>,
 }
 
 impl Dataset {
     /// Detects the layout of `root` and lists its frames; `pixel_mm` overrides the spacing.
     pub fn open(root: &Path, pixel_mm: Option<f64>) -> Result<Dataset, IoError> {
-        if !root.is_dir() {
-            return Err(IoError::format(root, "is not a folder"));
+        Dataset::open_with(
+            root,
+            &OpenOptions {
+                pixel_mm,
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// [`Dataset::open`] with DICOM frame selection and crop.
+    pub fn open_with(root: &Path, options: &OpenOptions) -> Result<Dataset, IoError> {
+        let pixel_mm = options.pixel_mm;
+        if !root.exists() {
+            return Err(IoError::format(root, "does not exist"));
+        }
+        if root.is_file() && !dicom::is_dicom_file(root) {
+            return Err(IoError::format(
+                root,
+                "is neither a dataset folder nor a DICOM file",
+            ));
         }
         if let Some(mm) = pixel_mm
             && !(mm.is_finite() && mm > 0.0)
@@ -95,10 +151,24 @@ impl Dataset {
                 format!("pixel spacing must be positive, got {mm}"),
             ));
         }
-        let mut dataset = if root.join("masks").is_dir() || root.join("images").is_dir() {
+        let mut dataset = if root.is_file() {
+            open_dicom(root, options)?
+        } else if root.join("masks").is_dir() || root.join("images").is_dir() {
             open_sula(root)?
         } else {
-            open_miccai(root)?
+            let mut dcm_dirs = Vec::new();
+            find_dcm(root, 0, &mut dcm_dirs)?;
+            if dcm_dirs.is_empty() {
+                open_dicom(root, options).map_err(|e| match e {
+                    IoError::Format { message, .. } if message == dicom::NO_DICOM => IoError::format(
+                        root,
+                        "is not a dataset sula can read: no images/ and masks/ (sula layout), no DCM/ folder (MICCAI 2011 layout) and no DICOM files",
+                    ),
+                    other => other,
+                })?
+            } else {
+                open_miccai(root, dcm_dirs)?
+            }
         };
         if let Some(mm) = pixel_mm {
             dataset.pixel_mm = mm;
@@ -115,10 +185,77 @@ impl Dataset {
             .count()
     }
 
+    /// Reads frames `indices` in that order, each DICOM file opened once for all its frames.
+    pub fn load_many(
+        &self,
+        indices: &[usize],
+        working_size: Option<usize>,
+    ) -> Result<Vec<LoadedFrame>, IoError> {
+        if self.kind != LayoutKind::Dicom {
+            return indices
+                .par_iter()
+                .map(|&i| self.load(i, working_size))
+                .collect();
+        }
+        let mut out: Vec<Option<LoadedFrame>> = vec![None; indices.len()];
+        let mut start = 0;
+        while start < indices.len() {
+            let file = &self.frames[indices[start]].image;
+            let end = (start..indices.len())
+                .find(|&k| &self.frames[indices[k]].image != file)
+                .unwrap_or(indices.len());
+            let reader = FrameReader::open(file)?;
+            let frames = indices[start..end]
+                .par_iter()
+                .map(|&i| self.load_dicom(&reader, i, working_size))
+                .collect::<Result<Vec<_>, IoError>>()?;
+            for (slot, frame) in out[start..end].iter_mut().zip(frames) {
+                *slot = Some(frame);
+            }
+            start = end;
+        }
+        Ok(out
+            .into_iter()
+            .map(|f| f.expect("every index loaded"))
+            .collect())
+    }
+
+    fn load_dicom(
+        &self,
+        reader: &FrameReader,
+        index: usize,
+        working_size: Option<usize>,
+    ) -> Result<LoadedFrame, IoError> {
+        let entry = &self.frames[index];
+        let place = entry.dicom.expect("DICOM entries carry their frame");
+        let grey = reader.grey(place.frame)?;
+        let image = place.crop.apply(&grey, reader.rows(), reader.cols());
+        let pixel_mm = match self.spacing_source {
+            SpacingSource::Option => self.pixel_mm,
+            _ => place.pixel_mm.unwrap_or(self.pixel_mm),
+        };
+        let frame = LoadedFrame {
+            id: entry.id.clone(),
+            width: place.crop.size,
+            height: place.crop.size,
+            image,
+            labels: None,
+            stress: None,
+            pixel_mm,
+        };
+        Ok(match working_size {
+            Some(size) if size != place.crop.size => resample(frame, size),
+            _ => frame,
+        })
+    }
+
     /// Reads frame `index`; with `working_size`, resamples to that square size (image
     /// with a triangle filter, labels and stress with nearest neighbour).
     pub fn load(&self, index: usize, working_size: Option<usize>) -> Result<LoadedFrame, IoError> {
         let entry = &self.frames[index];
+        if entry.dicom.is_some() {
+            return self.load_dicom(&FrameReader::open(&entry.image)?, index, working_size);
+        }
         let bytes = std::fs::read(&entry.image).map_err(|e| IoError::io(&entry.image, e))?;
         let image = image::load_from_memory(&bytes)
             .map_err(|e| IoError::format(&entry.image, format!("not a readable image ({e})")))?
@@ -252,6 +389,7 @@ fn open_sula(root: &Path) -> Result<Dataset, IoError> {
             image: layout.image_path(id),
             mask: MaskSource::Png(layout.mask_path(id)),
             stress: Some(layout.stress_path(id)).filter(|p| p.exists()),
+            dicom: None,
         })
         .collect();
     let (pixel_mm, spacing_source) = match &manifest {
@@ -265,20 +403,13 @@ fn open_sula(root: &Path) -> Result<Dataset, IoError> {
         pixel_mm,
         spacing_source,
         manifest,
+        pullbacks: Vec::new(),
     })
 }
 
-/// Finds `DCM` folders below `root` (a few levels deep), each with `LABELS*` siblings.
-fn open_miccai(root: &Path) -> Result<Dataset, IoError> {
-    let mut dcm_dirs = Vec::new();
-    find_dcm(root, 0, &mut dcm_dirs)?;
+/// Reads the `DCM` folders found below `root`, each with `LABELS*` siblings.
+fn open_miccai(root: &Path, mut dcm_dirs: Vec<PathBuf>) -> Result<Dataset, IoError> {
     dcm_dirs.sort();
-    if dcm_dirs.is_empty() {
-        return Err(IoError::format(
-            root,
-            "is not a dataset sula can read: no images/ and masks/ (sula layout) and no DCM/ folder (MICCAI 2011 layout)",
-        ));
-    }
     let mut frames = Vec::new();
     for dcm in &dcm_dirs {
         let parent = dcm.parent().unwrap_or(root);
@@ -319,6 +450,7 @@ fn open_miccai(root: &Path) -> Result<Dataset, IoError> {
                 image: dcm.join(format!("{stem}.png")),
                 mask,
                 stress: None,
+                dicom: None,
             });
         }
     }
@@ -332,7 +464,86 @@ fn open_miccai(root: &Path) -> Result<Dataset, IoError> {
         pixel_mm: MICCAI_DEFAULT_PIXEL_MM,
         spacing_source: SpacingSource::Default,
         manifest: None,
+        pullbacks: Vec::new(),
     })
+}
+
+/// Frames a crop is judged on: up to eight, spread over the selection.
+const CROP_SAMPLES: usize = 8;
+
+/// One DICOM file or a folder of them: every selected frame of every pullback, unannotated.
+fn open_dicom(root: &Path, options: &OpenOptions) -> Result<Dataset, IoError> {
+    let all = dicom::scan(root)?;
+    let mut frames = Vec::new();
+    let mut pullbacks = Vec::new();
+    for series in all {
+        let selected: Vec<usize> = options.frames.indices(series.frame_count()).collect();
+        if selected.is_empty() {
+            continue;
+        }
+        let crop = series_crop(&series, &selected, options.crop)?;
+        for &index in &selected {
+            let (file, frame) = series.locate(index).expect("index within the series");
+            frames.push(FrameEntry {
+                id: format!("{}/{index:05}", series.name),
+                image: file.to_path_buf(),
+                mask: MaskSource::Missing,
+                stress: None,
+                dicom: Some(DicomFrame {
+                    frame,
+                    crop,
+                    pixel_mm: series.spacing.map(|(mm, _)| mm),
+                }),
+            });
+        }
+        pullbacks.push(Pullback {
+            series,
+            crop,
+            selected: selected.len(),
+        });
+    }
+    if frames.is_empty() {
+        return Err(IoError::format(
+            root,
+            "has no frames in the selected range (see --frames)",
+        ));
+    }
+    let (pixel_mm, spacing_source) = match pullbacks.iter().find_map(|p| p.series.spacing) {
+        Some((mm, source)) => (mm, SpacingSource::Dicom(source)),
+        None => (MICCAI_DEFAULT_PIXEL_MM, SpacingSource::Unknown),
+    };
+    Ok(Dataset {
+        kind: LayoutKind::Dicom,
+        root: root.to_path_buf(),
+        frames,
+        pixel_mm,
+        spacing_source,
+        manifest: None,
+        pullbacks,
+    })
+}
+
+/// The crop of one series; `auto` decodes a few of its frames to find the imaging area.
+fn series_crop(series: &Series, selected: &[usize], spec: CropSpec) -> Result<CropRect, IoError> {
+    let fail = |message: String| IoError::format(&series.files[0], message);
+    if spec != CropSpec::Auto || series.imaging_region.is_some() {
+        return dicom::crop::resolve(spec, series.rows, series.cols, series.imaging_region, &[])
+            .map_err(fail);
+    }
+    let picks: Vec<usize> = (0..CROP_SAMPLES.min(selected.len()))
+        .map(|k| selected[k * selected.len() / CROP_SAMPLES.min(selected.len())])
+        .collect();
+    let mut samples = Vec::new();
+    let mut open: Option<(PathBuf, FrameReader)> = None;
+    for index in picks {
+        let (file, frame) = series.locate(index).expect("index within the series");
+        if open.as_ref().is_none_or(|(path, _)| path != file) {
+            open = Some((file.to_path_buf(), FrameReader::open(file)?));
+        }
+        let (_, reader) = open.as_ref().expect("just opened");
+        samples.push(reader.grey(frame)?);
+    }
+    dicom::crop::resolve(spec, series.rows, series.cols, None, &samples).map_err(fail)
 }
 
 fn find_dcm(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<(), IoError> {

@@ -1,6 +1,7 @@
 //! Datasets on disk and synthetic label maps.
 
 pub mod dataset;
+pub mod dicom;
 pub mod layout;
 pub mod mask;
 pub mod phantom;

@@ -31,8 +31,8 @@ impl FrameSet {
             labels: Vec::new(),
             stress: Some(Vec::new()),
         };
-        for index in 0..dataset.frames.len() {
-            let frame = dataset.load(index, Some(size))?;
+        let all: Vec<usize> = (0..dataset.frames.len()).collect();
+        for frame in dataset.load_many(&all, Some(size))? {
             let Some(labels) = frame.labels else { continue };
             set.images.push(frame.image);
             set.labels.push(labels);
