@@ -438,6 +438,7 @@ fn export_round_trips_through_sula_info_with_a_consistent_manifest() {
                     assert_eq!(entry.pool_id, None);
                     let decoded =
                         decode_latents(&vae, std::slice::from_ref(&moved.z_moved), Device::Cpu)
+                            .unwrap()
                             .remove(0);
                     (decoded.image, decoded.labels)
                 }
@@ -527,4 +528,61 @@ fn export_names_what_is_wrong_with_its_arguments() {
         "{message}"
     );
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn an_image_only_vae_runs_snn_and_refuses_si_with_the_reason() {
+    use sula::model::train::{self, LrSchedule, TrainConfig};
+    use sula::model::vae::{Vae, VaeConfig};
+    let fea = FeaParams {
+        pixel_mm: 9.0 / 32.0,
+        ..FeaParams::default()
+    };
+    let frames = phantom_frames(32, 48, 11);
+    // The VAE sees the images only, as it would on an unannotated pool.
+    let images = sula::model::data::FrameSet {
+        labels: Vec::new(),
+        stress: None,
+        ..frames.set.clone()
+    };
+    train::seed_torch(2);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let mut vae = Vae::new(
+        &vs.root(),
+        VaeConfig {
+            latent_dim: 4,
+            width: 8,
+            prior_components: 2,
+            labelled: false,
+            ..VaeConfig::new(32)
+        },
+    );
+    let training = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed: 2,
+        schedule: LrSchedule::Constant,
+        augment: false,
+    };
+    train::train_vae(&mut vae, &vs, &images, &training, &mut quiet).unwrap();
+    let (test, _) = label_all(phantom_frames(32, 12, 12).set, &fea);
+    let pool = Pool::new(frames.ids, frames.set, fea, &vae, Device::Cpu);
+    let ctx = Context {
+        vae: &vae,
+        pool: &pool,
+        test: &test,
+        device: Device::Cpu,
+    };
+    let refused = ArmRun::new(Arm::Adaptive, &config(Mode::Si), 0, &ctx)
+        .err()
+        .expect("SI needs decoded label maps")
+        .to_string();
+    assert!(
+        refused.contains("image-only") && refused.contains("SNN"),
+        "{refused}"
+    );
+    let run = run_to_budget(Arm::Adaptive, Mode::Snn, &ctx);
+    assert_eq!(run.members.len(), 24);
+    assert!(run.history[1].moved.iter().all(|m| m.added.is_some()));
 }

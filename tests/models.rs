@@ -104,6 +104,7 @@ fn vae_loss_falls_and_decoded_labels_are_valid_classes() {
     let _guard = tch::no_grad_guard();
     let z = Tensor::randn([6, 4], (Kind::Float, Device::Cpu)) * 2.0;
     let (image, logits) = vae.decode(&z);
+    let logits = logits.expect("a labelled VAE decodes label logits");
     assert_eq!(image.size(), [6, 1, SIZE as i64, SIZE as i64]);
     assert_eq!(logits.size(), [6, CLASSES, SIZE as i64, SIZE as i64]);
     let classes = to_vec(&logits.argmax(1, false));
@@ -228,7 +229,7 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
 #[test]
 fn evaluation_reports_dice_in_range() {
     let (_vs, vae, _) = train_tiny_vae(8);
-    let evaluation = sula::model::evaluate::evaluate(&vae, frames(), Device::Cpu);
+    let evaluation = sula::model::evaluate::evaluate(&vae, frames(), Device::Cpu).unwrap();
     assert_eq!(evaluation.frames, 24);
     let outside = evaluation.dice[0].expect("outside is always present");
     assert!(outside > 0.5 && outside <= 1.0, "{outside}");
@@ -335,7 +336,7 @@ fn latent_gradient_is_finite_nonzero_and_points_uphill() {
     let (mu, _) = tch::no_grad(|| {
         vae.encode(
             &data.image_batch(&indices, Device::Cpu),
-            &data.label_batch(&indices, Device::Cpu),
+            Some(&data.label_batch(&indices, Device::Cpu)),
         )
     });
     let latents: Vec<Vec<f32>> = to_vec(&mu).chunks(4).map(<[f32]>::to_vec).collect();
@@ -423,7 +424,7 @@ fn shipped_default_vae_loads_and_reconstructs_the_phantom() {
         labels: generated.into_iter().map(|f| f.labels).collect(),
         stress: None,
     };
-    let evaluation = sula::model::evaluate::evaluate(&vae, &data, Device::Cpu);
+    let evaluation = sula::model::evaluate::evaluate(&vae, &data, Device::Cpu).unwrap();
     let lumen = evaluation.dice[1].unwrap();
     let wall = evaluation.dice[2].unwrap();
     assert!(
@@ -454,10 +455,13 @@ fn models_build_and_run_at_every_working_resolution() {
         let s = size as i64;
         let image = Tensor::rand([2, 1, s, s], (Kind::Float, Device::Cpu));
         let labels = Tensor::randint(5, [2, s, s], (Kind::Int64, Device::Cpu));
-        let out = vae.forward(&image, &labels, true);
+        let out = vae.forward(&image, Some(&labels), true);
         assert_eq!(out.decoding.mean.size(), [2, 1, s, s]);
         assert_eq!(out.decoding.log_spread.size(), [2, 1, s, s]);
-        assert_eq!(out.decoding.label_logits.size(), [2, CLASSES, s, s]);
+        assert_eq!(
+            out.decoding.label_logits.as_ref().unwrap().size(),
+            [2, CLASSES, s, s]
+        );
         let (sample, _) = vae.decode(&out.mu);
         assert_eq!(f.forward(&sample).size(), [2, 1, s, s]);
     }
@@ -558,4 +562,62 @@ fn fea_stress_is_equivariant_under_the_augmentation_symmetries() {
             "{symmetry:?}: worst difference {worst} kPa of {scale}"
         );
     }
+}
+
+#[test]
+fn an_image_only_vae_trains_on_images_alone_and_decodes_no_label_maps() {
+    let images = FrameSet {
+        labels: Vec::new(),
+        stress: None,
+        ..frames().clone()
+    };
+    assert!(!images.is_labelled());
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed: 4,
+        schedule: LrSchedule::Constant,
+        augment: true,
+    };
+    // A labelled VAE refuses a set without label maps.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut labelled = Vae::new(&vs.root(), tiny_vae_config());
+    let refused = train::train_vae(&mut labelled, &vs, &images, &config, &mut quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("image-only"), "{refused}");
+
+    train::seed_torch(4);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let image_only = VaeConfig {
+        labelled: false,
+        ..tiny_vae_config()
+    };
+    let mut vae = Vae::new(&vs.root(), image_only);
+    let report = train::train_vae(&mut vae, &vs, &images, &config, &mut quiet).unwrap();
+    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
+    let means = sula::model::evaluate::encode_means(&vae, &images, Device::Cpu);
+    assert_eq!(means.len(), images.len());
+    let (image, logits) = {
+        let _guard = tch::no_grad_guard();
+        vae.decode(&Tensor::randn([2, 4], (Kind::Float, Device::Cpu)))
+    };
+    assert_eq!(image.size(), [2, 1, SIZE as i64, SIZE as i64]);
+    assert!(logits.is_none());
+    let err = sula::model::evaluate::decode_latents(&vae, &means[..2], Device::Cpu)
+        .expect_err("no label maps to decode");
+    assert!(err.to_string().contains("SI mode"), "{err}");
+
+    // The sidecar records the variant, and it round-trips.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vae.safetensors");
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("vae.json")).unwrap();
+    assert!(text.contains("\"labelled\": false"), "{text}");
+    let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
+    assert!(!loaded.config.labelled);
+    let _guard = tch::no_grad_guard();
+    let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
+    assert_eq!(to_vec(&vae.decode(&z).0), to_vec(&loaded.decode(&z).0));
 }

@@ -266,8 +266,8 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
     let vae = Vae::new(&vs.root(), VaeConfig::new(args.size));
     let mut optimiser = nn::Adam::default().build(&vs, 1e-3)?;
     let vae_rate = time_steps(&mut || {
-        let out = vae.forward(&images, &labels, true);
-        let loss = vae.loss(&out, &images, &labels, vae.config.beta);
+        let out = vae.forward(&images, Some(&labels), true);
+        let loss = vae.loss(&out, &images, Some(&labels), vae.config.beta);
         optimiser.backward_step(&loss.total);
     });
 

@@ -107,7 +107,7 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
     let device = args.device.resolve()?;
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, None)?;
     let data = FrameSet::load(&Dataset::open(&args.data, None)?, vae.config.size, false)?;
-    let evaluation = evaluate(&vae, &data, device);
+    let evaluation = evaluate(&vae, &data, device)?;
     println!(
         "VAE {} on {} held-out frames at {}²",
         args.vae.display(),
@@ -134,12 +134,12 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
     println!(
         "    draws from the fitted prior ({} Gaussians)  {:>5.1} % of {}",
         prior.weights.iter().filter(|w| **w > 0.0).count(),
-        100.0 * usable_fraction(&vae, &prior_draws, device),
+        100.0 * usable_fraction(&vae, &prior_draws, device)?,
         args.draws
     );
     println!(
         "    draws from N(0, I)                       {:>5.1} % of {}",
-        100.0 * usable_fraction(&vae, &standard, device),
+        100.0 * usable_fraction(&vae, &standard, device)?,
         args.draws
     );
     let count = args.draws.min(data.len());
@@ -158,7 +158,7 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
     for eta in [1.0f32, 2.0] {
         println!(
             "    real embeddings moved by η = {eta} ({how})  {:>5.1} % of {count}",
-            100.0 * usable_fraction(&vae, &moved(eta), device)
+            100.0 * usable_fraction(&vae, &moved(eta), device)?
         );
     }
     if let Some(png) = &args.png {
@@ -171,9 +171,9 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
                 labels: data.labels[i].clone(),
             })
             .collect();
-        let recon = reconstruct(&vae, &data, &indices, device);
-        let samples = decode_latents(&vae, &prior_draws[..columns.min(prior_draws.len())], device);
-        let moved_samples = decode_latents(&vae, &moved(1.0)[..columns.min(count)], device);
+        let recon = reconstruct(&vae, &data, &indices, device)?;
+        let samples = decode_latents(&vae, &prior_draws[..columns.min(prior_draws.len())], device)?;
+        let moved_samples = decode_latents(&vae, &moved(1.0)[..columns.min(count)], device)?;
         let moved_title = format!("real embeddings moved by η = 1 ({how})");
         let picture = picture(
             &[

@@ -259,15 +259,16 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     } else {
         Texture::Speckle
     };
-    let decode = |latents: &[Vec<f32>]| -> Vec<Decoded> {
-        latents
-            .chunks(64)
-            .flat_map(|chunk| decode_latents_as(&vae, chunk, device, texture))
-            .collect()
+    let decode = |latents: &[Vec<f32>]| -> Result<Vec<Decoded>> {
+        let mut out = Vec::with_capacity(latents.len());
+        for chunk in latents.chunks(64) {
+            out.extend(decode_latents_as(&vae, chunk, device, texture)?);
+        }
+        Ok(out)
     };
     let real = assess::random_subset(&pool, args.count, args.fit.seed);
     let (reconstructions, recon_dropped) =
-        labelled(decode(&encode_means(&vae, &real, device)), args.fit.size);
+        labelled(decode(&encode_means(&vae, &real, device))?, args.fit.size);
     // Draw from the prior until `count` samples are labellable (at most 10× as many draws).
     let prior = vae.prior();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed);
@@ -282,7 +283,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         let need = args.count - draws.len();
         let latents = draw_latents(&prior, need, &mut rng);
         drawn += need;
-        let (set, _) = labelled(decode(&latents), args.fit.size);
+        let (set, _) = labelled(decode(&latents)?, args.fit.size);
         draws.images.extend(set.images);
         draws.labels.extend(set.labels);
         draws

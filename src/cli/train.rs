@@ -90,6 +90,10 @@ pub struct TrainVaeArgs {
     /// Gaussians in the latent prior fitted to the training frames' encoder means.
     #[arg(long, default_value_t = VaeConfig::new(64).prior_components)]
     prior_components: usize,
+    /// Model the images alone, even when every frame has a label map (a pool with
+    /// unannotated frames always gets an image-only VAE).
+    #[arg(long)]
+    image_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,16 +152,31 @@ fn check_size(size: usize, multiple: usize) -> Result<()> {
     Ok(())
 }
 
+/// Which frames a command trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frames {
+    /// Annotated frames, with stress maps when asked.
+    Annotated { stress: bool },
+    /// Every frame; images only unless every frame is annotated.
+    All,
+}
+
 /// Checks the size, loads the frames and seeds torch; returns the data, the schedule and
 /// an empty VarStore on the chosen device.
 fn prepare(
     common: &CommonArgs,
-    stress: bool,
+    frames: Frames,
     size_multiple: usize,
 ) -> Result<(Dataset, FrameSet, TrainConfig, tch::nn::VarStore)> {
     check_size(common.size, size_multiple)?;
     let dataset = Dataset::open_with(&common.data, &common.open.options())?;
-    let data = FrameSet::load(&dataset, common.size, stress)?;
+    let data = match frames {
+        Frames::Annotated { stress } => FrameSet::load(&dataset, common.size, stress)?,
+        Frames::All if dataset.annotated() == dataset.frames.len() => {
+            FrameSet::load(&dataset, common.size, false)?
+        }
+        Frames::All => FrameSet::load_images(&dataset, common.size)?,
+    };
     let config = TrainConfig {
         epochs: common.epochs,
         batch_size: common.batch_size.max(1),
@@ -234,7 +253,7 @@ fn with_progress(
 
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     let common = &args.common;
-    let (dataset, data, config, vs) = prepare(common, false, 8)?;
+    let (dataset, data, config, vs) = prepare(common, Frames::All, 8)?;
     let device = vs.device();
     if args.prior_components == 0 || args.latent_dim == 0 {
         bail!("--latent-dim and --prior-components must be at least 1");
@@ -247,7 +266,15 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         kl_warmup_epochs: args.kl_warmup,
         prior_components: args.prior_components,
         revision: VAE_REVISION,
+        labelled: data.is_labelled() && !args.image_only,
     };
+    if !vae_config.labelled {
+        println!(
+            "image-only VAE: {} of {} frames are annotated, so it models the images alone (SNN works with it, SI does not)",
+            dataset.annotated(),
+            dataset.frames.len()
+        );
+    }
     let mut vae = Vae::new(&vs.root(), vae_config);
     let report = with_progress("the VAE", &data, &config, device, |progress| {
         train::train_vae(&mut vae, &vs, &data, &config, progress)
@@ -273,7 +300,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
 
 pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     let common = &args.common;
-    let (dataset, data, config, vs) = prepare(common, true, 4)?;
+    let (dataset, data, config, vs) = prepare(common, Frames::Annotated { stress: true }, 4)?;
     let device = vs.device();
     let levels = args
         .levels

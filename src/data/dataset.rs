@@ -359,17 +359,9 @@ fn open_sula(root: &Path) -> Result<Dataset, IoError> {
         } else {
             None
         };
+    // Images without a label map are unannotated frames (a partly annotated pool).
     let masks = layout.mask_ids()?;
     let images = png_stems(&root.join("images"))?;
-    if let Some(id) = images.iter().find(|id| masks.binary_search(id).is_err()) {
-        return Err(IoError::format(
-            &layout.image_path(id),
-            format!(
-                "has no label map: expected {}",
-                layout.mask_path(id).display()
-            ),
-        ));
-    }
     if let Some(id) = masks.iter().find(|id| images.binary_search(id).is_err()) {
         return Err(IoError::format(
             &layout.mask_path(id),
@@ -387,7 +379,11 @@ fn open_sula(root: &Path) -> Result<Dataset, IoError> {
         .map(|id| FrameEntry {
             id: id.clone(),
             image: layout.image_path(id),
-            mask: MaskSource::Png(layout.mask_path(id)),
+            mask: if masks.binary_search(id).is_ok() {
+                MaskSource::Png(layout.mask_path(id))
+            } else {
+                MaskSource::Missing
+            },
             stress: Some(layout.stress_path(id)).filter(|p| p.exists()),
             dicom: None,
         })

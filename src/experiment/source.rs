@@ -49,6 +49,8 @@ pub struct LabelledStudy {
     pub test: FrameSet,
     /// Test frames the FEA could not label (left out).
     pub dropped: usize,
+    /// Frames of the source without a label map, which a study cannot use.
+    pub unannotated: usize,
     pub fea: crate::fea::FeaParams,
 }
 
@@ -65,6 +67,7 @@ impl StudyData {
             pool: self.pool,
             test,
             dropped,
+            unannotated: self.unannotated,
             fea,
         }
     }
@@ -76,6 +79,8 @@ pub struct StudyData {
     pub pool: Frames,
     pub test: Frames,
     pub pixel_mm: f64,
+    /// Frames of the source without a label map (left out).
+    pub unannotated: usize,
 }
 
 fn empty(size: usize) -> Frames {
@@ -123,17 +128,21 @@ pub fn phantom_frames(size: usize, count: usize, seed: u64) -> Frames {
     frames
 }
 
-/// Every annotated frame (with a label map) of the dataset at `root`, at `size`².
+/// Every annotated frame (with a label map) of the dataset at `root`, at `size`², the
+/// spacing at that size, and how many frames were left out for having no label map.
 fn folder_frames(
     root: &std::path::Path,
     size: usize,
     pixel_mm: Option<f64>,
-) -> Result<(Frames, f64), IoError> {
+) -> Result<(Frames, f64, usize), IoError> {
     let dataset = Dataset::open(root, pixel_mm)?;
+    let unannotated = dataset.frames.len() - dataset.annotated();
+    let annotated: Vec<usize> = (0..dataset.frames.len())
+        .filter(|&i| dataset.frames[i].mask != crate::data::dataset::MaskSource::Missing)
+        .collect();
     let mut frames = empty(size);
     let mut spacing = dataset.pixel_mm;
-    for index in 0..dataset.frames.len() {
-        let frame = dataset.load(index, Some(size))?;
+    for frame in dataset.load_many(&annotated, Some(size))? {
         // Spacing at the working resolution (the loader scales it when resampling).
         spacing = frame.pixel_mm;
         if let Some(labels) = frame.labels {
@@ -141,9 +150,12 @@ fn folder_frames(
         }
     }
     if frames.ids.is_empty() {
-        return Err(IoError::format(root, "has no frames with label maps"));
+        return Err(IoError::format(
+            root,
+            "has no frames with label maps: a study needs annotated frames (an unannotated pullback goes through `sula project new`, `sula suggest` and `sula import`)",
+        ));
     }
-    Ok((frames, spacing))
+    Ok((frames, spacing, unannotated))
 }
 
 impl DataSource {
@@ -169,6 +181,7 @@ impl DataSource {
                 pool: phantom_frames(size, *pool_count, *pool_seed),
                 test: phantom_frames(size, *test_count, *test_seed),
                 pixel_mm: PhantomConfig::new(size).pixel_mm(),
+                unannotated: 0,
             }),
             DataSource::Folder {
                 data,
@@ -177,13 +190,14 @@ impl DataSource {
                 split_seed,
                 pixel_mm,
             } => {
-                let (all, spacing) = folder_frames(data, size, *pixel_mm)?;
+                let (all, spacing, unannotated) = folder_frames(data, size, *pixel_mm)?;
                 if let Some(test) = test {
-                    let (test, _) = folder_frames(test, size, *pixel_mm)?;
+                    let (test, _, _) = folder_frames(test, size, *pixel_mm)?;
                     return Ok(StudyData {
                         pool: all,
                         test,
                         pixel_mm: spacing,
+                        unannotated,
                     });
                 }
                 if !(*test_fraction > 0.0 && *test_fraction < 1.0) {
@@ -227,6 +241,7 @@ impl DataSource {
                     pool,
                     test,
                     pixel_mm: spacing,
+                    unannotated,
                 })
             }
         }

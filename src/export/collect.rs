@@ -72,6 +72,7 @@ pub fn moved_samples(
         Mode::Si => {
             let latents: Vec<Vec<f32>> = chosen.iter().map(|(_, m)| m.z_moved.clone()).collect();
             decode_latents(ctx.vae, &latents, ctx.device)
+                .map_err(crate::model::ModelError::from)?
                 .into_par_iter()
                 .map(|d| label(&d.labels, &ctx.pool.fea).map(|s| (d.image, d.labels, s)))
                 .collect()

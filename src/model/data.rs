@@ -13,6 +13,7 @@ use crate::labels::LabelMap;
 pub struct FrameSet {
     pub size: usize,
     pub images: Vec<Vec<u8>>,
+    /// One label map per image, or none at all for an image-only set (an unannotated pool).
     pub labels: Vec<LabelMap>,
     /// Stress maps in kPa, when every frame has one.
     pub stress: Option<Vec<Vec<f32>>>,
@@ -55,6 +56,40 @@ impl FrameSet {
             )));
         }
         Ok(set)
+    }
+
+    /// Every frame of `dataset` at `size`², images only (annotated or not): what an
+    /// image-only VAE trains on.
+    pub fn load_images(dataset: &Dataset, size: usize) -> Result<FrameSet, ModelError> {
+        let all: Vec<usize> = (0..dataset.frames.len()).collect();
+        let images: Vec<Vec<u8>> = dataset
+            .load_many(&all, Some(size))?
+            .into_iter()
+            .map(|f| f.image)
+            .collect();
+        if images.is_empty() {
+            return Err(ModelError::Data(format!(
+                "{} has no frames",
+                dataset.root.display()
+            )));
+        }
+        Ok(FrameSet {
+            size,
+            images,
+            labels: Vec::new(),
+            stress: None,
+        })
+    }
+
+    /// Whether every image has its label map.
+    pub fn is_labelled(&self) -> bool {
+        self.labels.len() == self.images.len()
+    }
+
+    /// [`FrameSet::label_batch`] when the set is labelled.
+    pub fn label_batch_if_any(&self, indices: &[usize], device: Device) -> Option<Tensor> {
+        self.is_labelled()
+            .then(|| self.label_batch(indices, device))
     }
 
     pub fn len(&self) -> usize {

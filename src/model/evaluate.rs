@@ -27,11 +27,23 @@ pub struct Decoded {
     pub labels: LabelMap,
 }
 
-fn decoded(vae: &Vae, image: &Tensor, logits: &Tensor) -> Vec<Decoded> {
+/// Images decoded by an image-only VAE: there is no label map to label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this VAE is image-only (trained on an unannotated pool) and decodes no label maps; SI mode and measures of decoded label maps need a VAE trained with label maps"
+)]
+pub struct NoLabelMaps;
+
+fn decoded(
+    vae: &Vae,
+    image: &Tensor,
+    logits: Option<&Tensor>,
+) -> Result<Vec<Decoded>, NoLabelMaps> {
     let size = vae.config.size;
+    let logits = logits.ok_or(NoLabelMaps)?;
     let pixels = to_vec(&(image * 255.0).round().clamp(0.0, 255.0));
     let classes = to_vec(&logits.argmax(1, false));
-    pixels
+    Ok(pixels
         .chunks(size * size)
         .zip(classes.chunks(size * size))
         .map(|(p, c)| Decoded {
@@ -39,19 +51,30 @@ fn decoded(vae: &Vae, image: &Tensor, logits: &Tensor) -> Vec<Decoded> {
             labels: LabelMap::new(size, size, c.iter().map(|v| *v as u8).collect())
                 .expect("argmax over the label classes is a valid label"),
         })
-        .collect()
+        .collect())
 }
 
 /// Reconstructions G(E(x)) of `indices`: the samples decoded (with speckle) at the
 /// encoder means.
-pub fn reconstruct(vae: &Vae, data: &FrameSet, indices: &[usize], device: Device) -> Vec<Decoded> {
+pub fn reconstruct(
+    vae: &Vae,
+    data: &FrameSet,
+    indices: &[usize],
+    device: Device,
+) -> Result<Vec<Decoded>, NoLabelMaps> {
     let _guard = tch::no_grad_guard();
-    let (mu, _) = vae.encode(
-        &data.image_batch(indices, device),
-        &data.label_batch(indices, device),
-    );
-    let (image, logits) = vae.decode(&mu);
-    decoded(vae, &image, &logits)
+    let (image, logits) = vae.decode(&encode_batch(vae, data, indices, device));
+    decoded(vae, &image, logits.as_ref())
+}
+
+/// Encoder means of `indices`, with their label maps when the VAE is labelled.
+fn encode_batch(vae: &Vae, data: &FrameSet, indices: &[usize], device: Device) -> Tensor {
+    let labels = vae
+        .config
+        .labelled
+        .then(|| data.label_batch(indices, device));
+    vae.encode(&data.image_batch(indices, device), labels.as_ref())
+        .0
 }
 
 /// `count` latent points drawn from `prior` with `rng`.
@@ -60,14 +83,14 @@ pub fn draw_latents(prior: &LatentPrior, count: usize, rng: &mut impl rand::Rng)
 }
 
 /// Dice per class and image MSE over every frame of `data`.
-pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
+pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> Result<VaeEvaluation, NoLabelMaps> {
     let mut overlap = [0usize; CLASSES as usize];
     let mut truth_count = [0usize; CLASSES as usize];
     let mut recon_count = [0usize; CLASSES as usize];
     let mut squared = 0.0;
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(64) {
-        for (decoded, &i) in reconstruct(vae, data, chunk, device).iter().zip(chunk) {
+        for (decoded, &i) in reconstruct(vae, data, chunk, device)?.iter().zip(chunk) {
             for (&r, &t) in decoded.labels.values().iter().zip(data.labels[i].values()) {
                 recon_count[usize::from(r)] += 1;
                 truth_count[usize::from(t)] += 1;
@@ -78,7 +101,7 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
         }
         let _guard = tch::no_grad_guard();
         let images = data.image_batch(chunk, device);
-        let out = vae.forward(&images, &data.label_batch(chunk, device), false);
+        let out = vae.forward(&images, Some(&data.label_batch(chunk, device)), false);
         squared += out
             .decoding
             .mean
@@ -90,11 +113,11 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> VaeEvaluation {
         (total > 0).then(|| 2.0 * overlap[c] as f64 / total as f64)
     });
     let pixels = (data.len() * data.size * data.size).max(1) as f64;
-    VaeEvaluation {
+    Ok(VaeEvaluation {
         frames: data.len(),
         dice,
         image_mse: squared / pixels,
-    }
+    })
 }
 
 /// Whether the FEA can label a decoded label map as a closed vessel (lumen enclosed by
@@ -106,20 +129,29 @@ pub fn is_valid_vessel(labels: &LabelMap) -> bool {
 
 /// Fraction of `latents` that decode to a closed vessel the FEA can label: for prior
 /// draws, the share of round-0 samples the sampling loop can use.
-pub fn usable_fraction(vae: &Vae, latents: &[Vec<f32>], device: Device) -> f64 {
+pub fn usable_fraction(
+    vae: &Vae,
+    latents: &[Vec<f32>],
+    device: Device,
+) -> Result<f64, NoLabelMaps> {
     use rayon::prelude::*;
-    let usable = latents
-        .chunks(64)
-        .flat_map(|chunk| decode_latents(vae, chunk, device))
-        .collect::<Vec<_>>()
+    let mut samples = Vec::with_capacity(latents.len());
+    for chunk in latents.chunks(64) {
+        samples.extend(decode_latents(vae, chunk, device)?);
+    }
+    let usable = samples
         .par_iter()
         .filter(|s| is_valid_vessel(&s.labels))
         .count();
-    usable as f64 / latents.len().max(1) as f64
+    Ok(usable as f64 / latents.len().max(1) as f64)
 }
 
 /// Samples decoded from given latent points (rows of length `latent_dim`).
-pub fn decode_latents(vae: &Vae, latents: &[Vec<f32>], device: Device) -> Vec<Decoded> {
+pub fn decode_latents(
+    vae: &Vae,
+    latents: &[Vec<f32>],
+    device: Device,
+) -> Result<Vec<Decoded>, NoLabelMaps> {
     decode_latents_as(vae, latents, device, Texture::Speckle)
 }
 
@@ -138,9 +170,9 @@ pub fn decode_latents_as(
     latents: &[Vec<f32>],
     device: Device,
     texture: Texture,
-) -> Vec<Decoded> {
+) -> Result<Vec<Decoded>, NoLabelMaps> {
     if latents.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let _guard = tch::no_grad_guard();
     let flat: Vec<f32> = latents.iter().flatten().copied().collect();
@@ -154,7 +186,7 @@ pub fn decode_latents_as(
             (parts.mean, parts.label_logits)
         }
     };
-    decoded(vae, &image, &logits)
+    decoded(vae, &image, logits.as_ref())
 }
 
 /// Encoder means μ of every frame of `data`: the latent embedding of real samples.
@@ -165,11 +197,7 @@ pub fn encode_means(vae: &Vae, data: &FrameSet, device: Device) -> Vec<Vec<f32>>
     indices
         .chunks(64)
         .flat_map(|chunk| {
-            let (mu, _) = vae.encode(
-                &data.image_batch(chunk, device),
-                &data.label_batch(chunk, device),
-            );
-            to_vec(&mu)
+            to_vec(&encode_batch(vae, data, chunk, device))
                 .chunks(d)
                 .map(<[f32]>::to_vec)
                 .collect::<Vec<_>>()

@@ -30,4 +30,6 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Data(String),
+    #[error(transparent)]
+    NoLabelMaps(#[from] evaluate::NoLabelMaps),
 }

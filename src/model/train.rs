@@ -201,9 +201,10 @@ fn run_adam(
     )
 }
 
-/// Trains the VAE on images and label maps with Adam and the KL warm-up, then measures
-/// the speckle grain and fits the latent prior to the frames' encoder means (both stored
-/// with the weights). A stopped run keeps its weights untouched beyond the last step.
+/// Trains the VAE on images (and label maps, for a labelled VAE) with Adam and the KL
+/// warm-up, then measures the speckle grain and fits the latent prior to the frames'
+/// encoder means (both stored with the weights). A stopped run keeps its weights untouched
+/// beyond the last step.
 pub fn train_vae(
     vae: &mut Vae,
     vs: &nn::VarStore,
@@ -211,18 +212,25 @@ pub fn train_vae(
     config: &TrainConfig,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<TrainReport, ModelError> {
+    if vae.config.labelled && !data.is_labelled() {
+        return Err(ModelError::Data(
+            "a labelled VAE needs a label map for every frame; train an image-only VAE on an unannotated pool".into(),
+        ));
+    }
     let device = vs.device();
     let model: &Vae = vae;
     let report = run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let images = batch
             .symmetry
             .apply(&data.image_batch(batch.indices, device));
-        let labels = batch
-            .symmetry
-            .apply(&data.label_batch(batch.indices, device));
-        let out = model.forward(&images, &labels, true);
+        let labels = model.config.labelled.then(|| {
+            batch
+                .symmetry
+                .apply(&data.label_batch(batch.indices, device))
+        });
+        let out = model.forward(&images, labels.as_ref(), true);
         let beta = model.config.beta_at(batch.epoch);
-        let loss = model.loss(&out, &images, &labels, beta);
+        let loss = model.loss(&out, &images, labels.as_ref(), beta);
         optimiser.backward_step(&loss.total);
         Ok(loss.total.double_value(&[]))
     })?;
@@ -237,10 +245,8 @@ fn finish_vae(vae: &mut Vae, data: &FrameSet, seed: u64, device: Device) -> Resu
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut lagged, mut energy) = (0.0, 0.0);
     for chunk in indices.chunks(64) {
-        let (l, e) = vae.residual_correlation(
-            &data.image_batch(chunk, device),
-            &data.label_batch(chunk, device),
-        );
+        let labels = vae.config.labelled.then(|| data.label_batch(chunk, device));
+        let (l, e) = vae.residual_correlation(&data.image_batch(chunk, device), labels.as_ref());
         lagged += l;
         energy += e;
     }

@@ -49,6 +49,15 @@ pub struct VaeConfig {
     /// Architecture revision ([`VAE_REVISION`] now; absent, hence 0, in older files).
     #[serde(default)]
     pub revision: u32,
+    /// Whether the VAE models label maps with the images. An image-only VAE (false) is what
+    /// an unannotated pool allows: it encodes images alone and decodes no label map, so
+    /// SNN works with it and SI, which labels decoded maps with the FEA, does not.
+    #[serde(default = "labelled_default")]
+    pub labelled: bool,
+}
+
+fn labelled_default() -> bool {
+    true
 }
 
 impl VaeConfig {
@@ -61,7 +70,13 @@ impl VaeConfig {
             kl_warmup_epochs: 10,
             prior_components: 10,
             revision: VAE_REVISION,
+            labelled: true,
         }
+    }
+
+    /// Channels the encoder reads: the image, and the one-hot label map when labelled.
+    fn input_channels(&self) -> i64 {
+        if self.labelled { 1 + CLASSES } else { 1 }
     }
 
     fn bottleneck(&self) -> (i64, i64) {
@@ -106,8 +121,8 @@ pub struct Decoding {
     pub mean: Tensor,
     /// `[n, 1, s, s]` log of the speckle spread around the mean.
     pub log_spread: Tensor,
-    /// `[n, 5, s, s]` class logits.
-    pub label_logits: Tensor,
+    /// `[n, 5, s, s]` class logits; `None` for an image-only VAE.
+    pub label_logits: Option<Tensor>,
 }
 
 /// One forward pass: reconstructions and the posterior.
@@ -126,6 +141,7 @@ pub struct VaeLoss {
     pub image: Tensor,
     /// Negative log-likelihood of the speckle spread around the detached mean.
     pub speckle: Tensor,
+    /// Label cross-entropy (zero for an image-only VAE).
     pub labels: Tensor,
     pub kl: Tensor,
 }
@@ -144,7 +160,7 @@ impl Vae {
         };
         let p = root / "vae";
         let mut encoder = nn::seq();
-        for (k, (c_in, c_out)) in [(1 + CLASSES, w), (w, 2 * w), (2 * w, 4 * w)]
+        for (k, (c_in, c_out)) in [(config.input_channels(), w), (w, 2 * w), (2 * w, 4 * w)]
             .into_iter()
             .enumerate()
         {
@@ -171,7 +187,8 @@ impl Vae {
             .add_fn(|x| x.leaky_relu())
             .add(nn::conv2d(&p / "refine", w, w, 3, same))
             .add_fn(|x| x.leaky_relu());
-        let head = nn::conv2d(&p / "head", w, 1 + CLASSES, 3, same);
+        let head_channels = if config.labelled { 1 + CLASSES } else { 1 };
+        let head = nn::conv2d(&p / "head", w, head_channels, 3, same);
         let spread_head = nn::conv2d(&p / "spread_head", w, 1, 3, same);
         let k = config.prior_components.max(1) as i64;
         let prior = &p / "prior";
@@ -190,13 +207,19 @@ impl Vae {
         }
     }
 
-    /// (μ, log σ²) of images `[n, 1, s, s]` and labels `[n, s, s]`.
-    pub fn encode(&self, image: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
-        let one_hot = labels
-            .one_hot(CLASSES)
-            .permute([0, 3, 1, 2])
-            .to_kind(Kind::Float);
-        let x = Tensor::cat(&[image, &one_hot], 1);
+    /// (μ, log σ²) of images `[n, 1, s, s]` and labels `[n, s, s]`. A labelled VAE needs
+    /// the labels; an image-only one ignores them.
+    pub fn encode(&self, image: &Tensor, labels: Option<&Tensor>) -> (Tensor, Tensor) {
+        let x = if self.config.labelled {
+            let one_hot = labels
+                .expect("a labelled VAE encodes images with their label maps")
+                .one_hot(CLASSES)
+                .permute([0, 3, 1, 2])
+                .to_kind(Kind::Float);
+            Tensor::cat(&[image, &one_hot], 1)
+        } else {
+            image.shallow_clone()
+        };
         let stats = self
             .to_stats
             .forward(&self.encoder.forward(&x).flatten(1, -1));
@@ -228,19 +251,19 @@ impl Vae {
         Decoding {
             mean: out.narrow(1, 0, 1).sigmoid(),
             log_spread: self.spread_head.forward(&spread_input).clamp(-7.0, 0.0),
-            label_logits: out.narrow(1, 1, CLASSES),
+            label_logits: self.config.labelled.then(|| out.narrow(1, 1, CLASSES)),
         }
     }
 
     /// Decodes latents `[n, d]` to a sample: (speckled image in [0, 1], label logits). The
     /// speckle realisation is a function of each latent point, so the same z always gives
     /// the same pixels; gradients flow through the mean and the spread.
-    pub fn decode(&self, z: &Tensor) -> (Tensor, Tensor) {
+    pub fn decode(&self, z: &Tensor) -> (Tensor, Option<Tensor>) {
         self.decode_speckled(z, SpeckleSeed::PerPoint)
     }
 
     /// Decodes with the speckle realisation `seed` picks.
-    pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Tensor) {
+    pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Option<Tensor>) {
         let parts = self.decode_parts(z);
         let noise = self.speckle_noise(z, seed);
         let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
@@ -307,7 +330,7 @@ impl Vae {
 
     /// Encode, sample with the reparameterisation trick when `sample`, decode (mean image,
     /// spread and logits; no speckle).
-    pub fn forward(&self, image: &Tensor, labels: &Tensor, sample: bool) -> VaeOutput {
+    pub fn forward(&self, image: &Tensor, labels: Option<&Tensor>, sample: bool) -> VaeOutput {
         let (mu, logvar) = self.encode(image, labels);
         let z = if sample {
             &mu + (&logvar * 0.5).exp() * mu.randn_like()
@@ -323,7 +346,13 @@ impl Vae {
 
     /// Image MSE + speckle NLL + label cross-entropy + `beta`·KL, each summed per sample,
     /// mean over the batch. The terms stay on the device: reading them would wait for it.
-    pub fn loss(&self, out: &VaeOutput, image: &Tensor, labels: &Tensor, beta: f64) -> VaeLoss {
+    pub fn loss(
+        &self,
+        out: &VaeOutput,
+        image: &Tensor,
+        labels: Option<&Tensor>,
+        beta: f64,
+    ) -> VaeLoss {
         let n = image.size()[0] as f64;
         let d = &out.decoding;
         let image_term = d.mean.mse_loss(image, tch::Reduction::Sum) / n;
@@ -331,13 +360,13 @@ impl Vae {
         let speckle = ((residual * (&d.log_spread * -2.0).exp() + &d.log_spread * 2.0) * 0.5)
             .sum(Kind::Float)
             / n;
-        let label_term = d.label_logits.cross_entropy_loss::<Tensor>(
-            labels,
-            None,
-            tch::Reduction::Sum,
-            -100,
-            0.0,
-        ) / n;
+        let label_term = match (&d.label_logits, labels) {
+            (Some(logits), Some(labels)) => {
+                logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Sum, -100, 0.0)
+                    / n
+            }
+            _ => image_term.zeros_like(),
+        };
         let kl = (&out.logvar + 1 - out.mu.pow_tensor_scalar(2) - out.logvar.exp())
             .sum(Kind::Float)
             * -0.5
@@ -354,7 +383,7 @@ impl Vae {
 
     /// Lag-one correlation of the standardised residuals (image − mean) / spread,
     /// horizontally and vertically pooled, as sums: (Σ r·r_next, Σ r²).
-    pub fn residual_correlation(&self, image: &Tensor, labels: &Tensor) -> (f64, f64) {
+    pub fn residual_correlation(&self, image: &Tensor, labels: Option<&Tensor>) -> (f64, f64) {
         let _guard = tch::no_grad_guard();
         let d = self.forward(image, labels, false).decoding;
         let r = (image - &d.mean) * (-&d.log_spread).exp();

@@ -119,6 +119,9 @@ pub struct ArmRun {
     broken: bool,
 }
 
+/// A decoded sample and its FEA stress map.
+type LabelledSample = (crate::model::evaluate::Decoded, Vec<f32>);
+
 impl ArmRun {
     /// A fresh arm: F initialised from the repeat's seed, an empty training set.
     pub fn new(
@@ -134,6 +137,11 @@ impl ArmRun {
                 "the VAE works at {0}×{0} but the pool is at {size}×{size} and the test set at {1}×{1}",
                 ctx.vae.config.size, ctx.test.size
             )));
+        }
+        if config.mode == Mode::Si && !ctx.vae.config.labelled {
+            return Err(SamplingError::Config(
+                "SI mode labels decoded label maps with the FEA, and this VAE is image-only (trained on an unannotated pool), so it decodes none; use SNN mode, or a VAE trained with label maps".into(),
+            ));
         }
         let real_only = arm == Arm::Baseline || config.mode == Mode::Snn;
         if real_only && config.budget() > ctx.pool.len() {
@@ -388,11 +396,12 @@ impl ArmRun {
         &self,
         ctx: &Context,
         latents: &[Vec<f32>],
-    ) -> Vec<Option<(crate::model::evaluate::Decoded, Vec<f32>)>> {
-        decode_latents(ctx.vae, latents, ctx.device)
+    ) -> Result<Vec<Option<LabelledSample>>, SamplingError> {
+        Ok(decode_latents(ctx.vae, latents, ctx.device)
+            .map_err(crate::model::ModelError::from)?
             .into_par_iter()
             .map(|decoded| label(&decoded.labels, &ctx.pool.fea).map(|s| (decoded, s)))
-            .collect()
+            .collect())
     }
 
     fn push_generated(
@@ -434,7 +443,7 @@ impl ArmRun {
                 )));
             }
             let draws = self.prior_draws(ctx, need - added.len());
-            let labelled = self.decode_and_label(ctx, &draws);
+            let labelled = self.decode_and_label(ctx, &draws)?;
             for (z, outcome) in draws.into_iter().zip(labelled) {
                 match outcome {
                     Some((decoded, stress)) => {
@@ -499,7 +508,7 @@ impl ArmRun {
             // Per moved point: the nearest real frame, and whether a sample joined.
             let outcomes: Vec<((usize, f32), bool)> = match self.config.mode {
                 Mode::Si => {
-                    let labelled = self.decode_and_label(ctx, &moved);
+                    let labelled = self.decode_and_label(ctx, &moved)?;
                     let mut outcomes = Vec::with_capacity(moved.len());
                     for (z, outcome) in moved.iter().zip(labelled) {
                         let nearest = ctx

@@ -224,6 +224,16 @@ impl State {
                     String::new()
                 }
             ),
+            format!(
+                "{} of {} frames annotated{}",
+                study.pool.ids.len() + test.len() + dropped,
+                study.pool.ids.len() + test.len() + dropped + study.unannotated,
+                if study.unannotated > 0 {
+                    " (frames without a label map are left out of the study)"
+                } else {
+                    ""
+                }
+            ),
             format!("{size}×{size} px at {:.3} mm/px", study.fea.pixel_mm),
             format!(
                 "labels: outside {:.0} %, lumen {:.0} %, fibrous {:.0} %, lipid {:.1} %, calcium {:.1} %",
@@ -282,7 +292,8 @@ impl State {
         }
         let count = data.study.pool.set.len().min(4);
         let indices: Vec<usize> = (0..count).collect();
-        let recon = reconstruct(&vae, &data.study.pool.set, &indices, self.device);
+        let recon = reconstruct(&vae, &data.study.pool.set, &indices, self.device)
+            .map_err(|e| e.to_string())?;
         let reconstructions = indices
             .iter()
             .zip(recon)
@@ -659,7 +670,9 @@ impl State {
         else {
             return Err("load data and a VAE first".to_string());
         };
-        let decoded = decode_latents(vae, std::slice::from_ref(&z), self.device).remove(0);
+        let decoded = decode_latents(vae, std::slice::from_ref(&z), self.device)
+            .map_err(|e| e.to_string())?
+            .remove(0);
         let stress = crate::sampling::pool::label(&decoded.labels, &data.study.fea);
         let prediction = self.study.as_ref().map(|s| {
             let set = FrameSet {
