@@ -139,6 +139,54 @@ impl LabelMap {
     }
 }
 
+/// Makes the wall enclose the lumen on the pixel grid: a wall thinner than a pixel can
+/// rasterise (or resample) with gaps where lumen touches outside, even only diagonally,
+/// which would leave the pressure unbalanced and the wall in pieces. Such lumen pixels
+/// become wall.
+pub fn seal_lumen(labels: LabelMap) -> LabelMap {
+    let (w, h) = (labels.width(), labels.height());
+    let touches_outside = |row: usize, col: usize| {
+        (row.saturating_sub(1)..(row + 2).min(h)).any(|r| {
+            (col.saturating_sub(1)..(col + 2).min(w)).any(|c| labels.get(r, c) == Tissue::Outside)
+        })
+    };
+    LabelMap::from_fn(w, h, |row, col| match labels.get(row, col) {
+        Tissue::Lumen if touches_outside(row, col) => Tissue::Fibrous,
+        tissue => tissue,
+    })
+}
+
+/// Checks that a lumen exists and is closed inside the wall: no lumen pixel on the image
+/// border or next to (8-neighbourhood) an outside pixel. The first offending pixel is named.
+pub fn check_closed_lumen(labels: &LabelMap) -> Result<(), String> {
+    let (w, h) = (labels.width(), labels.height());
+    let mut any = false;
+    for row in 0..h {
+        for col in 0..w {
+            if labels.get(row, col) != Tissue::Lumen {
+                continue;
+            }
+            any = true;
+            let open = row == 0
+                || col == 0
+                || row + 1 == h
+                || col + 1 == w
+                || (row - 1..row + 2)
+                    .any(|r| (col - 1..col + 2).any(|c| labels.get(r, c) == Tissue::Outside));
+            if open {
+                return Err(format!(
+                    "the lumen is not closed inside the wall: it touches the outside at pixel (row {row}, column {col})"
+                ));
+            }
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err("it has no lumen (value 1)".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

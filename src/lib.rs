@@ -15,6 +15,7 @@ pub mod io;
 pub mod labels;
 pub mod metrics;
 pub mod model;
+pub mod project;
 pub mod render;
 pub mod sampling;
 pub mod worker;

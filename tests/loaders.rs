@@ -207,7 +207,12 @@ fn bad_input_is_an_error_naming_the_file() {
     std::fs::create_dir_all(orphan.join("images")).unwrap();
     std::fs::create_dir_all(orphan.join("masks")).unwrap();
     write_grey_png(&orphan.join("images/a.png"), 8, 8, &[0; 64]).unwrap();
-    expect_error(Dataset::open(&orphan, None), "a.png");
+    // An image without a label map is an unannotated frame of a partly annotated pool…
+    let partly = Dataset::open(&orphan, None).unwrap();
+    assert_eq!((partly.frames.len(), partly.annotated()), (1, 0));
+    // …but a label map without its image is an error.
+    write_mask(&orphan.join("masks/b.png"), &annulus(8, 1.0, 3.0)).unwrap();
+    expect_error(Dataset::open(&orphan, None), "b.png");
 
     let sized = root.join("sized");
     std::fs::create_dir_all(sized.join("images")).unwrap();

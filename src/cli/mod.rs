@@ -11,6 +11,7 @@ mod label;
 mod measure;
 mod open;
 mod phantom;
+mod project;
 mod train;
 
 use std::process::ExitCode;
@@ -52,6 +53,13 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Export a run's hard samples for offline annotation (a sula dataset with a manifest).
     Export(export::ExportArgs),
+    /// The annotation round trip on real data: start a project on a pool.
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
+    /// Write the next batch of a project's frames to annotate.
+    Suggest(project::SuggestArgs),
+    /// Bring an annotated batch back into its project, label it with the FEA, train F.
+    Import(project::ImportArgs),
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -84,6 +92,9 @@ pub fn main() -> ExitCode {
         Some(Command::Tstr(args)) => measure::run_tstr(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),
         Some(Command::Export(args)) => export::run(&args),
+        Some(Command::Project(command)) => project::run_project(&command),
+        Some(Command::Suggest(args)) => project::run_suggest(&args),
+        Some(Command::Import(args)) => project::run_import(&args),
         Some(Command::Bench(command)) => bench::run(&command),
         None => crate::app::run_native().map_err(|e| {
             anyhow::anyhow!(

@@ -134,7 +134,7 @@ pub fn moved_samples(
             loss_before_kpa2: Some(m.loss_before),
             loss_after_kpa2: m.loss_after,
             gradient_norm: Some(m.gradient_norm),
-            peak_stress_kpa: peak_stress(&stress, &labels),
+            peak_stress_kpa: Some(peak_stress(&stress, &labels)),
         };
         samples.push(ExportSample {
             entry,
@@ -195,7 +195,7 @@ pub fn pool_samples(
             loss_before_kpa2: None,
             loss_after_kpa2: None,
             gradient_norm: score.map(|s| s.gradient_norm),
-            peak_stress_kpa: peak_stress(stress, &labels),
+            peak_stress_kpa: Some(peak_stress(stress, &labels)),
         };
         samples.push(ExportSample {
             entry,

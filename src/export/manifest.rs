@@ -66,8 +66,9 @@ pub struct ManifestEntry {
     pub loss_after_kpa2: Option<f64>,
     /// Euclidean norm of the latent gradient of F's loss at the original point.
     pub gradient_norm: Option<f64>,
-    /// 99th percentile of the FEA stress over solid pixels (kPa).
-    pub peak_stress_kpa: f64,
+    /// 99th percentile of the FEA stress over solid pixels (kPa); `None` for a frame not
+    /// annotated yet (a batch suggested for annotation).
+    pub peak_stress_kpa: Option<f64>,
 }
 
 /// `manifest.json`.
@@ -151,7 +152,7 @@ impl ExportManifest {
                 optional(&e.loss_before_kpa2),
                 optional(&e.loss_after_kpa2),
                 optional(&e.gradient_norm),
-                e.peak_stress_kpa.to_string(),
+                optional(&e.peak_stress_kpa),
             ];
             fields.extend(e.latent.iter().map(f32::to_string));
             text.push_str(&fields.join(","));

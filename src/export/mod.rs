@@ -195,7 +195,7 @@ mod tests {
                         loss_before_kpa2: None,
                         loss_after_kpa2: None,
                         gradient_norm: None,
-                        peak_stress_kpa: crate::metrics::peak_stress(&stress, &frame.labels),
+                        peak_stress_kpa: Some(crate::metrics::peak_stress(&stress, &frame.labels)),
                     },
                     image: frame.image,
                     labels: frame.labels,

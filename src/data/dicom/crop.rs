@@ -41,6 +41,16 @@ impl FromStr for CropSpec {
     }
 }
 
+impl std::fmt::Display for CropSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CropSpec::Auto => f.write_str("auto"),
+            CropSpec::Full => f.write_str("full"),
+            CropSpec::Square { x, y, size } => write!(f, "{x},{y},{size}"),
+        }
+    }
+}
+
 /// A square in frame pixels; it may reach past the frame, which is then padded with black.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CropRect {
@@ -191,6 +201,13 @@ impl FrameSelection {
     }
 }
 
+impl std::fmt::Display for FrameSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = self.end.map(|e| e.to_string()).unwrap_or_default();
+        write!(f, "{}:{end}:{}", self.start, self.step)
+    }
+}
+
 impl FromStr for FrameSelection {
     type Err = String;
 
@@ -249,6 +266,13 @@ mod tests {
             .indices(10)
             .collect();
         assert_eq!(every, vec![0, 4, 8]);
+        for text in ["2:8:3", "7::1", "0::4"] {
+            let parsed: FrameSelection = text.parse().unwrap();
+            assert_eq!(
+                parsed.to_string().parse::<FrameSelection>().unwrap(),
+                parsed
+            );
+        }
         for bad in ["::0", "5:2", "a:b", "1:2:3:4"] {
             assert!(bad.parse::<FrameSelection>().is_err(), "{bad}");
         }

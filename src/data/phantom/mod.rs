@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{LabelMap, Tissue};
+use crate::labels::LabelMap;
 pub use geometry::{Geometry, GeometryRanges};
 
 /// Resolution, field of view and sampling ranges of a phantom.
@@ -61,22 +61,6 @@ pub struct Frame {
     pub meta: FrameMeta,
 }
 
-/// Makes the wall enclose the lumen on the pixel grid: a wall thinner than a pixel can
-/// rasterise with gaps where lumen touches outside (even only diagonally), which would
-/// leave the pressure unbalanced and the wall in pieces. Such lumen pixels become wall.
-fn seal_lumen(labels: LabelMap) -> LabelMap {
-    let (w, h) = (labels.width(), labels.height());
-    let touches_outside = |row: usize, col: usize| {
-        (row.saturating_sub(1)..(row + 2).min(h)).any(|r| {
-            (col.saturating_sub(1)..(col + 2).min(w)).any(|c| labels.get(r, c) == Tissue::Outside)
-        })
-    };
-    LabelMap::from_fn(w, h, |row, col| match labels.get(row, col) {
-        Tissue::Lumen if touches_outside(row, col) => Tissue::Fibrous,
-        tissue => tissue,
-    })
-}
-
 /// The id of frame `index` ("frame_00042").
 pub fn frame_id(index: u64) -> String {
     format!("frame_{index:05}")
@@ -90,7 +74,7 @@ pub fn generate(config: &PhantomConfig, seed: u64, index: u64) -> Frame {
     let size = config.size;
     let pixel_mm = config.pixel_mm();
     let centre = size as f64 / 2.0;
-    let labels = seal_lumen(LabelMap::from_fn(size, size, |row, col| {
+    let labels = crate::labels::seal_lumen(LabelMap::from_fn(size, size, |row, col| {
         let p = [
             (col as f64 + 0.5 - centre) * pixel_mm,
             (row as f64 + 0.5 - centre) * pixel_mm,

@@ -1,0 +1,278 @@
+//! `sula project new`, `sula suggest` and `sula import`: the annotation round trip on real
+//! data (SPEC §8.1) from the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use super::open::OpenArgs;
+use super::train::DeviceChoice;
+use crate::model::checkpoint::{self, Architecture, Sidecar};
+use crate::model::data::FrameSet;
+use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
+use crate::model::vae::{Vae, VaeConfig};
+use crate::project::import::{ImportOptions, import};
+use crate::project::suggest::{PoolStrategy, SuggestOptions, suggest};
+use crate::project::{PoolRef, Project, ProjectError, ProjectFile, VAE_FILE};
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Start a project on a pool (DICOM pullback or dataset folder): embed it with an
+    /// image-only VAE, trained here or reused.
+    New(NewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The pool: a DICOM file, a folder of DICOM files, or a dataset folder.
+    #[arg(long, value_name = "SRC")]
+    pool: PathBuf,
+    /// The project folder to create.
+    #[arg(long, value_name = "P")]
+    out: PathBuf,
+    #[command(flatten)]
+    open: OpenArgs,
+    /// Working resolution of the VAE and F (square, a multiple of 16).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Reuse this image-only VAE instead of training one.
+    #[arg(long, value_name = "CKPT.safetensors")]
+    vae: Option<PathBuf>,
+    /// Epochs of VAE training on the pool's images.
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim)]
+    latent_dim: usize,
+    #[arg(long, default_value_t = VaeConfig::new(64).width)]
+    width: usize,
+    /// An annotated dataset to validate F on after every import.
+    #[arg(long, value_name = "DIR")]
+    validation: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// The project folder.
+    project: PathBuf,
+    /// Frames to suggest.
+    #[arg(long)]
+    count: usize,
+    /// The batch folder to write (images, manifest, empty masks/, README for the annotator).
+    #[arg(long, value_name = "BATCH")]
+    out: PathBuf,
+    /// How round 0 picks frames before anything is annotated.
+    #[arg(long, value_enum, default_value_t = PoolStrategy::CoreSet)]
+    round_zero: PoolStrategy,
+    /// η: how far annotated frames move along F's loss gradient (latent units).
+    #[arg(long, default_value_t = 1.0)]
+    step: f32,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The project folder.
+    project: PathBuf,
+    /// The annotated batch folder (as `sula suggest` wrote it, with masks/ filled in).
+    #[arg(long, value_name = "BATCH")]
+    annotations: PathBuf,
+    /// Epochs F trains for this round, on every annotated frame.
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+fn quiet(_: &Progress) -> Control {
+    Control::Continue
+}
+
+pub fn run_project(command: &ProjectCommand) -> Result<()> {
+    match command {
+        ProjectCommand::New(args) => run_new(args),
+    }
+}
+
+fn run_new(args: &NewArgs) -> Result<()> {
+    if args.size < 16 || !args.size.is_multiple_of(16) {
+        bail!("--size {} must be a multiple of 16", args.size);
+    }
+    let device = args.device.resolve()?;
+    let options = args.open.options();
+    let pool = crate::data::dataset::Dataset::open_with(&args.pool, &options)?;
+    println!(
+        "pool: {} ({} frames, {} annotated)",
+        args.pool.display(),
+        pool.frames.len(),
+        pool.annotated()
+    );
+    let file = ProjectFile {
+        format: ProjectFile::FORMAT.into(),
+        version: 1,
+        sula_version: env!("CARGO_PKG_VERSION").into(),
+        pool: PoolRef::new(&args.pool, &options)?,
+        size: args.size,
+        seed: args.seed,
+        validation: match &args.validation {
+            Some(dir) => {
+                Some(std::fs::canonicalize(dir).map_err(|e| crate::io::IoError::io(dir, e))?)
+            }
+            None => None,
+        },
+        state: "state-0000".into(),
+    };
+    let project = Project::create(&args.out, file, |staging| {
+        let target = staging.join(VAE_FILE);
+        match &args.vae {
+            Some(path) => reuse_vae(path, &target, args.size, device),
+            None => train_vae(&pool, &target, args, device),
+        }
+    })?;
+    println!("created {}", project.root.display());
+    println!(
+        "next: sula suggest {} --count N --out BATCH",
+        project.root.display()
+    );
+    Ok(())
+}
+
+/// Copies an image-only VAE of the right size into the project.
+fn reuse_vae(
+    path: &Path,
+    target: &Path,
+    size: usize,
+    device: tch::Device,
+) -> Result<(), ProjectError> {
+    let (_vs, vae, _) = checkpoint::load_vae(path, device, Some(size))?;
+    if vae.config.labelled {
+        return Err(ProjectError::Invalid(format!(
+            "{}: this VAE was trained with label maps, so it cannot embed unannotated frames; a project needs an image-only VAE (`sula train-vae --image-only`)",
+            path.display()
+        )));
+    }
+    for (from, to) in [
+        (path.to_path_buf(), target.to_path_buf()),
+        (
+            checkpoint::sidecar_path(path),
+            checkpoint::sidecar_path(target),
+        ),
+    ] {
+        std::fs::copy(&from, &to).map_err(|e| crate::io::IoError::io(&from, e))?;
+    }
+    Ok(())
+}
+
+fn train_vae(
+    pool: &crate::data::dataset::Dataset,
+    target: &Path,
+    args: &NewArgs,
+    device: tch::Device,
+) -> Result<(), ProjectError> {
+    let images = FrameSet::load_images(pool, args.size)?;
+    let config = VaeConfig {
+        latent_dim: args.latent_dim,
+        width: args.width,
+        labelled: false,
+        ..VaeConfig::new(args.size)
+    };
+    let training = TrainConfig {
+        epochs: args.epochs,
+        batch_size: 32,
+        learning_rate: 1e-3,
+        seed: args.seed,
+        schedule: LrSchedule::Cosine,
+        augment: true,
+    };
+    println!(
+        "training an image-only VAE on {} frames at {}² for {} epochs ({device:?})",
+        images.len(),
+        args.size,
+        args.epochs
+    );
+    train::seed_torch(args.seed);
+    let vs = tch::nn::VarStore::new(device);
+    let mut vae = Vae::new(&vs.root(), config);
+    let report = train::train_vae(&mut vae, &vs, &images, &training, &mut quiet)?;
+    let sidecar = Sidecar {
+        architecture: Architecture::Vae(config),
+        sula_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: serde_json::json!({
+            "root": pool.root.display().to_string(),
+            "frames": images.len(),
+            "size": args.size,
+        }),
+        training: serde_json::json!({ "config": training, "report": report }),
+    };
+    checkpoint::save(&vs, target, &sidecar)?;
+    Ok(())
+}
+
+pub fn run_suggest(args: &SuggestArgs) -> Result<()> {
+    let mut project = Project::open(&args.project)?;
+    let options = SuggestOptions {
+        count: args.count,
+        round_zero: args.round_zero,
+        step: args.step,
+        device: args.device.resolve()?,
+    };
+    let summary = suggest(&mut project, &args.out, &options)?;
+    println!(
+        "round {}: {} frames by {} written to {}",
+        summary.round,
+        summary.frames.len(),
+        summary.strategy,
+        summary.out.display()
+    );
+    println!(
+        "annotate them into {}/masks/ (see its README.md), then: sula import {} --annotations {}",
+        summary.out.display(),
+        args.project.display(),
+        summary.out.display()
+    );
+    Ok(())
+}
+
+pub fn run_import(args: &ImportArgs) -> Result<()> {
+    let mut project = Project::open(&args.project)?;
+    let options = ImportOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        device: args.device.resolve()?,
+    };
+    let summary = import(&mut project, &args.annotations, &options, &mut quiet)?;
+    println!(
+        "round {}: {} frames imported ({} annotated in all); F trained for {} epochs, final loss {:.4}",
+        summary.round,
+        summary.annotated,
+        summary.total_annotated,
+        summary.epoch_losses.len(),
+        summary.epoch_losses.last().copied().unwrap_or(f64::NAN)
+    );
+    if !summary.skipped.is_empty() {
+        println!(
+            "  not annotated, back in the pool: {}",
+            summary.skipped.join(", ")
+        );
+    }
+    match &summary.validation {
+        Some(v) => println!(
+            "  F on the validation split ({} frames): MSE {:.2} kPa², accuracy {:.3}, R² {:.3}, peak error {:.3}",
+            v.frames, v.metrics.mse, v.metrics.accuracy, v.metrics.r2, v.metrics.peak_error
+        ),
+        None => {
+            println!("  no validation split (give one with `sula project new --validation DIR`)")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Reading what an annotator sends back: label-map PNGs (values 0–4, or the tissue colours
+//! of sula's previews) or MICCAI 2011 lumen/media contour files, each checked before
+//! anything is applied. Every problem of a batch is collected, not just the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageReader};
+
+use crate::data::dataset::rasterise_contours;
+use crate::labels::{LabelMap, Tissue};
+use crate::render::sheet::tissue_color;
+
+/// Largest distance (RGB, Euclidean) at which a painted pixel counts as a palette colour:
+/// paint tools blend colours at stroke edges.
+const PALETTE_TOLERANCE: i32 = 40;
+
+/// One annotated frame of a batch, at the batch image's size.
+#[derive(Debug, Clone)]
+pub struct Annotation {
+    pub stem: String,
+    pub labels: LabelMap,
+    /// The file (or files) it was read from, for messages.
+    pub source: String,
+}
+
+/// Where one frame's annotation is.
+#[derive(Debug, Default)]
+struct Files {
+    png: Option<PathBuf>,
+    lumen: Option<PathBuf>,
+    media: Option<PathBuf>,
+}
+
+/// Reads the annotations in `masks` for frames `stems` whose images are `sizes` (width,
+/// height). Returns the annotations found and every problem (file: reason); stems without
+/// any file are simply not annotated.
+pub fn read_annotations(
+    masks: &Path,
+    stems: &[String],
+    sizes: &BTreeMap<String, (usize, usize)>,
+) -> (Vec<Annotation>, Vec<String>) {
+    let mut problems = Vec::new();
+    let known: BTreeSet<&str> = stems.iter().map(String::as_str).collect();
+    let mut files: BTreeMap<String, Files> = BTreeMap::new();
+    let entries = match std::fs::read_dir(masks) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(format!("{}: cannot be read ({e})", masks.display()));
+            return (Vec::new(), problems);
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || path.is_dir() {
+            continue;
+        }
+        let (stem, slot) = if let Some(stem) = name.strip_suffix(".png") {
+            (stem.to_owned(), 0)
+        } else if let Some(stem) = name
+            .strip_prefix("lum_")
+            .and_then(|s| s.strip_suffix(".txt"))
+        {
+            (stem.to_owned(), 1)
+        } else if let Some(stem) = name
+            .strip_prefix("med_")
+            .and_then(|s| s.strip_suffix(".txt"))
+        {
+            (stem.to_owned(), 2)
+        } else {
+            problems.push(format!(
+                "{}: not an annotation file (expected <id>.png, lum_<id>.txt or med_<id>.txt)",
+                path.display()
+            ));
+            continue;
+        };
+        if !known.contains(stem.as_str()) {
+            problems.push(format!(
+                "{}: {stem} is not a frame of this batch",
+                path.display()
+            ));
+            continue;
+        }
+        let frame = files.entry(stem).or_default();
+        match slot {
+            0 => frame.png = Some(path),
+            1 => frame.lumen = Some(path),
+            _ => frame.media = Some(path),
+        }
+    }
+    let mut annotations = Vec::new();
+    for (stem, found) in files {
+        let (width, height) = sizes[&stem];
+        let read = match (&found.png, &found.lumen, &found.media) {
+            (Some(png), None, None) => read_label_png(png).map(|l| (l, png.display().to_string())),
+            (None, Some(lumen), Some(media)) => rasterise_contours(lumen, media, width, height)
+                .map(|l| (l, format!("{} and {}", lumen.display(), media.display())))
+                .map_err(|e| e.to_string()),
+            (Some(png), _, _) => Err(format!(
+                "{}: has both a label map and contour files; keep one",
+                png.display()
+            )),
+            (None, Some(one), None) | (None, None, Some(one)) => Err(format!(
+                "{}: the lumen and the media-adventitia contour files come in pairs; its partner is missing",
+                one.display()
+            )),
+            (None, None, None) => continue,
+        };
+        match read {
+            Ok((labels, source)) if (labels.width(), labels.height()) == (width, height) => {
+                annotations.push(Annotation {
+                    stem,
+                    labels,
+                    source,
+                })
+            }
+            Ok((labels, source)) => problems.push(format!(
+                "{source}: is {}×{} but its image is {width}×{height}",
+                labels.width(),
+                labels.height()
+            )),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    (annotations, problems)
+}
+
+/// A label-map PNG: 8-bit values 0–4, or colour pixels in the tissue palette.
+pub fn read_label_png(path: &Path) -> Result<LabelMap, String> {
+    let fail = |reason: String| format!("{}: {reason}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot be read ({e})")))?;
+    let image = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| fail(e.to_string()))?
+        .decode()
+        .map_err(|e| fail(format!("is not a readable image ({e})")))?;
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let values = match image {
+        DynamicImage::ImageLuma8(grey) => grey.into_raw(),
+        DynamicImage::ImageLumaA8(_) => image.to_luma8().into_raw(),
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => {
+            palette_values(&image.to_rgb8(), width).map_err(fail)?
+        }
+        other => {
+            return Err(fail(format!(
+                "is a {:?} image; a label map is 8-bit grey (values 0–4) or 8-bit colour in the tissue palette",
+                other.color()
+            )));
+        }
+    };
+    LabelMap::new(width, height, values).map_err(|e| fail(e.to_string()))
+}
+
+/// Colour pixels to label values: grey pixels 0–4 are values, anything else must be near a
+/// tissue colour.
+fn palette_values(rgb: &image::RgbImage, width: usize) -> Result<Vec<u8>, String> {
+    let pixels: Vec<[u8; 3]> = rgb.pixels().map(|p| p.0).collect();
+    if pixels.iter().all(|[r, g, b]| r == g && g == b && *r <= 4) {
+        return Ok(pixels.iter().map(|p| p[0]).collect());
+    }
+    let palette: Vec<(u8, [u8; 3])> = Tissue::ALL
+        .iter()
+        .map(|&t| (t as u8, tissue_color(t)))
+        .collect();
+    pixels
+        .iter()
+        .enumerate()
+        .map(|(i, &colour)| {
+            let distance = |c: [u8; 3]| -> i32 {
+                (0..3)
+                    .map(|k| (i32::from(c[k]) - i32::from(colour[k])).pow(2))
+                    .sum()
+            };
+            let (value, nearest) = palette
+                .iter()
+                .map(|&(v, c)| (v, distance(c)))
+                .min_by_key(|&(_, d)| d)
+                .expect("the palette has colours");
+            if nearest <= PALETTE_TOLERANCE * PALETTE_TOLERANCE {
+                Ok(value)
+            } else {
+                Err(format!(
+                    "pixel (row {}, column {}) has the colour {colour:?}, which is neither a label value 0–4 nor a tissue colour of the palette",
+                    i / width,
+                    i % width
+                ))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn palette_colours_and_grey_values_read_as_the_same_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let values = [0u8, 1, 2, 3, 4, 2];
+        let grey = image::GrayImage::from_raw(3, 2, values.to_vec()).unwrap();
+        grey.save(dir.path().join("grey.png")).unwrap();
+        let mut colour = image::RgbImage::new(3, 2);
+        for (i, &v) in values.iter().enumerate() {
+            let mut c = tissue_color(Tissue::from_value(v).unwrap());
+            c[0] = c[0].saturating_add(9);
+            colour.put_pixel((i % 3) as u32, (i / 3) as u32, image::Rgb(c));
+        }
+        colour.save(dir.path().join("colour.png")).unwrap();
+        let a = read_label_png(&dir.path().join("grey.png")).unwrap();
+        let b = read_label_png(&dir.path().join("colour.png")).unwrap();
+        assert_eq!(a.values(), &values);
+        assert_eq!(b.values(), &values);
+
+        colour.put_pixel(1, 1, image::Rgb([0, 255, 0]));
+        colour.save(dir.path().join("green.png")).unwrap();
+        let err = read_label_png(&dir.path().join("green.png")).unwrap_err();
+        assert!(
+            err.contains("row 1, column 1") && err.contains("[0, 255, 0]"),
+            "{err}"
+        );
+        let bad = image::GrayImage::from_raw(3, 2, vec![0, 1, 7, 0, 0, 0]).unwrap();
+        bad.save(dir.path().join("bad.png")).unwrap();
+        let err = read_label_png(&dir.path().join("bad.png")).unwrap_err();
+        assert!(err.contains("invalid label value 7"), "{err}");
+    }
+}
