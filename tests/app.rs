@@ -365,3 +365,65 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     };
     assert_eq!(key(&from_disk), key(&from_app));
 }
+
+#[test]
+fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
+    use sula::data::mask::write_mask;
+    use sula::data::phantom::{PhantomConfig, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_eframe(|cc| {
+            SulaApp::with_settings(
+                &cc.egui_ctx,
+                Settings {
+                    project_vae_epochs: 1,
+                    import_epochs: 1,
+                    suggest_count: 3,
+                    ..tiny_settings()
+                },
+            )
+        });
+    wait_until(&mut h, "the phantom", |a| {
+        a.view.data_name.is_some() && idle(a)
+    });
+    let pullback = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/dicom/pullback/phantom.dcm");
+    let project = dir.path().join("project");
+    h.state_mut().new_project(pullback, project.clone());
+    wait_until(&mut h, "the project", |a| {
+        a.view.project.is_some() && idle(a)
+    });
+    assert_eq!(
+        h.state().view.points.len(),
+        24,
+        "every pullback frame is in the latent view"
+    );
+    h.get_by_label_contains("24 frames: 0 annotated");
+    h.get_by_label("Suggest frames to annotate…");
+
+    let batch = dir.path().join("batch");
+    h.state_mut().suggest_frames(batch.clone());
+    wait_until(&mut h, "the batch", |a| {
+        a.view.project.as_ref().is_some_and(|p| p.pending == 3) && idle(a)
+    });
+    // The annotator draws the frames' true label maps.
+    let manifest = ExportManifest::read(&batch).unwrap();
+    for sample in &manifest.samples {
+        let pool_id = sample.pool_id.clone().unwrap();
+        let index: u64 = pool_id.rsplit('/').next().unwrap().parse().unwrap();
+        let labels = generate(&PhantomConfig::new(64), 7, index).labels;
+        write_mask(&batch.join(format!("masks/{}.png", sample.id)), &labels).unwrap();
+    }
+    h.state_mut().import_annotations(batch);
+    wait_until(&mut h, "the import", |a| {
+        a.view.project.as_ref().is_some_and(|p| p.annotated == 3) && idle(a)
+    });
+    assert!(
+        h.state().view.errors.is_empty(),
+        "{:?}",
+        h.state().view.errors
+    );
+    h.get_by_label("Project rounds");
+    h.get_by_label("core-set");
+}

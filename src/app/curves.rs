@@ -16,6 +16,10 @@ fn color(arm: Arm) -> Color32 {
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.heading("Curves");
+    if let Some(project) = &app.view.project {
+        super::project_panel::rounds(project, ui);
+        return;
+    }
     if app.view.rows.is_empty() {
         ui.label("Test MSE and accuracy against training-set size appear after the first round.");
         return;

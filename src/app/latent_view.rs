@@ -27,6 +27,7 @@ fn plaque_color(kind: PlaqueKind) -> Color32 {
         PlaqueKind::Lipid => Color32::from_rgb(220, 180, 40),
         PlaqueKind::Calcified => Color32::from_rgb(90, 160, 230),
         PlaqueKind::Mixed => Color32::from_rgb(170, 90, 200),
+        PlaqueKind::Unannotated => Color32::from_rgb(110, 110, 120),
     }
 }
 
@@ -110,6 +111,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                         PlaqueKind::Lipid,
                         PlaqueKind::Calcified,
                         PlaqueKind::Mixed,
+                        PlaqueKind::Unannotated,
                     ] {
                         let pts: Vec<[f64; 2]> = view
                             .points
@@ -151,6 +153,23 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                         );
                     }
                 }
+            }
+            if let Some(project) = &view.project {
+                let annotated: Vec<[f64; 2]> =
+                    project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
+                plot.points(
+                    Points::new("annotated (project)", annotated)
+                        .radius(3.5)
+                        .color(Color32::from_rgb(80, 220, 120)),
+                );
+                let pending: Vec<[f64; 2]> =
+                    project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
+                plot.points(
+                    Points::new("suggested, awaiting annotation", pending)
+                        .radius(3.5)
+                        .shape(MarkerShape::Diamond)
+                        .color(Color32::from_rgb(230, 97, 1)),
+                );
             }
             if !view.training.is_empty() {
                 let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();

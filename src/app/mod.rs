@@ -8,6 +8,7 @@ mod data_panel;
 mod export_panel;
 mod images;
 mod latent_view;
+mod project_panel;
 mod samples;
 mod stage1;
 mod stage2;
@@ -52,6 +53,12 @@ pub struct Settings {
     pub runs_dir: Option<PathBuf>,
     /// How many of the latest rounds "Export rounds…" takes.
     pub export_rounds: usize,
+    /// Frames per suggested batch of a project.
+    pub suggest_count: usize,
+    /// Epochs F trains after each import.
+    pub import_epochs: usize,
+    /// Epochs of the image-only VAE a new project trains.
+    pub project_vae_epochs: usize,
 }
 
 impl Default for Settings {
@@ -79,6 +86,9 @@ impl Default for Settings {
             save_runs: true,
             runs_dir: None,
             export_rounds: 1,
+            suggest_count: 8,
+            import_epochs: 20,
+            project_vae_epochs: 30,
         }
     }
 }
@@ -117,6 +127,8 @@ pub struct View {
     pub run_folder: Option<PathBuf>,
     /// When the latest round arrived (the teaching animation runs from here).
     pub round_arrived: Option<Instant>,
+    /// The annotation project open in the app.
+    pub project: Option<crate::worker::ProjectView>,
 }
 
 /// Asks where an export goes; returns `None` when the user cancels.
@@ -368,6 +380,7 @@ impl SulaApp {
                 view.finished = finished;
             }
             Event::Paused => view.paused = true,
+            Event::Project(project) => view.project = Some(project),
             Event::Error(message) => {
                 view.errors.push(message);
                 view.busy = false;
@@ -489,6 +502,8 @@ impl SulaApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     data_panel::ui(self, ui);
+                    ui.separator();
+                    project_panel::ui(self, ui);
                     ui.separator();
                     stage1::ui(self, ui);
                     ui.separator();

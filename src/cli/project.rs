@@ -1,20 +1,18 @@
 //! `sula project new`, `sula suggest` and `sula import`: the annotation round trip on real
 //! data (SPEC §8.1) from the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::open::OpenArgs;
 use super::train::DeviceChoice;
-use crate::model::checkpoint::{self, Architecture, Sidecar};
-use crate::model::data::FrameSet;
-use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
-use crate::model::vae::{Vae, VaeConfig};
+use crate::model::train::{Control, Progress};
+use crate::model::vae::VaeConfig;
 use crate::project::import::{ImportOptions, import};
 use crate::project::suggest::{PoolStrategy, SuggestOptions, suggest};
-use crate::project::{PoolRef, Project, ProjectError, ProjectFile, VAE_FILE};
+use crate::project::{NewProject, Project, VaeSource, new_project};
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
@@ -104,9 +102,6 @@ pub fn run_project(command: &ProjectCommand) -> Result<()> {
 }
 
 fn run_new(args: &NewArgs) -> Result<()> {
-    if args.size < 16 || !args.size.is_multiple_of(16) {
-        bail!("--size {} must be a multiple of 16", args.size);
-    }
     let device = args.device.resolve()?;
     let options = args.open.options();
     let pool = crate::data::dataset::Dataset::open_with(&args.pool, &options)?;
@@ -116,104 +111,37 @@ fn run_new(args: &NewArgs) -> Result<()> {
         pool.frames.len(),
         pool.annotated()
     );
-    let file = ProjectFile {
-        format: ProjectFile::FORMAT.into(),
-        version: 1,
-        sula_version: env!("CARGO_PKG_VERSION").into(),
-        pool: PoolRef::new(&args.pool, &options)?,
+    let spec = NewProject {
+        pool: args.pool.clone(),
+        options,
+        out: args.out.clone(),
         size: args.size,
-        seed: args.seed,
-        validation: match &args.validation {
-            Some(dir) => {
-                Some(std::fs::canonicalize(dir).map_err(|e| crate::io::IoError::io(dir, e))?)
-            }
-            None => None,
+        vae: match &args.vae {
+            Some(path) => VaeSource::Reuse(path.clone()),
+            None => VaeSource::Train {
+                epochs: args.epochs,
+                latent_dim: args.latent_dim,
+                width: args.width,
+            },
         },
-        state: "state-0000".into(),
+        validation: args.validation.clone(),
+        seed: args.seed,
+        device,
     };
-    let project = Project::create(&args.out, file, |staging| {
-        let target = staging.join(VAE_FILE);
-        match &args.vae {
-            Some(path) => reuse_vae(path, &target, args.size, device),
-            None => train_vae(&pool, &target, args, device),
-        }
-    })?;
+    if args.vae.is_none() {
+        println!(
+            "training an image-only VAE on {} frames at {}² for {} epochs ({device:?})",
+            pool.frames.len(),
+            args.size,
+            args.epochs
+        );
+    }
+    let project = new_project(&spec, &mut quiet)?;
     println!("created {}", project.root.display());
     println!(
         "next: sula suggest {} --count N --out BATCH",
         project.root.display()
     );
-    Ok(())
-}
-
-/// Copies an image-only VAE of the right size into the project.
-fn reuse_vae(
-    path: &Path,
-    target: &Path,
-    size: usize,
-    device: tch::Device,
-) -> Result<(), ProjectError> {
-    let (_vs, vae, _) = checkpoint::load_vae(path, device, Some(size))?;
-    if vae.config.labelled {
-        return Err(ProjectError::Invalid(format!(
-            "{}: this VAE was trained with label maps, so it cannot embed unannotated frames; a project needs an image-only VAE (`sula train-vae --image-only`)",
-            path.display()
-        )));
-    }
-    for (from, to) in [
-        (path.to_path_buf(), target.to_path_buf()),
-        (
-            checkpoint::sidecar_path(path),
-            checkpoint::sidecar_path(target),
-        ),
-    ] {
-        std::fs::copy(&from, &to).map_err(|e| crate::io::IoError::io(&from, e))?;
-    }
-    Ok(())
-}
-
-fn train_vae(
-    pool: &crate::data::dataset::Dataset,
-    target: &Path,
-    args: &NewArgs,
-    device: tch::Device,
-) -> Result<(), ProjectError> {
-    let images = FrameSet::load_images(pool, args.size)?;
-    let config = VaeConfig {
-        latent_dim: args.latent_dim,
-        width: args.width,
-        labelled: false,
-        ..VaeConfig::new(args.size)
-    };
-    let training = TrainConfig {
-        epochs: args.epochs,
-        batch_size: 32,
-        learning_rate: 1e-3,
-        seed: args.seed,
-        schedule: LrSchedule::Cosine,
-        augment: true,
-    };
-    println!(
-        "training an image-only VAE on {} frames at {}² for {} epochs ({device:?})",
-        images.len(),
-        args.size,
-        args.epochs
-    );
-    train::seed_torch(args.seed);
-    let vs = tch::nn::VarStore::new(device);
-    let mut vae = Vae::new(&vs.root(), config);
-    let report = train::train_vae(&mut vae, &vs, &images, &training, &mut quiet)?;
-    let sidecar = Sidecar {
-        architecture: Architecture::Vae(config),
-        sula_version: env!("CARGO_PKG_VERSION").to_string(),
-        data: serde_json::json!({
-            "root": pool.root.display().to_string(),
-            "frames": images.len(),
-            "size": args.size,
-        }),
-        training: serde_json::json!({ "config": training, "report": report }),
-    };
-    checkpoint::save(&vs, target, &sidecar)?;
     Ok(())
 }
 

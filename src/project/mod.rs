@@ -26,6 +26,10 @@ use crate::data::dataset::{Dataset, OpenOptions};
 use crate::data::dicom::{CropSpec, FrameSelection};
 use crate::io::IoError;
 use crate::model::ModelError;
+use crate::model::checkpoint::{self, Architecture, Sidecar};
+use crate::model::data::FrameSet;
+use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
+use crate::model::vae::{Vae, VaeConfig};
 
 pub const PROJECT_FILE: &str = "project.json";
 pub const VAE_FILE: &str = "vae.safetensors";
@@ -340,6 +344,146 @@ impl Project {
             }
         }
     }
+}
+
+/// Where a new project's VAE comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VaeSource {
+    /// Train an image-only VAE on the pool's images.
+    Train {
+        epochs: usize,
+        latent_dim: usize,
+        width: usize,
+    },
+    /// Copy this image-only VAE in.
+    Reuse(PathBuf),
+}
+
+/// Everything `sula project new` (or the app's *Open pullback…*) decides.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub pool: PathBuf,
+    pub options: OpenOptions,
+    pub out: PathBuf,
+    pub size: usize,
+    pub vae: VaeSource,
+    pub validation: Option<PathBuf>,
+    pub seed: u64,
+    pub device: tch::Device,
+}
+
+/// Creates the project folder `spec.out` on its pool with an image-only VAE; nothing
+/// appears under that name unless every step succeeded.
+pub fn new_project(
+    spec: &NewProject,
+    on_progress: &mut dyn FnMut(&Progress) -> Control,
+) -> Result<Project, ProjectError> {
+    if spec.size < 16 || !spec.size.is_multiple_of(16) {
+        return Err(ProjectError::Invalid(format!(
+            "the working size {} must be a multiple of 16",
+            spec.size
+        )));
+    }
+    let pool = Dataset::open_with(&spec.pool, &spec.options)?;
+    let file = ProjectFile {
+        format: ProjectFile::FORMAT.into(),
+        version: 1,
+        sula_version: env!("CARGO_PKG_VERSION").into(),
+        pool: PoolRef::new(&spec.pool, &spec.options)?,
+        size: spec.size,
+        seed: spec.seed,
+        validation: match &spec.validation {
+            Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| IoError::io(dir, e))?),
+            None => None,
+        },
+        state: "state-0000".into(),
+    };
+    Project::create(&spec.out, file, |staging| {
+        let target = staging.join(VAE_FILE);
+        match &spec.vae {
+            VaeSource::Reuse(path) => reuse_vae(path, &target, spec.size, spec.device),
+            VaeSource::Train {
+                epochs,
+                latent_dim,
+                width,
+            } => {
+                let config = VaeConfig {
+                    latent_dim: *latent_dim,
+                    width: *width,
+                    labelled: false,
+                    ..VaeConfig::new(spec.size)
+                };
+                train_vae(&pool, &target, config, *epochs, spec, on_progress)
+            }
+        }
+    })
+}
+
+/// Copies an image-only VAE of the right size into the project.
+fn reuse_vae(
+    path: &Path,
+    target: &Path,
+    size: usize,
+    device: tch::Device,
+) -> Result<(), ProjectError> {
+    let (_vs, vae, _) = checkpoint::load_vae(path, device, Some(size))?;
+    if vae.config.labelled {
+        return Err(ProjectError::Invalid(format!(
+            "{}: this VAE was trained with label maps, so it cannot embed unannotated frames; a project needs an image-only VAE (`sula train-vae --image-only`)",
+            path.display()
+        )));
+    }
+    for (from, to) in [
+        (path.to_path_buf(), target.to_path_buf()),
+        (
+            checkpoint::sidecar_path(path),
+            checkpoint::sidecar_path(target),
+        ),
+    ] {
+        std::fs::copy(&from, &to).map_err(|e| IoError::io(&from, e))?;
+    }
+    Ok(())
+}
+
+/// Trains the image-only VAE on every pool frame and saves it to `target`.
+fn train_vae(
+    pool: &Dataset,
+    target: &Path,
+    config: VaeConfig,
+    epochs: usize,
+    spec: &NewProject,
+    on_progress: &mut dyn FnMut(&Progress) -> Control,
+) -> Result<(), ProjectError> {
+    let images = FrameSet::load_images(pool, spec.size)?;
+    let training = TrainConfig {
+        epochs,
+        batch_size: 32,
+        learning_rate: 1e-3,
+        seed: spec.seed,
+        schedule: LrSchedule::Cosine,
+        augment: true,
+    };
+    train::seed_torch(spec.seed);
+    let vs = tch::nn::VarStore::new(spec.device);
+    let mut vae = Vae::new(&vs.root(), config);
+    let report = train::train_vae(&mut vae, &vs, &images, &training, on_progress)?;
+    if report.stopped {
+        return Err(ProjectError::Invalid(
+            "VAE training was stopped; no project was created".into(),
+        ));
+    }
+    let sidecar = Sidecar {
+        architecture: Architecture::Vae(config),
+        sula_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: serde_json::json!({
+            "root": pool.root.display().to_string(),
+            "frames": images.len(),
+            "size": spec.size,
+        }),
+        training: serde_json::json!({ "config": training, "report": report }),
+    };
+    checkpoint::save(&vs, target, &sidecar)?;
+    Ok(())
 }
 
 /// Recreates the folder tree `from` at `to`, hard-linking files (copying where links fail).

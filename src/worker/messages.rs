@@ -54,8 +54,56 @@ pub enum Command {
         selection: ExportSelection,
         out: PathBuf,
     },
+    /// Start a project on a DICOM pullback (or dataset folder) at `out`: train an
+    /// image-only VAE on its frames, then open it.
+    NewProject {
+        pool: PathBuf,
+        out: PathBuf,
+        size: usize,
+        epochs: usize,
+    },
+    /// Open an existing project folder.
+    OpenProject(PathBuf),
+    /// Write the project's next batch of `count` frames to annotate to the new folder `out`.
+    Suggest {
+        count: usize,
+        out: PathBuf,
+    },
+    /// Import an annotated batch into the project and train F for a round.
+    ImportAnnotations {
+        batch: PathBuf,
+        epochs: usize,
+    },
     /// Fault injection for tests and bug reports: the worker panics while handling it.
     Crash,
+}
+
+/// One round of a project: what was suggested and what came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRound {
+    pub round: usize,
+    pub strategy: String,
+    pub suggested: usize,
+    /// Frames that came back annotated (`None` while the batch is out).
+    pub annotated: Option<usize>,
+    /// Annotated frames in all after this round's import.
+    pub total_annotated: Option<usize>,
+    /// F's validation MSE (kPa²) after the import, when the project has a validation split.
+    pub validation_mse: Option<f64>,
+    pub batch: PathBuf,
+}
+
+/// The open project, for the project panel and the curves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectView {
+    pub root: PathBuf,
+    pub frames: usize,
+    pub annotated: usize,
+    pub pending: usize,
+    pub rounds: Vec<ProjectRound>,
+    /// Latent-view positions of the annotated frames and of those waiting in a batch.
+    pub annotated_xy: Vec<[f32; 2]>,
+    pub pending_xy: Vec<[f32; 2]>,
 }
 
 /// Which samples an export takes.
@@ -92,6 +140,8 @@ pub enum PlaqueKind {
     Lipid,
     Calcified,
     Mixed,
+    /// No label map (a real pullback's frame).
+    Unannotated,
 }
 
 impl PlaqueKind {
@@ -103,12 +153,18 @@ impl PlaqueKind {
             (true, true) => PlaqueKind::Mixed,
         }
     }
+
+    /// A frame's kind when it has a label map.
+    pub fn of_optional(class_counts: Option<[usize; 5]>) -> PlaqueKind {
+        class_counts.map_or(PlaqueKind::Unannotated, PlaqueKind::of)
+    }
     pub fn name(self) -> &'static str {
         match self {
             PlaqueKind::Fibrous => "fibrous only",
             PlaqueKind::Lipid => "lipid",
             PlaqueKind::Calcified => "calcium",
             PlaqueKind::Mixed => "lipid + calcium",
+            PlaqueKind::Unannotated => "not annotated",
         }
     }
 }
@@ -211,5 +267,7 @@ pub enum Event {
         finished: bool,
     },
     Paused,
+    /// The open project changed (opened, suggested, imported).
+    Project(ProjectView),
     Error(String),
 }

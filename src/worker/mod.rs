@@ -5,6 +5,7 @@
 //! on with fresh state.
 
 pub mod messages;
+mod project;
 mod state;
 
 use std::panic::AssertUnwindSafe;
@@ -12,7 +13,10 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use messages::{Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, SampleView};
+pub use messages::{
+    Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, ProjectRound, ProjectView,
+    SampleView,
+};
 
 /// Wakes the UI after an event; egui's `Context::request_repaint` in the app.
 pub type Waker = Box<dyn Fn() + Send>;

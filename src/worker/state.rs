@@ -57,10 +57,12 @@ pub(super) struct State {
     pool: Option<Pool>,
     projection: Option<Projection>,
     study: Option<Study>,
+    /// The annotation project open in the app, if any.
+    project: Option<super::project::Session>,
 }
 
 /// How the training callback should react to commands that arrive mid-batch.
-fn control(commands: &Receiver<Command>, outbox: &Outbox) -> Control {
+pub(super) fn control(commands: &Receiver<Command>, outbox: &Outbox) -> Control {
     while let Ok(command) = commands.try_recv() {
         match command {
             Command::Cancel => return Control::Stop,
@@ -112,6 +114,7 @@ impl State {
             pool: None,
             projection: None,
             study: None,
+            project: None,
         }
     }
 
@@ -122,6 +125,16 @@ impl State {
         outbox: &Outbox,
     ) -> Result<(), String> {
         match command {
+            Command::NewProject { .. }
+            | Command::OpenProject(_)
+            | Command::Suggest { .. }
+            | Command::ImportAnnotations { .. } => {
+                // The project replaces the study's data in the views.
+                self.data = None;
+                self.pool = None;
+                self.study = None;
+                super::project::handle(&mut self.project, command, self.device, commands, outbox)
+            }
             Command::LoadPhantom {
                 pool,
                 test,
@@ -205,6 +218,7 @@ impl State {
             eta_s: None,
         });
         let study = source.load(size).map_err(|e| e.to_string())?.label_test();
+        self.project = None;
         let (test, dropped) = (&study.test, study.dropped);
         let mut fractions = [0usize; 5];
         for labels in &study.pool.set.labels {

@@ -1,0 +1,173 @@
+//! Real data: *Open pullback…* starts a project on a DICOM pullback (an image-only VAE is
+//! trained on its frames), *Open project…* reopens one, and the open project's
+//! *Suggest frames to annotate…* and *Import annotations…* run the round trip.
+
+use std::path::PathBuf;
+
+use egui_plot::{Line, Plot, Points};
+
+use super::{Command, SulaApp, labelled_row};
+use crate::worker::ProjectView;
+
+impl SulaApp {
+    /// Starts a project on the pullback `pool` in the new folder `out`.
+    pub fn new_project(&mut self, pool: PathBuf, out: PathBuf) {
+        self.view.busy = true;
+        self.send(Command::NewProject {
+            pool,
+            out,
+            size: self.settings.size,
+            epochs: self.settings.project_vae_epochs,
+        });
+    }
+
+    pub fn open_project(&mut self, root: PathBuf) {
+        self.view.busy = true;
+        self.send(Command::OpenProject(root));
+    }
+
+    /// Writes the next batch to annotate to the new folder `out`.
+    pub fn suggest_frames(&mut self, out: PathBuf) {
+        self.view.busy = true;
+        self.send(Command::Suggest {
+            count: self.settings.suggest_count,
+            out,
+        });
+    }
+
+    /// Imports the annotated batch folder `batch`.
+    pub fn import_annotations(&mut self, batch: PathBuf) {
+        self.view.busy = true;
+        self.send(Command::ImportAnnotations {
+            batch,
+            epochs: self.settings.import_epochs,
+        });
+    }
+}
+
+fn new_folder(title: &str, name: &str) -> Option<PathBuf> {
+    rfd::FileDialog::new()
+        .set_title(title)
+        .set_file_name(name)
+        .save_file()
+}
+
+pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
+    ui.heading("Real data");
+    let busy = app.view.busy;
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!busy, egui::Button::new("Open pullback…"))
+            .on_hover_text(
+                "A DICOM IVUS pullback: sula trains an image-only VAE on its frames and keeps the annotation loop in a new project folder",
+            )
+            .clicked()
+            && let Some(pool) = rfd::FileDialog::new()
+                .set_title("DICOM pullback")
+                .pick_file()
+            && let Some(out) = new_folder("New project folder", "pullback_project")
+        {
+            app.new_project(pool, out);
+        }
+        if ui
+            .add_enabled(!busy, egui::Button::new("Open project…"))
+            .clicked()
+            && let Some(root) = rfd::FileDialog::new().set_title("Project folder").pick_folder()
+        {
+            app.open_project(root);
+        }
+    });
+    let Some(project) = app.view.project.clone() else {
+        ui.small("Suggest which frames of your own pullback to annotate next, and bring the annotations back.");
+        return;
+    };
+    ui.label(egui::RichText::new(project.root.display().to_string()).strong());
+    ui.small(format!(
+        "{} frames: {} annotated, {} waiting in a batch, {} rounds",
+        project.frames,
+        project.annotated,
+        project.pending,
+        project.rounds.len()
+    ));
+    egui::Grid::new("project_grid")
+        .num_columns(2)
+        .show(ui, |ui| {
+            labelled_row(ui, "Frames to suggest", |ui| {
+                ui.add(egui::DragValue::new(&mut app.settings.suggest_count).range(1..=500))
+            });
+            labelled_row(ui, "F epochs per import", |ui| {
+                ui.add(egui::DragValue::new(&mut app.settings.import_epochs).range(1..=500))
+            });
+        });
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!busy, egui::Button::new("Suggest frames to annotate…"))
+            .on_hover_text("Round 0: core-set; later rounds: the annotated frames' gradient steps, snapped to the nearest free frames")
+            .clicked()
+            && let Some(out) = new_folder(
+                "New folder for the batch",
+                &format!("batch_round{}", project.rounds.len()),
+            )
+        {
+            app.suggest_frames(out);
+        }
+        if ui
+            .add_enabled(!busy, egui::Button::new("Import annotations…"))
+            .on_hover_text("A batch folder with its masks/ filled in; checked whole before anything is applied")
+            .clicked()
+            && let Some(batch) = rfd::FileDialog::new().set_title("Annotated batch").pick_folder()
+        {
+            app.import_annotations(batch);
+        }
+    });
+}
+
+/// The project's rounds in the curves panel: a table, and F's validation MSE against the
+/// number of annotated frames when the project has a validation split.
+pub fn rounds(project: &ProjectView, ui: &mut egui::Ui) {
+    ui.label(egui::RichText::new("Project rounds").strong());
+    egui::Grid::new("project_rounds")
+        .striped(true)
+        .show(ui, |ui| {
+            for header in [
+                "round",
+                "strategy",
+                "suggested",
+                "annotated",
+                "in all",
+                "validation MSE (kPa²)",
+            ] {
+                ui.label(egui::RichText::new(header).small().strong());
+            }
+            ui.end_row();
+            for r in &project.rounds {
+                let dash = || "–".to_string();
+                ui.label(r.round.to_string());
+                ui.label(&r.strategy);
+                ui.label(r.suggested.to_string());
+                ui.label(
+                    r.annotated
+                        .map_or_else(|| "waiting".into(), |n| n.to_string()),
+                );
+                ui.label(r.total_annotated.map_or_else(dash, |n| n.to_string()));
+                ui.label(r.validation_mse.map_or_else(dash, |m| format!("{m:.1}")));
+                ui.end_row();
+            }
+        });
+    let curve: Vec<[f64; 2]> = project
+        .rounds
+        .iter()
+        .filter_map(|r| Some([r.total_annotated? as f64, r.validation_mse?]))
+        .collect();
+    if !curve.is_empty() {
+        Plot::new("project_validation")
+            .height(150.0)
+            .x_axis_label("annotated frames")
+            .y_axis_label("validation MSE (kPa²)")
+            .allow_scroll(false)
+            .show(ui, |p| {
+                p.line(Line::new("F on the validation split", curve.clone()).width(2.0));
+                p.points(Points::new("rounds", curve).radius(3.0));
+            });
+    }
+}
