@@ -225,4 +225,45 @@ mod tests {
         let err = read_label_png(&dir.path().join("bad.png")).unwrap_err();
         assert!(err.contains("invalid label value 7"), "{err}");
     }
+
+    #[test]
+    fn contour_pairs_are_rasterised_and_a_lone_contour_or_a_stranger_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let circle = |r: f64| -> String {
+            (0..24)
+                .map(|k| {
+                    let t = std::f64::consts::TAU * k as f64 / 24.0;
+                    format!("{:.2}, {:.2}\n", 16.0 + r * t.cos(), 16.0 + r * t.sin())
+                })
+                .collect()
+        };
+        std::fs::write(dir.path().join("lum_a.txt"), circle(5.0)).unwrap();
+        std::fs::write(dir.path().join("med_a.txt"), circle(10.0)).unwrap();
+        std::fs::write(dir.path().join("lum_b.txt"), circle(5.0)).unwrap();
+        std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();
+        std::fs::write(dir.path().join("notes.doc"), b"?").unwrap();
+        let stems = vec!["a".to_string(), "b".to_string()];
+        let sizes = BTreeMap::from([("a".to_string(), (32, 32)), ("b".to_string(), (32, 32))]);
+        let (found, problems) = read_annotations(dir.path(), &stems, &sizes);
+        assert_eq!(found.len(), 1);
+        let counts = found[0].labels.class_counts();
+        assert!(counts[1] > 50 && counts[2] > 150, "{counts:?}");
+        assert!(crate::labels::check_closed_lumen(&found[0].labels).is_ok());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("lum_b.txt") && p.contains("partner"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("c.png") && p.contains("not a frame of this batch"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("notes.doc") && p.contains("not an annotation file"))
+        );
+    }
 }

@@ -197,7 +197,8 @@ pub fn import(
             })
         })
         .collect::<Result<_, _>>()?;
-    let images = pool.load_many(&wanted, Some(size))?;
+    let (_, pool_images) = project.pool_images(&pool)?;
+    let images: Vec<&Vec<u8>> = wanted.iter().map(|&i| &pool_images.images[i]).collect();
     let skipped: Vec<String> = ids
         .iter()
         .filter(|(stem, _)| !accepted.iter().any(|a| &a.stem == *stem))
@@ -220,7 +221,7 @@ pub fn import(
         for (a, frame) in accepted.iter().zip(&images) {
             atomic::write_bytes(
                 &annotated.join("images").join(format!("{}.png", a.stem)),
-                &encode_grey_png(size, size, &frame.image),
+                &encode_grey_png(size, size, frame),
             )?;
             write_mask(
                 &annotated.join("masks").join(format!("{}.png", a.stem)),

@@ -36,6 +36,9 @@ pub const VAE_FILE: &str = "vae.safetensors";
 pub const HISTORY_FILE: &str = "history.json";
 pub const ANNOTATED_DIR: &str = "annotated";
 pub const REGRESSOR_FILE: &str = "f.safetensors";
+/// The pool's frames at the working resolution, so a round need not decode the pullback.
+pub const POOL_CACHE: &str = "pool_frames.bin";
+pub const POOL_CACHE_IDS: &str = "pool_frames.json";
 
 /// Why a project step failed; nothing of the step was applied.
 #[derive(Debug, Error)]
@@ -346,6 +349,55 @@ impl Project {
     }
 }
 
+/// The pool's frame ids and their images at `size`², in pool order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PoolCacheIndex {
+    size: usize,
+    ids: Vec<String>,
+}
+
+/// Writes the pool's images at the working resolution into the project folder `dir`.
+fn write_pool_cache(dir: &Path, ids: &[String], images: &FrameSet) -> Result<(), IoError> {
+    let bytes: Vec<u8> = images.images.concat();
+    crate::io::atomic::write_bytes(&dir.join(POOL_CACHE), &bytes)?;
+    write_json(
+        &dir.join(POOL_CACHE_IDS),
+        &PoolCacheIndex {
+            size: images.size,
+            ids: ids.to_vec(),
+        },
+    )
+}
+
+impl Project {
+    /// The pool's images at the working resolution and their ids: from the project's cache
+    /// when it matches the pool, else decoded from the pool itself.
+    pub fn pool_images(&self, pool: &Dataset) -> Result<(Vec<String>, FrameSet), ProjectError> {
+        let ids: Vec<String> = pool.frames.iter().map(|f| f.id.clone()).collect();
+        let size = self.file.size;
+        let index: Option<PoolCacheIndex> =
+            read_json(&self.root.join(POOL_CACHE_IDS), "pool cache index").ok();
+        if let Some(index) = index
+            && index.size == size
+            && index.ids == ids
+            && let Ok(bytes) = std::fs::read(self.root.join(POOL_CACHE))
+            && bytes.len() == ids.len() * size * size
+        {
+            let images = bytes.chunks(size * size).map(<[u8]>::to_vec).collect();
+            return Ok((
+                ids,
+                FrameSet {
+                    size,
+                    images,
+                    labels: Vec::new(),
+                    stress: None,
+                },
+            ));
+        }
+        Ok((ids, FrameSet::load_images(pool, size)?))
+    }
+}
+
 /// Where a new project's VAE comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VaeSource {
@@ -399,6 +451,9 @@ pub fn new_project(
         state: "state-0000".into(),
     };
     Project::create(&spec.out, file, |staging| {
+        let images = FrameSet::load_images(&pool, spec.size)?;
+        let ids: Vec<String> = pool.frames.iter().map(|f| f.id.clone()).collect();
+        write_pool_cache(staging, &ids, &images)?;
         let target = staging.join(VAE_FILE);
         match &spec.vae {
             VaeSource::Reuse(path) => reuse_vae(path, &target, spec.size, spec.device),
@@ -413,7 +468,7 @@ pub fn new_project(
                     labelled: false,
                     ..VaeConfig::new(spec.size)
                 };
-                train_vae(&pool, &target, config, *epochs, spec, on_progress)
+                train_vae(&pool, &images, &target, config, *epochs, spec, on_progress)
             }
         }
     })
@@ -448,13 +503,13 @@ fn reuse_vae(
 /// Trains the image-only VAE on every pool frame and saves it to `target`.
 fn train_vae(
     pool: &Dataset,
+    images: &FrameSet,
     target: &Path,
     config: VaeConfig,
     epochs: usize,
     spec: &NewProject,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<(), ProjectError> {
-    let images = FrameSet::load_images(pool, spec.size)?;
     let training = TrainConfig {
         epochs,
         batch_size: 32,
@@ -466,7 +521,7 @@ fn train_vae(
     train::seed_torch(spec.seed);
     let vs = tch::nn::VarStore::new(spec.device);
     let mut vae = Vae::new(&vs.root(), config);
-    let report = train::train_vae(&mut vae, &vs, &images, &training, on_progress)?;
+    let report = train::train_vae(&mut vae, &vs, images, &training, on_progress)?;
     if report.stopped {
         return Err(ProjectError::Invalid(
             "VAE training was stopped; no project was created".into(),

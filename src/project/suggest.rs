@@ -49,6 +49,8 @@ pub struct SuggestOptions {
 pub struct EmbeddedPool {
     pub dataset: Dataset,
     pub ids: Vec<String>,
+    /// Images at the working resolution, in pool order.
+    pub images: FrameSet,
     pub means: Vec<Vec<f32>>,
 }
 
@@ -60,12 +62,12 @@ impl EmbeddedPool {
         device: Device,
     ) -> Result<EmbeddedPool, ProjectError> {
         let dataset = project.file.pool.open()?;
-        let images = FrameSet::load_images(&dataset, project.file.size)?;
+        let (ids, images) = project.pool_images(&dataset)?;
         let means = encode_means(vae, &images, device);
-        let ids = dataset.frames.iter().map(|f| f.id.clone()).collect();
         Ok(EmbeddedPool {
             dataset,
             ids,
+            images,
             means,
         })
     }

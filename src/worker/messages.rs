@@ -153,11 +153,6 @@ impl PlaqueKind {
             (true, true) => PlaqueKind::Mixed,
         }
     }
-
-    /// A frame's kind when it has a label map.
-    pub fn of_optional(class_counts: Option<[usize; 5]>) -> PlaqueKind {
-        class_counts.map_or(PlaqueKind::Unannotated, PlaqueKind::of)
-    }
     pub fn name(self) -> &'static str {
         match self {
             PlaqueKind::Fibrous => "fibrous only",

@@ -132,11 +132,7 @@ fn open(root: &Path, device: Device, outbox: &Outbox) -> Result<Session, String>
     };
     let projection = Projection::fit(&pool.means);
     let size = project.file.size;
-    let all: Vec<usize> = (0..pool.ids.len()).collect();
-    let thumbnails = pool
-        .dataset
-        .load_many(&all, Some(size))
-        .map_err(|e| e.to_string())?;
+
     outbox.send(Event::Data {
         name: format!("project {}", root.display()),
         summary: vec![
@@ -150,16 +146,14 @@ fn open(root: &Path, device: Device, outbox: &Outbox) -> Result<Session, String>
         size,
         pixel_mm: pool.dataset.pixel_mm,
     });
-    let points = thumbnails
-        .into_iter()
-        .enumerate()
-        .map(|(i, frame)| PoolPoint {
+    let points = (0..pool.ids.len())
+        .map(|i| PoolPoint {
             id: pool.ids[i].clone(),
             xy: projection.project(&pool.means[i]),
             latent: pool.means[i].clone(),
-            plaque: PlaqueKind::of_optional(frame.labels.map(|l| l.class_counts())),
+            plaque: PlaqueKind::Unannotated,
             peak_kpa: None,
-            thumbnail: frame.image,
+            thumbnail: pool.images.images[i].clone(),
         })
         .collect();
     outbox.send(Event::Latent {
