@@ -540,8 +540,9 @@ impl eframe::App for SulaApp {
 /// The app icon, also installed by the packages (`packaging/sula.png`).
 const ICON_PNG: &[u8] = include_bytes!("../../packaging/sula.png");
 
-/// Opens the window (1600×1000 by default) and runs the app until it is closed.
-pub fn run_native() -> eframe::Result {
+/// Opens the window (1600×1000 by default) and runs the app until it is closed; with
+/// `project`, that project folder is opened once the app has started.
+pub fn run_native(project: Option<PathBuf>) -> eframe::Result {
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("sula")
         .with_app_id("sula")
@@ -557,7 +558,13 @@ pub fn run_native() -> eframe::Result {
     eframe::run_native(
         "sula",
         options,
-        Box::new(|cc| Ok(Box::new(SulaApp::new(cc)))),
+        Box::new(|cc| {
+            let mut app = SulaApp::new(cc);
+            if let Some(root) = project {
+                app.open_project(root);
+            }
+            Ok(Box::new(app))
+        }),
     )
 }
 

@@ -63,6 +63,12 @@ enum Command {
     /// Measure performance and print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Open the desktop app (what `sula` alone does), optionally on a project folder.
+    App {
+        /// A project folder (from `sula project new`) to open.
+        #[arg(long, value_name = "P")]
+        project: Option<std::path::PathBuf>,
+    },
 }
 
 /// The version line: crate version, libtorch and the compute device.
@@ -96,11 +102,8 @@ pub fn main() -> ExitCode {
         Some(Command::Suggest(args)) => project::run_suggest(&args),
         Some(Command::Import(args)) => project::run_import(&args),
         Some(Command::Bench(command)) => bench::run(&command),
-        None => crate::app::run_native().map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the window ({e}); use a subcommand (`sula --help`) without a display"
-            )
-        }),
+        Some(Command::App { project }) => open_app(project),
+        None => open_app(None),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +112,15 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the desktop app; without a display that is one clear error.
+fn open_app(project: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    crate::app::run_native(project).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the window ({e}); use a subcommand (`sula --help`) without a display"
+        )
+    })
 }
 
 /// The error and its causes joined on one line (without repeating a cause already in
