@@ -156,8 +156,17 @@ fn tiny_study_writes_results_in_both_modes() {
                 .unwrap()
                 .starts_with("CPU")
         );
+        // MSE, accuracy and the paired-difference panel.
         let curves = image::open(out.join("curves.png")).unwrap();
-        assert_eq!((curves.width(), curves.height()), (1400, 560));
+        assert_eq!((curves.width(), curves.height()), (2000, 560));
+        assert_eq!(summary.paired_differences.len(), 2);
+        assert!(
+            summary
+                .paired_differences
+                .iter()
+                .all(|d| d.pairs == 2 && d.lower <= d.mean && d.mean <= d.upper)
+        );
+        assert_eq!(summary.label_savings.len(), 2);
         let rounds: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join("rounds/adaptive_repeat1.json")).unwrap(),
         )

@@ -343,11 +343,31 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
     write_json(true, Some(summary.clone()))?;
     println!(
-        "\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc"
+        "\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc   adaptive − random [95 % CI]   labels for random's MSE"
     );
-    for (a, b) in summary.arms[0].points.iter().zip(&summary.arms[1].points) {
+    for (k, (a, b)) in summary.arms[0]
+        .points
+        .iter()
+        .zip(&summary.arms[1].points)
+        .enumerate()
+    {
+        let paired = summary
+            .paired_differences
+            .iter()
+            .find(|d| d.size == b.size)
+            .map_or_else(String::new, |d| {
+                format!("{:+.1} [{:+.1}, {:+.1}]", d.mean, d.lower, d.upper)
+            });
+        let saving = summary
+            .label_savings
+            .get(k)
+            .and_then(|l| l.ratio)
+            .map_or_else(
+                || "not reached".to_string(),
+                |r| format!("{:.0} %", 100.0 * r),
+            );
         println!(
-            "  {:>4}   {:>9.1} ± {:<8.1}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}  {:.3} ± {:.3}",
+            "  {:>4}   {:>9.1} ± {:<8.1}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}  {:.3} ± {:.3}   {paired:<28}  {saving}",
             a.size,
             a.mse_mean,
             a.mse_std,

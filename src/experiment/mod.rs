@@ -6,6 +6,7 @@ pub mod plot;
 pub mod results;
 pub mod run;
 pub mod source;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

@@ -115,11 +115,16 @@ fn draw(
     let x_min = sizes.iter().copied().min().unwrap_or(0) as f64;
     let x_max = sizes.iter().copied().max().unwrap_or(1) as f64;
     let x_pad = ((x_max - x_min) * 0.04).max(1.0);
-    for (area, panel) in root
-        .split_evenly((1, 2))
-        .iter()
-        .zip([Panel::Mse, Panel::Accuracy])
-    {
+    let columns = if summary.paired_differences.is_empty() {
+        2
+    } else {
+        3
+    };
+    let areas = root.split_evenly((1, columns));
+    if let Some(area) = areas.get(2) {
+        draw_paired(area, summary, (x_min - x_pad, x_max + x_pad))?;
+    }
+    for (area, panel) in areas.iter().zip([Panel::Mse, Panel::Accuracy]) {
         let (y_min, y_max) = range(&summary.arms, panel);
         let mut chart = ChartBuilder::on(area)
             .margin(18)
@@ -185,10 +190,76 @@ fn draw(
     root.present().map_err(|e| e.to_string())
 }
 
+/// The third panel: adaptive − random test MSE per size, mean of the paired repeats with
+/// its 95 % bootstrap interval, and the zero line (below it the adaptive arm is better).
+fn draw_paired<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    summary: &Summary,
+    (x_lo, x_hi): (f64, f64),
+) -> Result<(), String> {
+    let d = &summary.paired_differences;
+    let lo = d.iter().map(|p| p.lower).fold(0.0, f64::min);
+    let hi = d.iter().map(|p| p.upper).fold(0.0, f64::max);
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    let mut chart = ChartBuilder::on(area)
+        .margin(18)
+        .caption("Adaptive − random, paired (95 % CI)", ("sans-serif", 19))
+        .x_label_area_size(46)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_lo..x_hi, (lo - pad)..(hi + pad))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("training-set size")
+        .y_desc("Δ MSE (kPa²)")
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .max_light_lines(1)
+        .light_line_style(RGBColor(240, 240, 240))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            [(x_lo, 0.0), (x_hi, 0.0)],
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
+    let [r, g, b] = arm_rgb(Arm::Adaptive);
+    let color = RGBColor(r, g, b);
+    chart
+        .draw_series(d.iter().map(|p| {
+            PathElement::new(
+                vec![(p.size as f64, p.lower), (p.size as f64, p.upper)],
+                color.stroke_width(2),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            d.iter().map(|p| (p.size as f64, p.mean)),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            d.iter()
+                .map(|p| Circle::new((p.size as f64, p.mean), 4, color.filled())),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// The figure as an RGB image.
 pub fn render_curves(summary: &Summary, mode: Mode, title: &str) -> image::RgbImage {
     register_font();
-    let (width, height) = (1400u32, 560u32);
+    let width = if summary.paired_differences.is_empty() {
+        1400u32
+    } else {
+        2000
+    };
+    let height = 560u32;
     let mut buffer = vec![0u8; (width * height * 3) as usize];
     if let Err(message) = draw(&mut buffer, (width, height), summary, mode, title) {
         // Drawing into memory only fails on a plotters bug; keep what was drawn.

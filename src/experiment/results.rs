@@ -4,6 +4,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::stats::{
+    BOOTSTRAP_RESAMPLES, LabelSaving, PairedDifference, bootstrap_mean_interval, label_savings,
+};
+
 use crate::io::IoError;
 use crate::sampling::{Arm, Mode};
 
@@ -138,6 +142,13 @@ pub struct Summary {
     /// For each baseline size: the smallest adaptive training-set size whose mean MSE is
     /// at most the baseline's mean MSE there (`None` if no adaptive size reaches it).
     pub adaptive_size_matching_baseline: Vec<(usize, Option<usize>)>,
+    /// Per size: adaptive − random test MSE over the repeats that share their seed, with
+    /// its 95 % bootstrap interval.
+    #[serde(default)]
+    pub paired_differences: Vec<PairedDifference>,
+    /// Per random size N: the interpolated adaptive size that reaches random's MSE at N.
+    #[serde(default)]
+    pub label_savings: Vec<LabelSaving>,
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -201,10 +212,48 @@ pub fn summarise(rows: &[Row]) -> Summary {
             (b.size, matched)
         })
         .collect();
+    let curve = |a: &ArmSummary| -> Vec<(usize, f64)> {
+        a.points.iter().map(|p| (p.size, p.mse_mean)).collect()
+    };
+    let label_savings = label_savings(&curve(&arms[0]), &curve(&arms[1]));
     Summary {
+        paired_differences: paired_differences(rows, &arms[1]),
+        label_savings,
         arms,
         adaptive_size_matching_baseline,
     }
+}
+
+/// Adaptive − random MSE per repeat at each random size where both arms have the repeat.
+fn paired_differences(rows: &[Row], baseline: &ArmSummary) -> Vec<PairedDifference> {
+    baseline
+        .points
+        .iter()
+        .filter_map(|point| {
+            let mse = |arm: Arm, repeat: usize| {
+                rows.iter()
+                    .find(|r| r.arm == arm && r.repeat == repeat && r.size == point.size)
+                    .map(|r| r.mse)
+            };
+            let differences: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.arm == Arm::Baseline && r.size == point.size)
+                .filter_map(|r| Some(mse(Arm::Adaptive, r.repeat)? - r.mse))
+                .collect();
+            if differences.is_empty() {
+                return None;
+            }
+            let (mean, lower, upper) =
+                bootstrap_mean_interval(&differences, BOOTSTRAP_RESAMPLES, point.size as u64);
+            Some(PairedDifference {
+                size: point.size,
+                pairs: differences.len(),
+                mean,
+                lower,
+                upper,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -265,5 +314,14 @@ mod tests {
             s.adaptive_size_matching_baseline,
             [(10, Some(10)), (20, Some(10))]
         );
+        // Paired: adaptive − baseline per repeat, (−4, −2) at 10 and (−2.5, −3.5) at 20.
+        let d10 = &s.paired_differences[0];
+        assert_eq!((d10.size, d10.pairs), (10, 2));
+        assert!((d10.mean + 3.0).abs() < 1e-12 && d10.lower >= -4.0 && d10.upper <= -2.0);
+        assert!((s.paired_differences[1].mean + 3.0).abs() < 1e-12);
+        // Adaptive's mean curve is 5 at 10 and 2 at 20: random's 8 is reached at 10, its
+        // 5 at 10 too.
+        assert_eq!(s.label_savings[1].arm_size, Some(10.0));
+        assert_eq!(s.label_savings[1].ratio, Some(0.5));
     }
 }

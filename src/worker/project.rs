@@ -8,7 +8,7 @@ use tch::Device;
 
 use super::Outbox;
 use super::messages::{Command, Event, PlaqueKind, PoolPoint, ProjectRound, ProjectView};
-use super::state::control;
+use super::state::{control, vae_progress};
 use crate::data::dataset::OpenOptions;
 use crate::model::checkpoint;
 use crate::model::train::{Control, Progress};
@@ -54,16 +54,7 @@ pub(super) fn handle(
                 seed: 1,
                 device,
             };
-            let mut on_progress = |p: &Progress| {
-                outbox.send(Event::VaeProgress {
-                    epoch: p.epoch,
-                    epochs: p.epochs,
-                    loss: p.loss,
-                    fraction: p.fraction(),
-                });
-                control(commands, outbox)
-            };
-            new_project(&spec, &mut on_progress).map_err(|e| e.to_string())?;
+            new_project(&spec, &mut vae_progress(commands, outbox)).map_err(|e| e.to_string())?;
             *session = Some(open(&out, device, outbox)?);
         }
         Command::OpenProject(root) => *session = Some(open(&root, device, outbox)?),

@@ -87,6 +87,22 @@ pub(super) fn control(commands: &Receiver<Command>, outbox: &Outbox) -> Control 
     Control::Continue
 }
 
+/// The training callback of a VAE: reports each batch to the UI, obeys Pause and Cancel.
+pub(super) fn vae_progress<'a>(
+    commands: &'a Receiver<Command>,
+    outbox: &'a Outbox,
+) -> impl FnMut(&Progress) -> Control + 'a {
+    move |p: &Progress| {
+        outbox.send(Event::VaeProgress {
+            epoch: p.epoch,
+            epochs: p.epochs,
+            loss: p.loss,
+            fraction: p.fraction(),
+        });
+        control(commands, outbox)
+    }
+}
+
 fn view(
     caption: String,
     size: usize,
@@ -412,15 +428,13 @@ impl State {
             seed,
             ..TrainConfig::default()
         };
-        let report = train::train_vae(&mut vae, &vs, set, &schedule, &mut |p: &Progress| {
-            outbox.send(Event::VaeProgress {
-                epoch: p.epoch,
-                epochs: p.epochs,
-                loss: p.loss,
-                fraction: p.fraction(),
-            });
-            control(commands, outbox)
-        })
+        let report = train::train_vae(
+            &mut vae,
+            &vs,
+            set,
+            &schedule,
+            &mut vae_progress(commands, outbox),
+        )
         .map_err(|e| e.to_string())?;
         if report.stopped {
             outbox.send(Event::Progress {

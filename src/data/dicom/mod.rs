@@ -459,12 +459,7 @@ impl FrameReader {
             .frame_data(0)
             .map_err(|e| fail(format!("cannot be decoded ({e})")))?;
         let samples = if decoded.bits_allocated() > 8 {
-            Samples::U16(Cow::Owned(
-                bytes
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                    .collect(),
-            ))
+            Samples::U16(Cow::Owned(le_words(bytes)))
         } else {
             Samples::U8(Cow::Borrowed(bytes))
         };
@@ -500,12 +495,7 @@ impl FrameReader {
                     .get(start..start + bytes)
                     .ok_or_else(|| short(data.len()))?;
                 Ok(if self.layout.bits_allocated > 8 {
-                    Samples::U16(Cow::Owned(
-                        slice
-                            .chunks_exact(2)
-                            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                            .collect(),
-                    ))
+                    Samples::U16(Cow::Owned(le_words(slice)))
                 } else {
                     Samples::U8(Cow::Borrowed(slice))
                 })
@@ -527,6 +517,14 @@ impl FrameReader {
             _ => Err("pixel data is neither bytes nor 16-bit words".into()),
         }
     }
+}
+
+/// Little-endian byte pairs as 16-bit words (a trailing odd byte is dropped).
+fn le_words(bytes: &[u8]) -> Vec<u16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// The pixel layout of an opened file, checked for what sula can convert to grey.
@@ -628,10 +626,7 @@ fn palette(path: &Path, object: &InMemDicomObject) -> Result<Palette, IoError> {
             .ok_or_else(|| bad("no data for its"))?;
         let words: Vec<u16> = match element.value() {
             Value::Primitive(PrimitiveValue::U16(v)) => v.to_vec(),
-            Value::Primitive(PrimitiveValue::U8(b)) if bits > 8 => b
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect(),
+            Value::Primitive(PrimitiveValue::U8(b)) if bits > 8 => le_words(b),
             Value::Primitive(PrimitiveValue::U8(b)) => b.iter().map(|&x| u16::from(x)).collect(),
             _ => return Err(bad("unreadable data in its")),
         };
