@@ -21,6 +21,7 @@ use sula::sampling::pool::{label, label_all};
 use sula::sampling::{
     Arm, ArmRun, Context, LoopConfig, Mode, MovedSample, Normalisation, Origin, Pool,
 };
+use sula::sampling::{Movers, RoundZero, Variant};
 use tch::Device;
 
 fn sula() -> Command {
@@ -260,6 +261,7 @@ fn config(mode: Mode) -> LoopConfig {
         learning_rate: 1e-3,
         regressor_width: 8,
         seed: 3,
+        variant: Variant::default(),
     }
 }
 
@@ -594,4 +596,149 @@ fn an_image_only_vae_runs_snn_and_refuses_si_with_the_reason() {
     let run = run_to_budget(Arm::Adaptive, Mode::Snn, &ctx);
     assert_eq!(run.members.len(), 24);
     assert!(run.history[1].moved.iter().all(|m| m.added.is_some()));
+}
+
+fn with_variant(mode: Mode, variant: Variant) -> LoopConfig {
+    LoopConfig {
+        variant,
+        ..config(mode)
+    }
+}
+
+fn run_config(arm: Arm, config: &LoopConfig, ctx: &Context) -> ArmRun {
+    let mut run = ArmRun::new(arm, config, 0, ctx).unwrap();
+    while !run.is_finished() {
+        run.step(ctx, &mut quiet).unwrap();
+    }
+    run
+}
+
+#[test]
+fn a_real_round_zero_takes_the_random_arms_frames_and_without_chaining_only_real_members_move() {
+    with_context(|ctx, _| {
+        let variant = Variant {
+            round_zero: RoundZero::Real,
+            chaining: false,
+            ..Variant::default()
+        };
+        let config = with_variant(Mode::Si, variant);
+        let adaptive = run_config(Arm::Adaptive, &config, ctx);
+        let baseline = run_config(Arm::Baseline, &config, ctx);
+        let round_zero = |run: &ArmRun| run.history[0].added.clone();
+        assert!(
+            round_zero(&adaptive)
+                .iter()
+                .all(|o| matches!(o, Origin::Pool(_)))
+        );
+        assert_eq!(round_zero(&adaptive), round_zero(&baseline));
+        for round in &adaptive.history[1..] {
+            assert!(
+                round
+                    .moved
+                    .iter()
+                    .all(|m| matches!(m.original_origin, Origin::Pool(_))),
+                "a generated member moved without chaining"
+            );
+        }
+        // SI with prior draws and no chaining has nothing real to move: refused.
+        let refused = with_variant(
+            Mode::Si,
+            Variant {
+                chaining: false,
+                ..Variant::default()
+            },
+        );
+        assert!(refused.validate().is_err());
+    });
+}
+
+#[test]
+fn the_trust_region_keeps_moved_points_near_real_embeddings() {
+    with_context(|ctx, _| {
+        let config = LoopConfig {
+            step: 8.0,
+            ..with_variant(
+                Mode::Snn,
+                Variant {
+                    trust_region: true,
+                    ..Variant::default()
+                },
+            )
+        };
+        let run = run_config(Arm::Adaptive, &config, ctx);
+        let radius = ctx.pool.typical_spacing;
+        let moved: Vec<_> = run.history.iter().flat_map(|r| &r.moved).collect();
+        assert!(!moved.is_empty());
+        for m in &moved {
+            let (_, d) = ctx.pool.nearest(&m.z_moved, |_| true).unwrap();
+            assert!(
+                d <= radius * 1.0001,
+                "z' at {d} from the pool, radius {radius}"
+            );
+            assert!(m.step_taken <= 8.0 + 1e-3);
+        }
+        assert!(
+            moved.iter().any(|m| m.clipped),
+            "a step of 8 should leave the region"
+        );
+    });
+}
+
+#[test]
+fn the_snapping_radius_keeps_snaps_away_from_the_training_set() {
+    with_context(|ctx, _| {
+        let config = with_variant(
+            Mode::Snn,
+            Variant {
+                snap_radius: true,
+                ..Variant::default()
+            },
+        );
+        let run = run_config(Arm::Adaptive, &config, ctx);
+        let radius = ctx.pool.typical_spacing;
+        for round in &run.history[1..] {
+            let earlier: Vec<&Vec<f32>> = run
+                .members
+                .iter()
+                .filter(|m| m.round < round.round)
+                .map(|m| &m.latent)
+                .collect();
+            for m in &round.moved {
+                let Some(Origin::Pool(i)) = m.added else {
+                    panic!("SNN adds pool frames")
+                };
+                if m.outside_radius == Some(true) {
+                    let e = &ctx.pool.embeddings[i];
+                    assert!(
+                        earlier
+                            .iter()
+                            .all(|z| sula::sampling::pool::distance(e, z) > radius)
+                    );
+                } else {
+                    assert_eq!(m.outside_radius, Some(false));
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn highest_loss_moves_the_members_f_fits_worst() {
+    with_context(|ctx, _| {
+        let config = with_variant(
+            Mode::Snn,
+            Variant {
+                movers: Movers::HighestLoss,
+                ..Variant::default()
+            },
+        );
+        let mut run = ArmRun::new(Arm::Adaptive, &config, 0, ctx).unwrap();
+        run.step(ctx, &mut quiet).unwrap();
+        let losses = run.member_losses(ctx);
+        let mut ranked: Vec<usize> = (0..losses.len()).collect();
+        ranked.sort_by(|a, b| losses[*b].total_cmp(&losses[*a]));
+        run.step(ctx, &mut quiet).unwrap();
+        let originals: Vec<usize> = run.history[1].moved.iter().map(|m| m.original).collect();
+        assert_eq!(originals, ranked[..originals.len()]);
+    });
 }

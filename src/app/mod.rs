@@ -40,6 +40,8 @@ pub struct Settings {
     pub k: usize,
     pub step: f32,
     pub normalisation: Normalisation,
+    /// Which reading of the method the adaptive arm follows.
+    pub variant: crate::sampling::Variant,
     pub epochs_per_round: usize,
     pub budget: usize,
     pub repeats: usize,
@@ -76,6 +78,7 @@ impl Default for Settings {
             k: 40,
             step: 1.0,
             normalisation: Normalisation::L2,
+            variant: crate::sampling::Variant::default(),
             epochs_per_round: 8,
             budget: 320,
             repeats: 1,

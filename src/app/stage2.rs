@@ -3,7 +3,7 @@
 //! the same settings.
 
 use super::{Command, SulaApp, labelled_row};
-use crate::sampling::{LoopConfig, Mode, Normalisation};
+use crate::sampling::{LoopConfig, Mode, Movers, Normalisation, RoundZero};
 
 impl SulaApp {
     /// The loop configuration the stage-2 settings describe.
@@ -19,6 +19,7 @@ impl SulaApp {
             learning_rate: 1e-3,
             regressor_width: 16,
             seed: s.seed,
+            variant: s.variant,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
@@ -107,7 +108,32 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
+            ui.label("Round 0");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut s.variant.round_zero, RoundZero::Prior, "prior draws")
+                    .on_hover_text("n0 samples drawn from the generator's prior");
+                ui.radio_value(&mut s.variant.round_zero, RoundZero::Real, "real frames")
+                    .on_hover_text("n0 random real frames, the same as the random arm's");
+            });
+            ui.end_row();
+            ui.label("Moving");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut s.variant.movers, Movers::Random, "random members");
+                ui.radio_value(&mut s.variant.movers, Movers::HighestLoss, "highest loss")
+                    .on_hover_text("The members F currently fits worst");
+            });
+            ui.end_row();
         });
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut s.variant.chaining, "chaining")
+            .on_hover_text("Generated members may move again; off: only real members move");
+        ui.checkbox(&mut s.variant.snap_radius, "snap radius")
+            .on_hover_text(
+                "SNN: snap outside the typical neighbour distance of every training member",
+            );
+        ui.checkbox(&mut s.variant.trust_region, "trust region")
+            .on_hover_text("Keep z' within the typical neighbour distance of a real frame");
+    });
     ui.horizontal(|ui| {
         if ui
             .add_enabled(!busy && ready, egui::Button::new("Start"))

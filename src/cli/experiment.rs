@@ -17,7 +17,9 @@ use crate::experiment::{
     ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule, summarise,
 };
 use crate::model::train::Control;
-use crate::sampling::{Arm, Context, LoopConfig, Mode, Normalisation, Pool};
+use crate::sampling::{
+    Arm, Context, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Variant,
+};
 
 /// Preset sizes of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +106,22 @@ pub struct ExperimentArgs {
     width: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Adaptive round 0: draws from the generator's prior, or random real frames (the
+    /// same as the random arm's).
+    #[arg(long, value_enum, default_value_t = RoundZero::Prior)]
+    round_zero: RoundZero,
+    /// Which training-set members move each round.
+    #[arg(long, value_enum, default_value_t = Movers::Random)]
+    movers: Movers,
+    /// Only real members move (generated ones are not moved again).
+    #[arg(long)]
+    no_chaining: bool,
+    /// SNN: snap outside the typical nearest-neighbour distance of every training member.
+    #[arg(long)]
+    snap_radius: bool,
+    /// Keep z' within the typical nearest-neighbour distance of a real embedding.
+    #[arg(long)]
+    trust_region: bool,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     /// Continue the study in --out, keeping its finished rows.
@@ -132,6 +150,13 @@ impl ExperimentArgs {
             learning_rate: self.lr,
             regressor_width: self.width,
             seed: self.seed,
+            variant: Variant {
+                round_zero: self.round_zero,
+                movers: self.movers,
+                chaining: !self.no_chaining,
+                snap_radius: self.snap_radius,
+                trust_region: self.trust_region,
+            },
         };
         config.validate()?;
         Ok(config)

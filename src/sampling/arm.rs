@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 
 use super::pool::{Context, label};
-use super::{Arm, LoopConfig, Mode, SamplingError};
+use super::{Arm, LoopConfig, Mode, Movers, RoundZero, SamplingError};
 use crate::labels::LabelMap;
 use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
 use crate::model::data::FrameSet;
@@ -65,6 +65,16 @@ pub struct MovedSample {
     pub nearest_distance: f64,
     /// What joined the training set; `None` when the FEA could not label G(z').
     pub added: Option<Origin>,
+    /// ‖z' − z‖ as taken (η, or less where the trust region shortened the step).
+    #[serde(default)]
+    pub step_taken: f64,
+    /// Whether the trust region shortened this step.
+    #[serde(default)]
+    pub clipped: bool,
+    /// SNN with the snapping radius: whether the snapped frame lies outside the radius of
+    /// every training-set member (false: no free frame did, the nearest was taken).
+    #[serde(default)]
+    pub outside_radius: Option<bool>,
 }
 
 /// Everything one round did, as plain data.
@@ -95,6 +105,9 @@ pub struct RoundRecord {
 pub fn repeat_seed(seed: u64, repeat: usize) -> u64 {
     seed.wrapping_add(1000 * repeat as u64)
 }
+
+/// The random stream both arms draw a real round 0 from.
+const ROUND_ZERO_STREAM: u64 = 7;
 
 /// How many prior or moved samples may fail the FEA per sample needed before a round
 /// gives up.
@@ -218,7 +231,10 @@ impl ArmRun {
         let start = Instant::now();
         let round = self.history.len();
         let need = self.config.sizes[round] - self.train.len();
+        let real_round_zero =
+            self.arm == Arm::Baseline || self.config.variant.round_zero == RoundZero::Real;
         let (added, moved, rejected) = match (self.arm, round) {
+            (_, 0) if real_round_zero => (self.add_round_zero_real(ctx, need)?, Vec::new(), 0),
             (Arm::Baseline, _) => (self.add_random(ctx, need)?, Vec::new(), 0),
             (Arm::Adaptive, 0) => {
                 let (added, rejected) = self.add_from_prior(ctx, need)?;
@@ -363,9 +379,33 @@ impl ArmRun {
         }
     }
 
+    /// Round 0 from random real frames, drawn from a generator both arms of a repeat seed
+    /// alike, so they start from the same frames.
+    fn add_round_zero_real(
+        &mut self,
+        ctx: &Context,
+        need: usize,
+    ) -> Result<Vec<Origin>, SamplingError> {
+        let mut shared = ChaCha8Rng::seed_from_u64(repeat_seed(self.config.seed, self.repeat));
+        shared.set_stream(ROUND_ZERO_STREAM);
+        self.add_random_with(ctx, need, &mut shared)
+    }
+
     fn add_random(&mut self, ctx: &Context, need: usize) -> Result<Vec<Origin>, SamplingError> {
+        let mut rng = self.rng.clone();
+        let added = self.add_random_with(ctx, need, &mut rng);
+        self.rng = rng;
+        added
+    }
+
+    fn add_random_with(
+        &mut self,
+        ctx: &Context,
+        need: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Origin>, SamplingError> {
         let mut candidates: Vec<usize> = (0..ctx.pool.len()).filter(|&i| !self.used[i]).collect();
-        candidates.shuffle(&mut self.rng);
+        candidates.shuffle(rng);
         let mut added = Vec::with_capacity(need);
         for index in candidates {
             if added.len() == need {
@@ -457,6 +497,78 @@ impl ArmRun {
         Ok((added, rejected))
     }
 
+    /// The training-set members to move: `count` of those allowed to move (all, or only real
+    /// ones without chaining), at random or those with the highest loss under F now.
+    fn pick_movers(&mut self, ctx: &Context, count: usize) -> Result<Vec<usize>, SamplingError> {
+        let mut candidates: Vec<usize> = (0..self.train.len())
+            .filter(|&i| {
+                self.config.variant.chaining || self.members[i].origin != Origin::Generated
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(SamplingError::Config(
+                "no real training-set member may move (no chaining); take round 0 from real frames"
+                    .into(),
+            ));
+        }
+        match self.config.variant.movers {
+            Movers::Random => candidates.shuffle(&mut self.rng),
+            Movers::HighestLoss => {
+                let losses = self.member_losses(ctx);
+                let mut ranked: Vec<(usize, f64)> =
+                    candidates.into_iter().map(|i| (i, losses[i])).collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                candidates = ranked.into_iter().map(|(i, _)| i).collect();
+            }
+        }
+        // Fewer candidates than needed: cycle through them (a member may move twice).
+        Ok((0..count)
+            .map(|k| candidates[k % candidates.len()])
+            .collect())
+    }
+
+    /// F's current loss (kPa²) on each training-set member against its own stress map.
+    pub fn member_losses(&self, ctx: &Context) -> Vec<f64> {
+        let all: Vec<usize> = (0..self.train.len()).collect();
+        train::regressor_losses(
+            &self.model,
+            &self.train,
+            &all,
+            ctx.pool.fea.pressure_kpa,
+            ctx.device,
+        )
+    }
+
+    /// SNN with the snapping radius: the nearest unused labellable frame farther than the
+    /// pool's typical spacing from every training-set member; when none is, the plain
+    /// nearest (the flag says which).
+    fn take_nearest_outside_radius(
+        &mut self,
+        ctx: &Context,
+        z: &[f32],
+    ) -> Result<((usize, f32), bool), SamplingError> {
+        let radius = ctx.pool.typical_spacing;
+        let outside: Vec<bool> = ctx
+            .pool
+            .embeddings
+            .par_iter()
+            .map(|e| {
+                self.members
+                    .iter()
+                    .all(|m| crate::sampling::pool::distance(e, &m.latent) > radius)
+            })
+            .collect();
+        loop {
+            let used = &self.used;
+            let Some((index, d)) = ctx.pool.nearest(z, |i| !used[i] && outside[i]) else {
+                return self.take_nearest(ctx, z).map(|n| (n, false));
+            };
+            if self.take_pool(ctx, index) {
+                return Ok(((index, d), true));
+            }
+        }
+    }
+
     /// Later rounds of the adaptive arm: move random training samples' latents along the
     /// normalised gradient of F's loss and label what lies there.
     fn add_moved(
@@ -476,9 +588,7 @@ impl ArmRun {
                     added.len()
                 )));
             }
-            let mut originals: Vec<usize> = (0..self.train.len()).collect();
-            originals.shuffle(&mut self.rng);
-            originals.truncate(need - added.len());
+            let originals = self.pick_movers(ctx, need - added.len())?;
             let latents: Vec<Vec<f32>> = originals
                 .iter()
                 .map(|&i| self.members[i].latent.clone())
@@ -496,15 +606,22 @@ impl ArmRun {
                 )
             };
             let at_original = gradients(&latents);
-            let moved: Vec<Vec<f32>> = latents
+            let (moved, clipped): (Vec<Vec<f32>>, Vec<bool>) = latents
                 .iter()
                 .zip(&at_original)
                 .map(|(z, g)| {
-                    move_latent(z, &g.gradient, self.config.step, self.config.normalisation)
+                    let full =
+                        move_latent(z, &g.gradient, self.config.step, self.config.normalisation);
+                    if self.config.variant.trust_region {
+                        trust_region(z, full, ctx)
+                    } else {
+                        (full, false)
+                    }
                 })
-                .collect();
+                .unzip();
             let at_moved = gradients(&moved);
             let first_new = self.train.len();
+            let mut outside_radius: Vec<Option<bool>> = Vec::with_capacity(moved.len());
             // Per moved point: the nearest real frame, and whether a sample joined.
             let outcomes: Vec<((usize, f32), bool)> = match self.config.mode {
                 Mode::Si => {
@@ -526,10 +643,21 @@ impl ArmRun {
                     }
                     outcomes
                 }
-                Mode::Snn => moved
-                    .iter()
-                    .map(|z| self.take_nearest(ctx, z).map(|nearest| (nearest, true)))
-                    .collect::<Result<_, _>>()?,
+                Mode::Snn => {
+                    let mut outcomes = Vec::with_capacity(moved.len());
+                    for z in &moved {
+                        let nearest = if self.config.variant.snap_radius {
+                            let (nearest, outside) = self.take_nearest_outside_radius(ctx, z)?;
+                            outside_radius.push(Some(outside));
+                            nearest
+                        } else {
+                            outside_radius.push(None);
+                            self.take_nearest(ctx, z)?
+                        };
+                        outcomes.push((nearest, true));
+                    }
+                    outcomes
+                }
             };
             let new_indices: Vec<usize> = (first_new..self.train.len()).collect();
             let losses_after = train::regressor_losses(
@@ -560,9 +688,38 @@ impl ArmRun {
                     nearest_real_id: ctx.pool.ids[nearest].clone(),
                     nearest_distance: f64::from(distance),
                     added: origin,
+                    step_taken: f64::from(crate::sampling::pool::distance(&latents[k], &moved[k])),
+                    clipped: clipped[k],
+                    outside_radius: outside_radius.get(k).copied().flatten(),
                 });
             }
         }
         Ok((added, records, rejected))
     }
+}
+
+/// Shortens the step z → `full` until the point is within the pool's typical spacing of
+/// some real embedding (bisection on the step fraction); returns the point and whether it
+/// was shortened.
+fn trust_region(z: &[f32], full: Vec<f32>, ctx: &Context) -> (Vec<f32>, bool) {
+    let radius = ctx.pool.typical_spacing;
+    let near = |p: &[f32]| {
+        ctx.pool
+            .nearest(p, |_| true)
+            .is_some_and(|(_, d)| d <= radius)
+    };
+    if near(&full) {
+        return (full, false);
+    }
+    let at = |t: f32| -> Vec<f32> { z.iter().zip(&full).map(|(a, b)| a + t * (b - a)).collect() };
+    let (mut inside, mut outside) = (0.0f32, 1.0f32);
+    for _ in 0..20 {
+        let mid = (inside + outside) / 2.0;
+        if near(&at(mid)) {
+            inside = mid;
+        } else {
+            outside = mid;
+        }
+    }
+    (at(inside), true)
 }

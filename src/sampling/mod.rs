@@ -56,6 +56,59 @@ impl Arm {
     }
 }
 
+/// Where the adaptive arm's round 0 comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoundZero {
+    /// n0 draws from the generator's prior (the short paper's wording).
+    #[default]
+    Prior,
+    /// n0 random real pool frames (the long version's algorithm); the same frames as the
+    /// random arm's round 0 in the same repeat.
+    Real,
+}
+
+/// Which training-set members move along the gradient each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Movers {
+    /// Random members (the paper).
+    #[default]
+    Random,
+    /// The members on which F's loss is highest now.
+    HighestLoss,
+}
+
+/// The readings of the method a careful reading of the paper allows (issue 13 §1). The
+/// defaults are the reading the study used before these options existed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Variant {
+    pub round_zero: RoundZero,
+    pub movers: Movers,
+    /// Generated members may move again (chaining); when false only real members move.
+    pub chaining: bool,
+    /// SNN: snap to the nearest unused frame farther than the pool's typical
+    /// nearest-neighbour distance from every training-set member, so a snap cannot fall
+    /// back into the neighbourhood it came from.
+    pub snap_radius: bool,
+    /// Keep z' within the pool's typical nearest-neighbour distance of some real frame's
+    /// embedding, where the generator is valid (the step is shortened to get there).
+    pub trust_region: bool,
+}
+
+impl Default for Variant {
+    fn default() -> Variant {
+        Variant {
+            round_zero: RoundZero::Prior,
+            movers: Movers::Random,
+            chaining: true,
+            snap_radius: false,
+            trust_region: false,
+        }
+    }
+}
+
 /// Everything that defines one run of the loop; both arms share it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopConfig {
@@ -71,6 +124,9 @@ pub struct LoopConfig {
     /// Channels of F at full resolution.
     pub regressor_width: usize,
     pub seed: u64,
+    /// Which reading of the method the adaptive arm follows.
+    #[serde(default)]
+    pub variant: Variant,
 }
 
 impl LoopConfig {
@@ -103,6 +159,15 @@ impl LoopConfig {
         }
         if !(self.step.is_finite() && self.step > 0.0) {
             return fail(format!("the step η must be positive, got {}", self.step));
+        }
+        if !self.variant.chaining
+            && self.mode == Mode::Si
+            && self.variant.round_zero == RoundZero::Prior
+        {
+            return fail(
+                "moving only real members (no chaining) needs real frames in the training set: with SI, take round 0 from real frames (--round-zero real)"
+                    .to_string(),
+            );
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return fail(format!(

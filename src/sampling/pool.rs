@@ -62,6 +62,9 @@ pub struct Pool {
     pub frames: FrameSet,
     /// Encoder mean μ of each frame.
     pub embeddings: Vec<Vec<f32>>,
+    /// Median distance from a frame's embedding to its nearest neighbour's: the scale of
+    /// "close to real data" for the trust region and the snapping radius.
+    pub typical_spacing: f32,
     pub fea: FeaParams,
     stress: Vec<OnceLock<Option<Vec<f32>>>>,
 }
@@ -77,6 +80,7 @@ impl Pool {
         device: Device,
     ) -> Pool {
         let embeddings = crate::model::evaluate::encode_means(vae, &frames, device);
+        let typical_spacing = median_nearest_distance(&embeddings);
         let stress = (0..frames.len())
             .map(|i| {
                 let cell = OnceLock::new();
@@ -94,6 +98,7 @@ impl Pool {
             ids,
             frames,
             embeddings,
+            typical_spacing,
             fea,
             stress,
         }
@@ -130,6 +135,28 @@ impl Pool {
             .map(|(i, e)| (i, distance(e, z)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
+}
+
+/// The median over points of the distance to their nearest other point (0 for fewer than
+/// two points).
+pub fn median_nearest_distance(points: &[Vec<f32>]) -> f32 {
+    let mut nearest: Vec<f32> = (0..points.len())
+        .into_par_iter()
+        .map(|i| {
+            points
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| distance(p, &points[i]))
+                .fold(f32::INFINITY, f32::min)
+        })
+        .filter(|d| d.is_finite())
+        .collect();
+    if nearest.is_empty() {
+        return 0.0;
+    }
+    nearest.sort_by(f32::total_cmp);
+    nearest[nearest.len() / 2]
 }
 
 /// Euclidean distance of two latent points.
