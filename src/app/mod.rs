@@ -506,11 +506,11 @@ impl SulaApp {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     data_panel::ui(self, ui);
                     ui.separator();
-                    project_panel::ui(self, ui);
-                    ui.separator();
                     stage1::ui(self, ui);
                     ui.separator();
                     stage2::ui(self, ui);
+                    ui.separator();
+                    project_panel::ui(self, ui);
                 });
             });
         egui::Panel::right("results")

@@ -108,32 +108,40 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
-            ui.label("Round 0");
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut s.variant.round_zero, RoundZero::Prior, "prior draws")
-                    .on_hover_text("n0 samples drawn from the generator's prior");
-                ui.radio_value(&mut s.variant.round_zero, RoundZero::Real, "real frames")
-                    .on_hover_text("n0 random real frames, the same as the random arm's");
-            });
-            ui.end_row();
-            ui.label("Moving");
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut s.variant.movers, Movers::Random, "random members");
-                ui.radio_value(&mut s.variant.movers, Movers::HighestLoss, "highest loss")
-                    .on_hover_text("The members F currently fits worst");
-            });
-            ui.end_row();
         });
-    ui.horizontal_wrapped(|ui| {
-        ui.checkbox(&mut s.variant.chaining, "chaining")
-            .on_hover_text("Generated members may move again; off: only real members move");
-        ui.checkbox(&mut s.variant.snap_radius, "snap radius")
-            .on_hover_text(
-                "SNN: snap outside the typical neighbour distance of every training member",
-            );
-        ui.checkbox(&mut s.variant.trust_region, "trust region")
-            .on_hover_text("Keep z' within the typical neighbour distance of a real frame");
-    });
+    egui::CollapsingHeader::new("Variant of the method")
+        .default_open(false)
+        .show(ui, |ui| {
+            egui::Grid::new("variant_grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    ui.label("Round 0");
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut s.variant.round_zero, RoundZero::Prior, "prior draws")
+                            .on_hover_text("n0 samples drawn from the generator's prior");
+                        ui.radio_value(&mut s.variant.round_zero, RoundZero::Real, "real frames")
+                            .on_hover_text("n0 random real frames, the same as the random arm's");
+                    });
+                    ui.end_row();
+                    ui.label("Moving");
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut s.variant.movers, Movers::Random, "random members");
+                        ui.radio_value(&mut s.variant.movers, Movers::HighestLoss, "highest loss")
+                            .on_hover_text("The members F currently fits worst");
+                    });
+                    ui.end_row();
+                });
+            ui.horizontal_wrapped(|ui| {
+                ui.checkbox(&mut s.variant.chaining, "chaining")
+                    .on_hover_text("Generated members may move again; off: only real members move");
+                ui.checkbox(&mut s.variant.snap_radius, "snap radius")
+                    .on_hover_text(
+                        "SNN: snap outside the typical neighbour distance of every training member",
+                    );
+                ui.checkbox(&mut s.variant.trust_region, "trust region")
+                    .on_hover_text("Keep z' within the typical neighbour distance of a real frame");
+            });
+        });
     ui.horizontal(|ui| {
         if ui
             .add_enabled(!busy && ready, egui::Button::new("Start"))
