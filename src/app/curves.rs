@@ -63,6 +63,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 }
             });
     }
+    results_table(&summary, ui);
     if !app.view.train_losses.is_empty() {
         Plot::new("train_loss")
             .height(120.0)
@@ -101,6 +102,47 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             );
         }
     });
+}
+
+/// Every size: each arm's mean ± std, the paired difference with its 95 % bootstrap
+/// interval, and the labels the adaptive arm needed to reach random's MSE there.
+fn results_table(summary: &crate::experiment::Summary, ui: &mut egui::Ui) {
+    let [adaptive, baseline] =
+        [Arm::Adaptive, Arm::Baseline].map(|arm| summary.arms.iter().find(|a| a.arm == arm));
+    let Some(baseline) = baseline else { return };
+    egui::Grid::new("results_table")
+        .striped(true)
+        .show(ui, |ui| {
+            for header in [
+                "size",
+                "adaptive MSE",
+                "random MSE",
+                "adaptive − random [95 % CI]",
+                "labels for random's MSE",
+            ] {
+                ui.label(egui::RichText::new(header).small().strong());
+            }
+            ui.end_row();
+            for (k, b) in baseline.points.iter().enumerate() {
+                ui.label(b.size.to_string());
+                let a = adaptive.and_then(|a| a.points.iter().find(|p| p.size == b.size));
+                ui.label(a.map_or_else(
+                    || "–".into(),
+                    |a| format!("{:.0} ± {:.0}", a.mse_mean, a.mse_std),
+                ));
+                ui.label(format!("{:.0} ± {:.0}", b.mse_mean, b.mse_std));
+                let paired = summary.paired_differences.iter().find(|d| d.size == b.size);
+                ui.label(paired.map_or_else(
+                    || "–".into(),
+                    |d| format!("{:+.0} [{:+.0}, {:+.0}]", d.mean, d.lower, d.upper),
+                ));
+                let saving = summary.label_savings.get(k).and_then(|l| l.ratio);
+                ui.label(
+                    saving.map_or_else(|| "not reached".into(), |r| format!("{:.0} %", 100.0 * r)),
+                );
+                ui.end_row();
+            }
+        });
 }
 
 fn report(app: &mut SulaApp, outcome: Result<std::path::PathBuf, crate::io::IoError>) {
