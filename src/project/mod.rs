@@ -323,6 +323,11 @@ impl Project {
             build(&next, &mut history)?;
             write_json(&next.join(HISTORY_FILE), &history)?;
             let target = self.root.join(&next_name);
+            // A state folder that is not current is left over from a step interrupted
+            // before its switch; it was never in use.
+            if target.exists() {
+                std::fs::remove_dir_all(&target).map_err(|e| IoError::io(&target, e))?;
+            }
             std::fs::rename(&next, &target).map_err(|e| IoError::io(&target, e))?;
             let mut file = self.file.clone();
             file.state = next_name.clone();
@@ -609,12 +614,15 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
 
+        // A state folder left over by an interrupted step does not block the next one.
+        std::fs::create_dir_all(root.join("state-0001/stale")).unwrap();
         project
             .commit(|dir, _| {
                 std::fs::write(dir.join("extra"), b"x").unwrap();
                 Ok(())
             })
             .unwrap();
+        assert!(!root.join("state-0001/stale").exists());
         let reopened = Project::open(&root).unwrap();
         assert_eq!(reopened.file.state, "state-0001");
         assert!(root.join("state-0001/extra").is_file());
