@@ -39,7 +39,7 @@ enum Command {
     Phantom(phantom::PhantomArgs),
     /// Detect a dataset's layout (or a DICOM pullback's facts) and summarise it.
     Info(info::InfoArgs),
-    /// Train the VAE on a dataset's images and label maps.
+    /// Train the VAE on a dataset's images and label maps (images alone for an unannotated pool).
     TrainVae(train::TrainVaeArgs),
     /// Train the stress regressor F on a dataset's images and stress maps.
     Train(train::TrainArgs),
