@@ -136,7 +136,7 @@ fn run_new(args: &NewArgs) -> Result<()> {
             args.epochs
         );
     }
-    let project = new_project(&spec, &mut quiet)?;
+    let project = new_project(&spec, &pool, &mut quiet)?;
     println!("created {}", project.root.display());
     println!(
         "next: sula suggest {} --count N --out BATCH",

@@ -429,10 +429,12 @@ pub struct NewProject {
     pub device: tch::Device,
 }
 
-/// Creates the project folder `spec.out` on its pool with an image-only VAE; nothing
-/// appears under that name unless every step succeeded.
+/// Creates the project folder `spec.out` on `pool` (the dataset `spec.pool` opened with
+/// `spec.options`) with an image-only VAE; nothing appears under that name unless every
+/// step succeeded.
 pub fn new_project(
     spec: &NewProject,
+    pool: &Dataset,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<Project, ProjectError> {
     if spec.size < 16 || !spec.size.is_multiple_of(16) {
@@ -441,7 +443,6 @@ pub fn new_project(
             spec.size
         )));
     }
-    let pool = Dataset::open_with(&spec.pool, &spec.options)?;
     let file = ProjectFile {
         format: ProjectFile::FORMAT.into(),
         version: 1,
@@ -456,7 +457,7 @@ pub fn new_project(
         state: "state-0000".into(),
     };
     Project::create(&spec.out, file, |staging| {
-        let images = FrameSet::load_images(&pool, spec.size)?;
+        let images = FrameSet::load_images(pool, spec.size)?;
         let ids: Vec<String> = pool.frames.iter().map(|f| f.id.clone()).collect();
         write_pool_cache(staging, &ids, &images)?;
         let target = staging.join(VAE_FILE);
@@ -473,7 +474,7 @@ pub fn new_project(
                     labelled: false,
                     ..VaeConfig::new(spec.size)
                 };
-                train_vae(&pool, &images, &target, config, *epochs, spec, on_progress)
+                train_vae(pool, &images, &target, config, *epochs, spec, on_progress)
             }
         }
     })

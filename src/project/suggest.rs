@@ -138,7 +138,7 @@ pub fn suggest(
     let (strategy, picks) = match project.regressor_path() {
         Some(f) if !annotated.is_empty() => (
             "gradient-snn",
-            gradient_snn(project, &vae, &pool, &f, &annotated, &taken, options, seed)?,
+            gradient_snn(project, &vae, &pool, &f, &taken, options, seed)?,
         ),
         _ => match options.round_zero {
             PoolStrategy::Random => ("random", random_picks(&pool, &taken, options.count, seed)),
@@ -252,13 +252,11 @@ fn core_set(
 /// The method's step: each annotated frame (in a seeded random order, cycling when more
 /// frames are asked for than are annotated) moves by η along the gradient of F's loss
 /// against its own stress map, and snaps to the nearest free pool frame.
-#[allow(clippy::too_many_arguments)]
 fn gradient_snn(
     project: &Project,
     vae: &Vae,
     pool: &EmbeddedPool,
     regressor_path: &Path,
-    annotated: &[usize],
     taken: &HashSet<usize>,
     options: &SuggestOptions,
     seed: u64,
@@ -268,13 +266,10 @@ fn gradient_snn(
     let dir = project
         .annotated_dir()
         .ok_or_else(|| ProjectError::Invalid("the project's annotated set is missing".into()))?;
-    let members = FrameSet::load(&Dataset::open(&dir, None)?, project.file.size, true)?;
+    let annotated_set = Dataset::open(&dir, None)?;
+    let members = FrameSet::load(&annotated_set, project.file.size, true)?;
     let index = pool.index_of();
-    let member_ids: Vec<String> = Dataset::open(&dir, None)?
-        .frames
-        .iter()
-        .map(|f| f.id.clone())
-        .collect();
+    let member_ids: Vec<String> = annotated_set.frames.iter().map(|f| f.id.clone()).collect();
     let stems: BTreeMap<String, &str> = project
         .history
         .annotated()
@@ -295,7 +290,6 @@ fn gradient_snn(
                 })
         })
         .collect::<Result<_, _>>()?;
-    debug_assert_eq!(pool_of_member.len(), annotated.len());
     let all: Vec<usize> = (0..members.len()).collect();
     let latents: Vec<Vec<f32>> = pool_of_member
         .iter()

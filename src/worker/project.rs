@@ -54,7 +54,10 @@ pub(super) fn handle(
                 seed: 1,
                 device,
             };
-            new_project(&spec, &mut vae_progress(commands, outbox)).map_err(|e| e.to_string())?;
+            let dataset = crate::data::dataset::Dataset::open_with(&spec.pool, &spec.options)
+                .map_err(|e| e.to_string())?;
+            new_project(&spec, &dataset, &mut vae_progress(commands, outbox))
+                .map_err(|e| e.to_string())?;
             *session = Some(open(&out, device, outbox)?);
         }
         Command::OpenProject(root) => *session = Some(open(&root, device, outbox)?),
