@@ -311,3 +311,95 @@ fn a_labelled_vae_and_a_missing_project_are_refused_clearly() {
     assert!(message.contains("image-only VAE"), "{message}");
     assert!(!dir.path().join("p").exists());
 }
+
+#[test]
+fn a_project_can_reuse_an_image_only_vae_and_start_at_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    ok(&[
+        "project",
+        "new",
+        "--pool",
+        s(&pullback()),
+        "--out",
+        s(&first),
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "4",
+        "--width",
+        "8",
+        "--device",
+        "cpu",
+    ]);
+    // A second project on frames 0–11 reuses the first one's VAE instead of training.
+    let second = dir.path().join("second");
+    let printed = ok(&[
+        "project",
+        "new",
+        "--pool",
+        s(&pullback()),
+        "--out",
+        s(&second),
+        "--size",
+        "32",
+        "--frames",
+        "0:12",
+        "--vae",
+        s(&first.join("vae.safetensors")),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!printed.contains("training an image-only VAE"), "{printed}");
+    assert_eq!(
+        std::fs::read(first.join("vae.safetensors")).unwrap(),
+        std::fs::read(second.join("vae.safetensors")).unwrap()
+    );
+    let batch = dir.path().join("batch");
+    let printed = ok(&[
+        "suggest",
+        s(&second),
+        "--count",
+        "5",
+        "--out",
+        s(&batch),
+        "--round-zero",
+        "random",
+        "--device",
+        "cpu",
+    ]);
+    assert!(printed.contains("by random"), "{printed}");
+    let manifest = ExportManifest::read(&batch).unwrap();
+    assert_eq!(manifest.source["strategy"], "random");
+    for entry in &manifest.samples {
+        let index: usize = entry
+            .pool_id
+            .as_ref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(index < 12, "frame {index} is outside --frames 0:12");
+    }
+    // Asking for more frames than are free is refused and writes nothing.
+    let too_many = dir.path().join("too_many");
+    let out = sula(&[
+        "suggest",
+        s(&second),
+        "--count",
+        "8",
+        "--out",
+        s(&too_many),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("7 frames neither annotated nor waiting")
+    );
+    assert!(!too_many.exists());
+}
