@@ -9,27 +9,33 @@
 # Parts (default: all, in this order; about 9 minutes on an H200 in all):
 #   bench       training throughput, sula vs PyTorch eager, at 64² and 128²
 #   regressors  F(image) and the oracle F(label map) on all 1200 pool frames
+#   f-epochs    F(image) for 150 and 300 epochs side by side on all 1200 pool frames; the
+#               budget is chosen by the validation set (phantom seed 3), the test set is
+#               only reported (not in the default list)
 #   vae         the default VAE and the latent-16 ablation, with eval-vae
-#   tstr        train on synthetic, test on real (with and without speckle)
+#   tstr        train on synthetic, test on real (tstr-no-speckle: the same without speckle),
+#               with the VAE of
+#               the vae part, or $VAE (the shipped one: VAE=assets/phantom64_vae.safetensors)
 #   curve       F's learning curve on random real frames
 set -uo pipefail
 SULA="$PWD/.device/run-on-device.sh"
 OUT="${OUT:-/tmp/sula-device-out}"
 DATA=/tmp/sula-data
 mkdir -p "$OUT" "$DATA"
-log="$OUT/models_log.txt"
+log="$OUT/models_${LOG_NAME:-log}.txt"
 step() {
     echo "== $* ($(date +%T))" | tee -a "$log"
     "$@" 2>&1 | tee -a "$log"
 }
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(bench regressors vae tstr curve)
+[ ${#parts[@]} -eq 0 ] && parts=(bench regressors vae tstr tstr-no-speckle curve)
 
 nvidia-smi -L | tee -a "$log"
 step "$SULA" --version
 [ -d "$DATA/pool64" ] || step "$SULA" phantom --count 1200 --size 64 --seed 1 --out "$DATA/pool64" --with-stress
 [ -d "$DATA/test64" ] || step "$SULA" phantom --count 300 --size 64 --seed 2 --out "$DATA/test64" --with-stress
-vae="$OUT/vae.safetensors"
+[ -d "$DATA/val64" ] || step "$SULA" phantom --count 300 --size 64 --seed 3 --out "$DATA/val64" --with-stress
+vae="${VAE:-$OUT/vae.safetensors}"
 for part in "${parts[@]}"; do
     case "$part" in
     bench)
@@ -40,6 +46,18 @@ for part in "${parts[@]}"; do
         for input in image label-map; do
             step timeout "${PART_TIMEOUT:-600}" "$SULA" train --data "$DATA/pool64" --out "$DATA/f_$input.safetensors" --size 64 \
                 --epochs 60 --masked --test "$DATA/test64" --seed 1 --input "$input" --device cuda
+        done
+        ;;
+    f-epochs)
+        for epochs in 150 300; do
+            "$SULA" train --data "$DATA/pool64" --out "$DATA/f_${epochs}ep.safetensors" --size 64 \
+                --epochs "$epochs" --masked --validation "$DATA/val64" --test "$DATA/test64" --seed 1 \
+                --device cuda >"$OUT/f_${epochs}ep.txt" 2>&1 &
+        done
+        wait
+        for epochs in 150 300; do
+            echo "== F(image), $epochs epochs" | tee -a "$log"
+            grep -v "batches, ETA" "$OUT/f_${epochs}ep.txt" | tail -n 6 | tee -a "$log"
         done
         ;;
     vae)
@@ -53,6 +71,8 @@ for part in "${parts[@]}"; do
     tstr)
         step "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/test64" --count 320 \
             --steps 1500 --json "$OUT/tstr.json" --device cuda
+        ;;
+    tstr-no-speckle)
         step "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/test64" --count 320 \
             --steps 1500 --no-speckle --json "$OUT/tstr_no_speckle.json" --device cuda
         ;;

@@ -212,18 +212,25 @@ fn command_line_training_is_deterministic_on_cpu_for_a_seed() {
         "--width",
         "8",
         "--masked",
+        "--validation",
+        data.to_str().unwrap(),
         "--test",
         data.to_str().unwrap(),
         "--device",
         "cpu",
     ]);
-    assert!(text.contains("MSE") && text.contains("accuracy"), "{text}");
+    assert!(
+        text.contains("validation (") && text.contains("test ("),
+        "{text}"
+    );
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("f.json")).unwrap()).unwrap();
-    assert!(
-        sidecar["data"]["test"]["metrics"]["mse"].as_f64().is_some(),
-        "{sidecar}"
-    );
+    for role in ["validation", "test"] {
+        assert!(
+            sidecar["data"][role]["metrics"]["mse"].as_f64().is_some(),
+            "{sidecar}"
+        );
+    }
 }
 
 #[test]

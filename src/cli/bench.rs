@@ -213,9 +213,10 @@ fn fea(args: &FeaBenchArgs) -> Result<()> {
 fn models(args: &ModelBenchArgs) -> Result<()> {
     use crate::data::phantom::{self, PhantomConfig};
     use crate::model::data::FrameSet;
+    use crate::model::optim::FlatAdam;
     use crate::model::regressor::{Regressor, RegressorConfig};
     use crate::model::vae::{Vae, VaeConfig};
-    use tch::nn::{self, OptimizerConfig};
+    use tch::nn;
 
     let device = tch::Device::cuda_if_available();
     let config = PhantomConfig::new(args.size);
@@ -248,28 +249,29 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
             tch::Cuda::synchronize(index as i64);
         }
     };
-    let time_steps = |step: &mut dyn FnMut()| {
+    type Step<'a> = dyn FnMut() -> Result<(), crate::model::ModelError> + 'a;
+    let time_steps = |step: &mut Step| -> Result<f64> {
         for _ in 0..3 {
-            step();
+            step()?;
         }
         synchronize();
         let start = Instant::now();
         for _ in 0..args.steps.max(1) {
-            step();
+            step()?;
         }
         synchronize();
-        (args.steps.max(1) * args.batch) as f64 / start.elapsed().as_secs_f64()
+        Ok((args.steps.max(1) * args.batch) as f64 / start.elapsed().as_secs_f64())
     };
 
     crate::model::train::seed_torch(1);
     let vs = nn::VarStore::new(device);
     let vae = Vae::new(&vs.root(), VaeConfig::new(args.size));
-    let mut optimiser = nn::Adam::default().build(&vs, 1e-3)?;
+    let mut optimiser = FlatAdam::new(&vs, 1e-3)?;
     let vae_rate = time_steps(&mut || {
         let out = vae.forward(&images, Some(&labels), true);
         let loss = vae.loss(&out, &images, Some(&labels), vae.config.beta);
-        optimiser.backward_step(&loss.total);
-    });
+        optimiser.backward_step(&loss.total)
+    })?;
 
     let fvs = nn::VarStore::new(device);
     let model = Regressor::new(
@@ -279,7 +281,7 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
             ..RegressorConfig::new(args.size)
         },
     );
-    let mut optimiser = nn::Adam::default().build(&fvs, 1e-3)?;
+    let mut optimiser = FlatAdam::new(&fvs, 1e-3)?;
     let regressor_rate = time_steps(&mut || {
         let (stress, tissue) = model.forward_with_tissue(&images);
         let tissue_loss = tissue.cross_entropy_loss::<tch::Tensor>(
@@ -290,8 +292,8 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
             0.0,
         );
         let loss = Regressor::loss(&stress, &target, None) + tissue_loss;
-        optimiser.backward_step(&loss);
-    });
+        optimiser.backward_step(&loss)
+    })?;
     let threads = tch::get_num_threads();
     if args.json {
         println!(

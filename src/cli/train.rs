@@ -118,6 +118,10 @@ pub struct TrainArgs {
     /// Luminal pressure the stress maps were computed with (kPa).
     #[arg(long, default_value_t = DEFAULT_PRESSURE_KPA)]
     pressure_kpa: f64,
+    /// Validation dataset to report SPEC §5 metrics on after training: the one to choose
+    /// settings (epochs, width) by, so that the test set stays unconsulted.
+    #[arg(long, value_name = "DIR")]
+    validation: Option<PathBuf>,
     /// Independent test dataset to report SPEC §5 metrics on after training.
     #[arg(long, value_name = "DIR")]
     test: Option<PathBuf>,
@@ -336,19 +340,20 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             progress,
         )
     })?;
-    // Test metrics go to the console and into the checkpoint's sidecar.
+    // Validation and test metrics go to the console and into the checkpoint's sidecar.
     let mut extra = serde_json::json!({ "pressure_kpa": args.pressure_kpa });
-    if let Some(test) = &args.test {
-        let test_set = FrameSet::load(
-            &Dataset::open(test, common.open.pixel_mm)?,
+    for (role, dir) in [("validation", &args.validation), ("test", &args.test)] {
+        let Some(dir) = dir else { continue };
+        let held_out = FrameSet::load(
+            &Dataset::open(dir, common.open.pixel_mm)?,
             common.size,
             true,
         )?;
-        let predictions = train::predict_kpa(&model, &test_set, args.pressure_kpa, device);
-        let (frames, ours) = assess::score(&test_set, |i| predictions[i].clone());
-        let (_, trivial) = assess::mean_map_metrics(&data, &test_set);
+        let predictions = train::predict_kpa(&model, &held_out, args.pressure_kpa, device);
+        let (frames, ours) = assess::score(&held_out, |i| predictions[i].clone());
+        let (_, trivial) = assess::mean_map_metrics(&data, &held_out);
         println!(
-            "test ({frames} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
+            "{role} ({frames} frames): MSE {:.2} kPa², accuracy {:.3}, peak error {:.3}, R² {:.3}",
             ours.mse, ours.accuracy, ours.peak_error, ours.r2
         );
         println!(
@@ -358,8 +363,8 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             trivial.r2,
             ours.mse / trivial.mse.max(f64::MIN_POSITIVE)
         );
-        extra["test"] = serde_json::json!({
-            "root": test.display().to_string(),
+        extra[role] = serde_json::json!({
+            "root": dir.display().to_string(),
             "frames": frames,
             "metrics": ours,
             "per_pixel_mean_metrics": trivial,

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
 pub mod gradient;
+pub mod optim;
 pub mod prior;
 pub mod regressor;
 pub mod train;

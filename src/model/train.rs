@@ -7,12 +7,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Tensor};
 
 use super::ModelError;
 use super::augment::Symmetry;
 use super::data::FrameSet;
+use super::optim::FlatAdam;
 use super::regressor::Regressor;
 use super::vae::Vae;
 
@@ -182,9 +183,9 @@ fn run_adam(
     len: usize,
     config: &TrainConfig,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-    mut step: impl FnMut(&mut nn::Optimizer, &Batch) -> Result<f64, ModelError>,
+    mut step: impl FnMut(&mut FlatAdam, &Batch) -> Result<f64, ModelError>,
 ) -> Result<TrainReport, ModelError> {
-    let mut optimiser = nn::Adam::default().build(vs, config.learning_rate)?;
+    let mut optimiser = FlatAdam::new(vs, config.learning_rate)?;
     let total = config.epochs * len.div_ceil(config.batch_size.max(1));
     run_epochs(
         len,
@@ -231,7 +232,7 @@ pub fn train_vae(
         let out = model.forward(&images, labels.as_ref(), true);
         let beta = model.config.beta_at(batch.epoch);
         let loss = model.loss(&out, &images, labels.as_ref(), beta);
-        optimiser.backward_step(&loss.total);
+        optimiser.backward_step(&loss.total)?;
         Ok(loss.total.double_value(&[]))
     })?;
     if !report.stopped {
@@ -299,7 +300,7 @@ pub fn train_regressor(
         let loss = Regressor::loss(&stress, &target, solid.as_ref());
         let tissue_loss =
             tissue.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
-        optimiser.backward_step(&(&loss + tissue_loss * model.config.tissue_weight));
+        optimiser.backward_step(&(&loss + tissue_loss * model.config.tissue_weight))?;
         Ok(loss.double_value(&[]))
     })
 }
