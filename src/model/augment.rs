@@ -21,6 +21,20 @@ impl Symmetry {
         mirrored: false,
     };
 
+    /// The eight symmetries of the square.
+    pub const ALL: [Symmetry; 8] = {
+        let mut all = [Symmetry::IDENTITY; 8];
+        let mut k = 0;
+        while k < 8 {
+            all[k] = Symmetry {
+                quarter_turns: (k % 4) as i64,
+                mirrored: k >= 4,
+            };
+            k += 1;
+        }
+        all
+    };
+
     /// One of the eight, uniformly.
     pub fn random(rng: &mut impl Rng) -> Symmetry {
         let k: u8 = rng.gen_range(0..8);
@@ -48,12 +62,39 @@ impl Symmetry {
                 .contiguous()
         }
     }
+
+    /// Undoes [`Symmetry::apply`]: brings a map computed on the transformed frame (F's
+    /// prediction, say) back onto the original frame's grid.
+    pub fn undo(&self, x: &Tensor) -> Tensor {
+        let dims = x.dim() as i64;
+        let (rows, columns) = (dims - 2, dims - 1);
+        let turned = if self.quarter_turns == 0 {
+            x.shallow_clone()
+        } else {
+            x.rot90(-self.quarter_turns, [rows, columns])
+        };
+        if self.mirrored {
+            turned.flip([columns])
+        } else {
+            turned.contiguous()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn undo_inverts_each_symmetry() {
+        let x = Tensor::arange(24, (tch::Kind::Float, tch::Device::Cpu)).view([2, 3, 4]);
+        for s in Symmetry::ALL {
+            let back = s.undo(&s.apply(&x));
+            assert_eq!(back.size(), [2, 3, 4], "{s:?}");
+            assert!(back.equal(&x), "{s:?}");
+        }
+    }
 
     #[test]
     fn the_eight_symmetries_are_distinct_and_keep_the_values() {

@@ -13,6 +13,7 @@ pub mod optim;
 pub mod prior;
 pub mod regressor;
 pub mod train;
+pub mod uncertainty;
 pub mod vae;
 
 use thiserror::Error;

@@ -22,7 +22,7 @@ use crate::model::data::FrameSet;
 use crate::model::evaluate::encode_means;
 use crate::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
 use crate::model::vae::Vae;
-use crate::sampling::pool::distance;
+use crate::sampling::pool::{distance, k_centre};
 use crate::sampling::projection::Projection;
 
 /// How round 0 picks frames, before anything is annotated.
@@ -189,41 +189,6 @@ fn plain(index: usize) -> Pick {
         loss_kpa2: None,
         gradient_norm: None,
     }
-}
-
-/// Greedy k-centre: the free frame farthest from every annotated or already picked one.
-pub fn k_centre(
-    points: &[Vec<f32>],
-    centres: &[usize],
-    allowed: impl Fn(usize) -> bool,
-    count: usize,
-    first: usize,
-) -> Vec<usize> {
-    let mut nearest: Vec<f32> = points
-        .iter()
-        .map(|p| {
-            centres
-                .iter()
-                .map(|&c| distance(p, &points[c]))
-                .fold(f32::INFINITY, f32::min)
-        })
-        .collect();
-    let mut picks = Vec::with_capacity(count);
-    while picks.len() < count {
-        let next = if centres.is_empty() && picks.is_empty() {
-            Some(first)
-        } else {
-            (0..points.len())
-                .filter(|&i| allowed(i) && !picks.contains(&i))
-                .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]))
-        };
-        let Some(next) = next else { break };
-        picks.push(next);
-        for (i, p) in points.iter().enumerate() {
-            nearest[i] = nearest[i].min(distance(p, &points[next]));
-        }
-    }
-    picks
 }
 
 fn core_set(

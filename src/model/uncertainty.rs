@@ -1,0 +1,66 @@
+//! F's uncertainty by test-time augmentation: how much its stress prediction for a frame
+//! changes under the eight symmetries of the square, which leave the true stress map
+//! unchanged up to the same symmetry (the FEA is equivariant on the pixel grid). MONAI
+//! Label ships this idea as its "TTA" active-learning strategy. It needs only the image,
+//! so it can rank frames nobody has labelled.
+
+use tch::{Device, Kind, Tensor};
+
+use super::augment::Symmetry;
+use super::data::FrameSet;
+use super::regressor::Regressor;
+
+/// Per frame of `indices`: the variance of F's stress prediction (kPa²) across the eight
+/// symmetries, averaged over the pixels F's tissue head takes for vessel wall (weighted
+/// by that probability), since F is trained on wall pixels alone and its output elsewhere
+/// means nothing.
+pub fn tta_variance(
+    model: &Regressor,
+    data: &FrameSet,
+    indices: &[usize],
+    pressure_kpa: f64,
+    device: Device,
+) -> Vec<f64> {
+    let _guard = tch::no_grad_guard();
+    let dims = [1i64, 2, 3];
+    let count = Symmetry::ALL.len() as f64;
+    indices
+        .chunks(64)
+        .flat_map(|chunk| {
+            let input = model.input_batch(data, chunk, device);
+            let mut sum = Tensor::zeros([0], (Kind::Float, device));
+            let mut sum_squares = sum.shallow_clone();
+            let mut wall = sum.shallow_clone();
+            for (k, symmetry) in Symmetry::ALL.iter().enumerate() {
+                let (stress, tissue) = model.forward_with_tissue(&symmetry.apply(&input));
+                let stress = symmetry.undo(&stress);
+                // Classes 2–4 (fibrous wall, lipid, calcium) are the solid wall.
+                let solid = symmetry.undo(&tissue.softmax(1, Kind::Float).narrow(1, 2, 3).sum_dim_intlist(
+                    [1i64].as_slice(),
+                    true,
+                    Kind::Float,
+                ));
+                if k == 0 {
+                    sum_squares = stress.square();
+                    sum = stress;
+                    wall = solid;
+                } else {
+                    sum_squares += stress.square();
+                    sum += stress;
+                    wall += solid;
+                }
+            }
+            let mean = &sum / count;
+            let variance = (sum_squares / count - mean.square()).clamp_min(0.0);
+            let wall = wall / count;
+            let per_frame = (variance * &wall).sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+                / wall
+                    .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+                    .clamp_min(1e-6);
+            super::data::to_vec(&per_frame)
+                .into_iter()
+                .map(|v| f64::from(v) * pressure_kpa * pressure_kpa)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
