@@ -40,7 +40,7 @@ bench-fea: build
 
 # Training throughput side by side with the same architectures in PyTorch eager.
 bench-models: build
-	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula
+	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula --rounds 5
 
 # Debian packages with libtorch bundled (see packaging/README.md); the CPU one is
 # installed into a scratch root and run without the virtualenv.

@@ -3,10 +3,15 @@
 PyTorch eager, same libtorch (the project virtualenv's torch 2.13.0), same batch, same
 thread count, same optimiser.
 
-Usage: python bench/models_reference.py --sula target/release/sula [--size 64 --batch 32]
+Usage: python bench/models_reference.py --sula target/release/sula [--size 64 --batch 32 --rounds 5]
+
+With --rounds N the two sides take turns N times and the table holds the medians: on a
+shared VM the speed drifts over a minute by more than the difference being measured, so
+sula-then-PyTorch once can say either.
 """
 import argparse
 import json
+import statistics
 import subprocess
 import time
 
@@ -130,6 +135,7 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     parser.add_argument("--regressor-width", type=int, default=None,
                         help="F's width (default: sula's default, 16)")
     args = parser.parse_args()
@@ -137,8 +143,12 @@ def main():
                "--steps", str(args.steps)]
     if args.regressor_width is not None:
         command += ["--regressor-width", str(args.regressor_width)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    ours = json.loads(out.stdout.strip().splitlines()[-1])
+
+    def run_sula():
+        out = subprocess.run(command, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    ours = run_sula()
     torch.set_num_threads(ours["threads"])
     torch.manual_seed(1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -162,14 +172,21 @@ def main():
         (F.mse_loss(stress, target) + F.cross_entropy(tissue, labels)).backward()
         opt_f.step()
 
-    vae_rate = rate(vae_step, args.steps, args.batch)
-    regressor_rate = rate(regressor_step, args.steps, args.batch)
+    rows = {"VAE": [], "regressor": []}
+    for turn in range(max(1, args.rounds)):
+        if turn > 0:
+            ours = run_sula()
+        rows["VAE"].append((ours["vae_samples_per_s"], rate(vae_step, args.steps, args.batch)))
+        rows["regressor"].append((ours["regressor_samples_per_s"], rate(regressor_step, args.steps, args.batch)))
     print(f"training throughput at {args.size}x{args.size}, batch {args.batch}, {ours['device']} / {device}, "
-          f"{ours['threads']} threads (samples/s)")
-    print(f"{'model':<10} {'sula':>9} {'PyTorch':>9} {'sula/PyTorch':>13}")
-    for name, mine, theirs in (("VAE", ours["vae_samples_per_s"], vae_rate),
-                               ("regressor", ours["regressor_samples_per_s"], regressor_rate)):
-        print(f"{name:<10} {mine:>9.1f} {theirs:>9.1f} {mine / theirs:>13.2f}")
+          f"{ours['threads']} threads (samples/s{', median of %d alternating rounds' % args.rounds if args.rounds > 1 else ''})")
+    print(f"{'model':<10} {'sula':>9} {'PyTorch':>9} {'sula/PyTorch':>13}   per round")
+    for name, pairs in rows.items():
+        mine = statistics.median(p[0] for p in pairs)
+        theirs = statistics.median(p[1] for p in pairs)
+        ratios = [p[0] / p[1] for p in pairs]
+        each = " ".join(f"{r:.2f}" for r in ratios) if len(pairs) > 1 else ""
+        print(f"{name:<10} {mine:>9.1f} {theirs:>9.1f} {statistics.median(ratios):>13.2f}   {each}")
 
 
 if __name__ == "__main__":
