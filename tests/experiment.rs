@@ -123,8 +123,8 @@ fn tiny_study_writes_results_in_both_modes() {
     for mode in ["si", "snn"] {
         let out = finished_run(mode);
         let rows = read_csv(&out.join("results.csv")).unwrap();
-        assert_eq!(rows.len(), 2 * 2 * 2, "{mode}: arms × repeats × sizes");
-        for (arm, repeat) in schedule(2) {
+        assert_eq!(rows.len(), 4 * 2 * 2, "{mode}: arms × repeats × sizes");
+        for (arm, repeat) in schedule(&Arm::ALL, 2) {
             let sizes: Vec<usize> = rows
                 .iter()
                 .filter(|r| r.arm == arm && r.repeat == repeat)
@@ -143,7 +143,7 @@ fn tiny_study_writes_results_in_both_modes() {
                 .unwrap();
         assert!(json.finished);
         let summary = json.summary.unwrap();
-        assert_eq!(summary.arms.len(), 2);
+        assert_eq!(summary.arms.len(), 4);
         assert!(
             summary
                 .arms
@@ -160,14 +160,25 @@ fn tiny_study_writes_results_in_both_modes() {
         // MSE, accuracy and the paired-difference panel.
         let curves = image::open(out.join("curves.png")).unwrap();
         assert_eq!((curves.width(), curves.height()), (2000, 560));
-        assert_eq!(summary.paired_differences.len(), 2);
-        assert!(
-            summary
-                .paired_differences
-                .iter()
-                .all(|d| d.pairs == 2 && d.lower <= d.mean && d.mean <= d.upper)
-        );
-        assert_eq!(summary.label_savings.len(), 2);
+        for arm in summary.arms.iter().filter(|a| a.arm != Arm::Baseline) {
+            assert_eq!(arm.paired_differences.len(), 2, "{:?}", arm.arm);
+            assert!(
+                arm.paired_differences
+                    .iter()
+                    .all(|d| d.pairs == 2 && d.lower <= d.mean && d.mean <= d.upper)
+            );
+            assert_eq!(arm.label_savings.len(), 2);
+        }
+        // The pool strategies record the score of each frame they picked.
+        for arm in ["core-set", "tta"] {
+            let rounds: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join(format!("rounds/{arm}_repeat0.json"))).unwrap(),
+            )
+            .unwrap();
+            let scores = rounds[1]["scores"].as_array().unwrap();
+            assert_eq!(scores.len(), 6, "{arm}: one score per added frame");
+            assert!(scores.iter().all(|s| s.as_f64().unwrap() >= 0.0));
+        }
         let rounds: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join("rounds/adaptive_repeat1.json")).unwrap(),
         )
@@ -740,5 +751,97 @@ fn highest_loss_moves_the_members_f_fits_worst() {
         run.step(ctx, &mut quiet).unwrap();
         let originals: Vec<usize> = run.history[1].moved.iter().map(|m| m.original).collect();
         assert_eq!(originals, ranked[..originals.len()]);
+    });
+}
+
+#[test]
+fn every_arm_starts_from_the_same_real_frames_and_takes_the_same_steps() {
+    with_context(|ctx, _| {
+        let mut paired = config(Mode::Snn);
+        paired.variant.round_zero = RoundZero::Real;
+        let runs: Vec<ArmRun> = Arm::ALL
+            .into_iter()
+            .map(|arm| {
+                let mut run = ArmRun::new(arm, &paired, 0, ctx).unwrap();
+                while !run.is_finished() {
+                    run.step(ctx, &mut quiet).unwrap();
+                }
+                run
+            })
+            .collect();
+        let round_zero = |run: &ArmRun| -> Vec<Origin> { run.history[0].added.clone() };
+        for run in &runs[1..] {
+            assert_eq!(round_zero(run), round_zero(&runs[0]), "{:?}", run.arm);
+            assert_eq!(run.steps(), runs[0].steps(), "{:?}", run.arm);
+            assert_eq!(
+                run.history[0].metrics, runs[0].history[0].metrics,
+                "same F after round 0"
+            );
+        }
+        // After round 0 they part: each strategy picks its own frames.
+        let round_one = |arm: Arm| {
+            runs.iter().find(|r| r.arm == arm).unwrap().history[1]
+                .added
+                .clone()
+        };
+        assert_ne!(round_one(Arm::CoreSet), round_one(Arm::Baseline));
+        assert_ne!(round_one(Arm::Tta), round_one(Arm::CoreSet));
+    });
+}
+
+#[test]
+fn core_set_picks_the_frame_farthest_from_the_training_set() {
+    with_context(|ctx, _| {
+        let mut run = ArmRun::new(Arm::CoreSet, &config(Mode::Snn), 0, ctx).unwrap();
+        run.step(ctx, &mut quiet).unwrap();
+        let members: Vec<Vec<f32>> = run.members.iter().map(|m| m.latent.clone()).collect();
+        let taken: Vec<usize> = run.history[0]
+            .added
+            .iter()
+            .map(|o| match o {
+                Origin::Pool(i) => *i,
+                Origin::Generated => unreachable!(),
+            })
+            .collect();
+        let spread = |i: usize| {
+            members
+                .iter()
+                .map(|m| sula::sampling::pool::distance(&ctx.pool.embeddings[i], m))
+                .fold(f32::INFINITY, f32::min)
+        };
+        let farthest = (0..ctx.pool.len())
+            .filter(|i| !taken.contains(i))
+            .max_by(|&a, &b| spread(a).total_cmp(&spread(b)))
+            .unwrap();
+        run.step(ctx, &mut quiet).unwrap();
+        let round = &run.history[1];
+        assert_eq!(round.added[0], Origin::Pool(farthest));
+        assert!((round.scores[0] - f64::from(spread(farthest))).abs() < 1e-5);
+    });
+}
+
+#[test]
+fn tta_picks_the_frames_whose_prediction_varies_most() {
+    with_context(|ctx, _| {
+        let mut run = ArmRun::new(Arm::Tta, &config(Mode::Snn), 0, ctx).unwrap();
+        run.step(ctx, &mut quiet).unwrap();
+        let used: Vec<usize> = run
+            .members
+            .iter()
+            .map(|m| match m.origin {
+                Origin::Pool(i) => i,
+                Origin::Generated => unreachable!(),
+            })
+            .collect();
+        let unused: Vec<usize> = (0..ctx.pool.len()).filter(|i| !used.contains(i)).collect();
+        let variance = run.tta_variance(ctx, &unused);
+        let mut ranked: Vec<(usize, f64)> = unused.into_iter().zip(variance).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        run.step(ctx, &mut quiet).unwrap();
+        let round = &run.history[1];
+        let expected: Vec<Origin> = ranked[..8].iter().map(|&(i, _)| Origin::Pool(i)).collect();
+        assert_eq!(round.added, expected);
+        assert!(round.scores.windows(2).all(|w| w[0] >= w[1]));
+        assert!(round.scores[0] > 0.0);
     });
 }

@@ -1,6 +1,7 @@
-//! Curves: test MSE and accuracy against training-set size, adaptive vs baseline, mean ±
-//! std bands over the finished repeats, the training loss of each round, and saving the
-//! rows as CSV or the figure as PNG.
+//! Curves: test MSE and accuracy against training-set size for every arm, mean ± std
+//! bands over the finished repeats, each arm's label savings against random, a results
+//! table, the training loss of each round, and saving the rows as CSV or the figure as
+//! PNG.
 
 use egui::Color32;
 use egui_plot::{FilledArea, Legend, Line, Plot, Points};
@@ -63,6 +64,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 }
             });
     }
+    savings_plot(&summary, mode, ui);
     results_table(&summary, ui);
     if !app.view.train_losses.is_empty() {
         Plot::new("train_loss")
@@ -92,10 +94,14 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 .set_file_name("curves.png")
                 .save_file()
         {
-            let title = format!(
-                "Adaptive sampling ({}) vs random baseline",
-                mode.name().to_uppercase()
-            );
+            let arms: Vec<Arm> = summary.arms.iter().map(|a| a.arm).collect();
+            let repeats = summary
+                .arms
+                .iter()
+                .flat_map(|a| a.points.iter().map(|p| p.repeats))
+                .max()
+                .unwrap_or(0);
+            let title = plot::study_title(mode, &arms, repeats, app.settings.size);
             report(
                 app,
                 plot::write_curves(&path, &summary, mode, &title).map(|_| path),
@@ -104,43 +110,90 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     });
 }
 
-/// Every size: each arm's mean ± std, the paired difference with its 95 % bootstrap
-/// interval, and the labels the adaptive arm needed to reach random's MSE there.
+/// The share of random's labels each arm needs to reach random's test MSE at each size
+/// (below 1: the arm saves labels), with the 75 % goal as a reference line.
+fn savings_plot(
+    summary: &crate::experiment::Summary,
+    mode: crate::sampling::Mode,
+    ui: &mut egui::Ui,
+) {
+    if summary.arms.iter().all(|a| a.label_savings.is_empty()) {
+        return;
+    }
+    Plot::new("label_savings")
+        .height(120.0)
+        .legend(Legend::default())
+        .x_axis_label("random's training-set size")
+        .y_axis_label("labels needed / random's")
+        .allow_scroll(false)
+        .show(ui, |p| {
+            let sizes: Vec<f64> = summary
+                .arms
+                .iter()
+                .flat_map(|a| a.label_savings.iter().map(|l| l.size as f64))
+                .collect();
+            let (lo, hi) = sizes
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            p.line(
+                Line::new("75 % (the goal)", vec![[lo, 0.75], [hi, 0.75]])
+                    .color(Color32::GRAY)
+                    .style(egui_plot::LineStyle::dashed_loose()),
+            );
+            for arm in summary.arms.iter().filter(|a| !a.label_savings.is_empty()) {
+                let points: Vec<[f64; 2]> = arm
+                    .label_savings
+                    .iter()
+                    .filter_map(|l| Some([l.size as f64, l.ratio?]))
+                    .collect();
+                let name = plot::arm_label(arm.arm, mode);
+                p.line(
+                    Line::new(name.clone(), points.clone())
+                        .color(color(arm.arm))
+                        .width(2.0),
+                );
+                p.points(Points::new(name, points).color(color(arm.arm)).radius(3.0));
+            }
+        });
+}
+
+/// Every arm at every size: mean ± std, the paired difference to random with its 95 %
+/// bootstrap interval, and the share of random's labels the arm needed to reach random's
+/// MSE there.
 fn results_table(summary: &crate::experiment::Summary, ui: &mut egui::Ui) {
-    let [adaptive, baseline] =
-        [Arm::Adaptive, Arm::Baseline].map(|arm| summary.arms.iter().find(|a| a.arm == arm));
-    let Some(baseline) = baseline else { return };
     egui::Grid::new("results_table")
         .striped(true)
         .show(ui, |ui| {
             for header in [
+                "arm",
                 "size",
-                "adaptive MSE",
-                "random MSE",
-                "adaptive − random [95 % CI]",
+                "test MSE",
+                "− random [95 % CI]",
                 "labels for random's MSE",
             ] {
                 ui.label(egui::RichText::new(header).small().strong());
             }
             ui.end_row();
-            for (k, b) in baseline.points.iter().enumerate() {
-                ui.label(b.size.to_string());
-                let a = adaptive.and_then(|a| a.points.iter().find(|p| p.size == b.size));
-                ui.label(a.map_or_else(
-                    || "–".into(),
-                    |a| format!("{:.0} ± {:.0}", a.mse_mean, a.mse_std),
-                ));
-                ui.label(format!("{:.0} ± {:.0}", b.mse_mean, b.mse_std));
-                let paired = summary.paired_differences.iter().find(|d| d.size == b.size);
-                ui.label(paired.map_or_else(
-                    || "–".into(),
-                    |d| format!("{:+.0} [{:+.0}, {:+.0}]", d.mean, d.lower, d.upper),
-                ));
-                let saving = summary.label_savings.get(k).and_then(|l| l.ratio);
-                ui.label(
-                    saving.map_or_else(|| "not reached".into(), |r| format!("{:.0} %", 100.0 * r)),
-                );
-                ui.end_row();
+            for arm in &summary.arms {
+                for point in &arm.points {
+                    ui.label(arm.arm.name());
+                    ui.label(point.size.to_string());
+                    ui.label(format!("{:.0} ± {:.0}", point.mse_mean, point.mse_std));
+                    let paired = arm.paired_differences.iter().find(|d| d.size == point.size);
+                    ui.label(paired.map_or_else(
+                        || "–".into(),
+                        |d| format!("{:+.0} [{:+.0}, {:+.0}]", d.mean, d.lower, d.upper),
+                    ));
+                    let saving = arm.label_savings.iter().find(|l| l.size == point.size);
+                    ui.label(match saving {
+                        None => "–".into(),
+                        Some(l) => l.ratio.map_or_else(
+                            || "not reached".into(),
+                            |r| format!("{:.0} %", 100.0 * r),
+                        ),
+                    });
+                    ui.end_row();
+                }
             }
         });
 }

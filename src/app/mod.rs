@@ -45,6 +45,9 @@ pub struct Settings {
     pub epochs_per_round: usize,
     pub budget: usize,
     pub repeats: usize,
+    /// Pool strategies run beside the adaptive and random arms.
+    pub core_set: bool,
+    pub tta: bool,
     pub seed: u64,
     pub color_by: latent_view::ColorBy,
     pub show_history: bool,
@@ -82,6 +85,8 @@ impl Default for Settings {
             epochs_per_round: 8,
             budget: 320,
             repeats: 1,
+            core_set: false,
+            tta: false,
             seed: 1,
             color_by: latent_view::ColorBy::Membership,
             show_history: false,

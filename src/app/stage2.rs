@@ -1,9 +1,10 @@
 //! Stage 2, adaptive sampling: mode, n0, k, η, epochs per round, budget, repeats and
-//! seed; Start, Step, Run, Pause/Resume and Cancel. The baseline runs alongside with
-//! the same settings.
+//! seed, the variant of the method and the arms to compare it with; Start, Step, Run,
+//! Pause/Resume and Cancel. The random baseline (and core-set and TTA uncertainty, when
+//! ticked) run alongside with the same settings.
 
 use super::{Command, SulaApp, labelled_row};
-use crate::sampling::{LoopConfig, Mode, Movers, Normalisation, RoundZero};
+use crate::sampling::{Arm, LoopConfig, Mode, Movers, Normalisation, RoundZero};
 
 impl SulaApp {
     /// The loop configuration the stage-2 settings describe.
@@ -44,6 +45,7 @@ impl SulaApp {
                 let run_dir = self.new_run_folder();
                 self.send(Command::Start {
                     config,
+                    arms: self.comparison_arms(),
                     repeats: self.settings.repeats,
                     run_dir,
                 });
@@ -52,7 +54,20 @@ impl SulaApp {
         }
     }
 
-    /// One round of both arms (starting the study first if needed).
+    /// The arms run beside the adaptive one: random, and the ticked pool strategies.
+    pub fn comparison_arms(&self) -> Vec<Arm> {
+        let s = &self.settings;
+        [
+            (Arm::Baseline, true),
+            (Arm::CoreSet, s.core_set),
+            (Arm::Tta, s.tta),
+        ]
+        .into_iter()
+        .filter_map(|(arm, on)| on.then_some(arm))
+        .collect()
+    }
+
+    /// One round of every arm (starting the study first if needed).
     pub fn step_round(&mut self) {
         if !self.view.study_started {
             self.start_study();
@@ -108,6 +123,18 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
+            ui.label("Compare with");
+            ui.horizontal(|ui| {
+                ui.add_enabled(false, egui::Checkbox::new(&mut true, "random"))
+                    .on_disabled_hover_text("The random baseline always runs");
+                ui.checkbox(&mut s.core_set, "core-set").on_hover_text(
+                    "Greedy k-centre on the VAE's encoder means: the frames farthest from the training set",
+                );
+                ui.checkbox(&mut s.tta, "TTA uncertainty").on_hover_text(
+                    "The frames F's prediction varies most on under rotations and mirrors",
+                );
+            });
+            ui.end_row();
         });
     egui::CollapsingHeader::new("Variant of the method")
         .default_open(false)
@@ -155,7 +182,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 !busy && ready && !app.view.finished,
                 egui::Button::new("Step"),
             )
-            .on_hover_text("One round of both arms (Space)")
+            .on_hover_text("One round of every arm (Space)")
             .clicked()
         {
             app.step_round();

@@ -75,6 +75,10 @@ pub struct ExperimentArgs {
     mode: Mode,
     #[arg(long, value_enum, default_value_t = Protocol::Default)]
     protocol: Protocol,
+    /// The arms to run, each repeat from the same initial F and round 0 (random is also
+    /// accepted for baseline).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Arm::ALL)]
+    arms: Vec<Arm>,
     /// Repeats of each arm (different seeds).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
@@ -215,8 +219,12 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     };
     let (_vs, vae) = vae_ref.load(Path::new("."), device)?;
     let size = vae.config.size;
+    let mut arms = args.arms.clone();
+    arms.sort_unstable();
+    arms.dedup();
     let settings = serde_json::to_value(StudySettings {
         loop_config: config.clone(),
+        arms: arms.clone(),
         repeats: args.repeats,
         data: source.clone(),
         size,
@@ -305,7 +313,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     write_json(false, None)?;
     write_csv(&dir.csv(), &rows)?;
 
-    let pending: Vec<(Arm, usize)> = schedule(args.repeats)
+    let pending: Vec<(Arm, usize)> = schedule(&arms, args.repeats)
         .into_iter()
         .filter(|&(arm, repeat)| !rows.iter().any(|r| r.arm == arm && r.repeat == repeat))
         .collect();
@@ -360,50 +368,13 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
 
     let summary = summarise(&rows);
     let title = format!(
-        "Adaptive sampling ({}) vs random baseline: {} repeats, {} test frames, {size}²",
-        config.mode.name().to_uppercase(),
-        args.repeats,
+        "{}, {} test frames",
+        plot::study_title(config.mode, &arms, args.repeats, size),
         test.len()
     );
     plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
     write_json(true, Some(summary.clone()))?;
-    println!(
-        "\n  size   adaptive MSE (± std)   baseline MSE (± std)   adaptive acc   baseline acc   adaptive − random [95 % CI]   labels for random's MSE"
-    );
-    for (k, (a, b)) in summary.arms[0]
-        .points
-        .iter()
-        .zip(&summary.arms[1].points)
-        .enumerate()
-    {
-        let paired = summary
-            .paired_differences
-            .iter()
-            .find(|d| d.size == b.size)
-            .map_or_else(String::new, |d| {
-                format!("{:+.1} [{:+.1}, {:+.1}]", d.mean, d.lower, d.upper)
-            });
-        let saving = summary
-            .label_savings
-            .get(k)
-            .and_then(|l| l.ratio)
-            .map_or_else(
-                || "not reached".to_string(),
-                |r| format!("{:.0} %", 100.0 * r),
-            );
-        println!(
-            "  {:>4}   {:>9.1} ± {:<8.1}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}  {:.3} ± {:.3}   {paired:<28}  {saving}",
-            a.size,
-            a.mse_mean,
-            a.mse_std,
-            b.mse_mean,
-            b.mse_std,
-            a.accuracy_mean,
-            a.accuracy_std,
-            b.accuracy_mean,
-            b.accuracy_std
-        );
-    }
+    print_table(&summary);
     println!(
         "wrote {}, {} and {} in {:.0} s",
         dir.csv().display(),
@@ -412,4 +383,40 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Per arm and size: test MSE and accuracy (mean ± std over repeats), the paired
+/// difference to random with its 95 % interval, and the share of random's labels the arm
+/// needs to reach random's MSE at that size.
+fn print_table(summary: &crate::experiment::Summary) {
+    println!(
+        "\n  arm        size   test MSE (± std)       accuracy (± std)   − random [95 % CI]            labels for random's MSE"
+    );
+    for arm in &summary.arms {
+        for p in &arm.points {
+            let paired = arm
+                .paired_differences
+                .iter()
+                .find(|d| d.size == p.size)
+                .map_or_else(String::new, |d| {
+                    format!("{:+.1} [{:+.1}, {:+.1}]", d.mean, d.lower, d.upper)
+                });
+            let saving = match arm.label_savings.iter().find(|l| l.size == p.size) {
+                Some(saving) => saving.ratio.map_or_else(
+                    || "not reached".to_string(),
+                    |r| format!("{:.0} %", 100.0 * r),
+                ),
+                None => String::new(),
+            };
+            println!(
+                "  {:<9} {:>5}   {:>9.1} ± {:<8.1}   {:.3} ± {:.3}      {paired:<28}  {saving}",
+                arm.arm.name(),
+                p.size,
+                p.mse_mean,
+                p.mse_std,
+                p.accuracy_mean,
+                p.accuracy_std,
+            );
+        }
+    }
 }

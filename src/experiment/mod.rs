@@ -1,4 +1,4 @@
-//! The adaptive-vs-random study (SPEC §1 step 4, §6 `sula experiment`): both arms, each
+//! The adaptive-vs-random study (SPEC §1 step 4, §6 `sula experiment`): every arm, each
 //! repeated, rows written as they finish so an interrupted study keeps its results and
 //! can be resumed, then a summary and the curves figure.
 
@@ -17,11 +17,11 @@ pub use run::{RunLog, StudySettings, VaeRef};
 
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, RoundRecord, SamplingError};
 
-/// Which (arm, repeat) pairs a study runs, in order: each repeat runs the adaptive arm,
-/// then the baseline from the same initial weights.
-pub fn schedule(repeats: usize) -> Vec<(Arm, usize)> {
+/// Which (arm, repeat) pairs a study runs, in order: each repeat runs every arm from the
+/// same initial weights.
+pub fn schedule(arms: &[Arm], repeats: usize) -> Vec<(Arm, usize)> {
     (0..repeats)
-        .flat_map(|r| [(Arm::Adaptive, r), (Arm::Baseline, r)])
+        .flat_map(|r| arms.iter().map(move |&arm| (arm, r)))
         .collect()
 }
 

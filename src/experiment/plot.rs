@@ -16,6 +16,8 @@ pub fn arm_rgb(arm: Arm) -> [u8; 3] {
     match arm {
         Arm::Adaptive => [230, 97, 1],
         Arm::Baseline => [43, 108, 176],
+        Arm::CoreSet => [27, 158, 119],
+        Arm::Tta => [117, 112, 179],
     }
 }
 
@@ -24,7 +26,15 @@ pub fn arm_label(arm: Arm, mode: Mode) -> String {
     match arm {
         Arm::Adaptive => format!("adaptive ({})", mode.name().to_uppercase()),
         Arm::Baseline => "random baseline".to_string(),
+        Arm::CoreSet => "core-set".to_string(),
+        Arm::Tta => "TTA uncertainty".to_string(),
     }
+}
+
+/// The figure's title: which arms, how many repeats, at which resolution.
+pub fn study_title(mode: Mode, arms: &[Arm], repeats: usize, size: usize) -> String {
+    let names: Vec<String> = arms.iter().map(|&a| arm_label(a, mode)).collect();
+    format!("{}: {repeats} repeats, {size}²", names.join(" vs "))
 }
 
 fn register_font() {
@@ -115,11 +125,7 @@ fn draw(
     let x_min = sizes.iter().copied().min().unwrap_or(0) as f64;
     let x_max = sizes.iter().copied().max().unwrap_or(1) as f64;
     let x_pad = ((x_max - x_min) * 0.04).max(1.0);
-    let columns = if summary.paired_differences.is_empty() {
-        2
-    } else {
-        3
-    };
+    let columns = if has_paired(summary) { 3 } else { 2 };
     let areas = root.split_evenly((1, columns));
     if let Some(area) = areas.get(2) {
         draw_paired(area, summary, (x_min - x_pad, x_max + x_pad))?;
@@ -190,20 +196,32 @@ fn draw(
     root.present().map_err(|e| e.to_string())
 }
 
-/// The third panel: adaptive − random test MSE per size, mean of the paired repeats with
-/// its 95 % bootstrap interval, and the zero line (below it the adaptive arm is better).
+fn has_paired(summary: &Summary) -> bool {
+    summary
+        .arms
+        .iter()
+        .any(|a| !a.paired_differences.is_empty())
+}
+
+/// The third panel: each arm − random test MSE per size, mean of the paired repeats with
+/// its 95 % bootstrap interval, and the zero line (below it the arm beats random).
 fn draw_paired<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     summary: &Summary,
     (x_lo, x_hi): (f64, f64),
 ) -> Result<(), String> {
-    let d = &summary.paired_differences;
-    let lo = d.iter().map(|p| p.lower).fold(0.0, f64::min);
-    let hi = d.iter().map(|p| p.upper).fold(0.0, f64::max);
+    let compared: Vec<_> = summary
+        .arms
+        .iter()
+        .filter(|a| !a.paired_differences.is_empty())
+        .collect();
+    let all = compared.iter().flat_map(|a| &a.paired_differences);
+    let lo = all.clone().map(|p| p.lower).fold(0.0, f64::min);
+    let hi = all.map(|p| p.upper).fold(0.0, f64::max);
     let pad = ((hi - lo) * 0.08).max(1e-6);
     let mut chart = ChartBuilder::on(area)
         .margin(18)
-        .caption("Adaptive − random, paired (95 % CI)", ("sans-serif", 19))
+        .caption("Arm − random, paired (95 % CI)", ("sans-serif", 19))
         .x_label_area_size(46)
         .y_label_area_size(72)
         .build_cartesian_2d(x_lo..x_hi, (lo - pad)..(hi + pad))
@@ -226,39 +244,42 @@ fn draw_paired<DB: DrawingBackend>(
             RGBColor(120, 120, 120).stroke_width(1),
         ))
         .map_err(|e| e.to_string())?;
-    let [r, g, b] = arm_rgb(Arm::Adaptive);
-    let color = RGBColor(r, g, b);
-    chart
-        .draw_series(d.iter().map(|p| {
-            PathElement::new(
-                vec![(p.size as f64, p.lower), (p.size as f64, p.upper)],
+    // Arms side by side at each size, so their intervals do not hide each other.
+    let spread = (x_hi - x_lo) * 0.008;
+    for (k, arm) in compared.iter().enumerate() {
+        let offset = (k as f64 - (compared.len() as f64 - 1.0) / 2.0) * spread;
+        let [r, g, b] = arm_rgb(arm.arm);
+        let color = RGBColor(r, g, b);
+        let d = &arm.paired_differences;
+        let x = |p: &crate::experiment::stats::PairedDifference| p.size as f64 + offset;
+        chart
+            .draw_series(d.iter().map(|p| {
+                PathElement::new(
+                    vec![(x(p), p.lower), (x(p), p.upper)],
+                    color.stroke_width(2),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                d.iter().map(|p| (x(p), p.mean)),
                 color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                d.iter()
+                    .map(|p| Circle::new((x(p), p.mean), 4, color.filled())),
             )
-        }))
-        .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(LineSeries::new(
-            d.iter().map(|p| (p.size as f64, p.mean)),
-            color.stroke_width(2),
-        ))
-        .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(
-            d.iter()
-                .map(|p| Circle::new((p.size as f64, p.mean), 4, color.filled())),
-        )
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
 /// The figure as an RGB image.
 pub fn render_curves(summary: &Summary, mode: Mode, title: &str) -> image::RgbImage {
     register_font();
-    let width = if summary.paired_differences.is_empty() {
-        1400u32
-    } else {
-        2000
-    };
+    let width = if has_paired(summary) { 2000 } else { 1400u32 };
     let height = 560u32;
     let mut buffer = vec![0u8; (width * height * 3) as usize];
     if let Err(message) = draw(&mut buffer, (width, height), summary, mode, title) {

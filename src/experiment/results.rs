@@ -88,11 +88,7 @@ fn parse_row(line: &str) -> Option<Row> {
     if f.len() != 12 {
         return None;
     }
-    let arm = match f[0] {
-        "adaptive" => Arm::Adaptive,
-        "baseline" => Arm::Baseline,
-        _ => return None,
-    };
+    let arm = Arm::from_name(f[0])?;
     let mode = match f[1] {
         "si" => Mode::Si,
         "snn" => Mode::Snn,
@@ -128,27 +124,32 @@ pub struct SummaryPoint {
     pub steps: usize,
 }
 
-/// One arm's curve.
+/// One arm's curve, and how it compares with random sampling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmSummary {
     pub arm: Arm,
     pub points: Vec<SummaryPoint>,
+    /// Per size: this arm − random test MSE over the repeats that share their seed, with
+    /// its 95 % bootstrap interval (empty for the random arm itself).
+    #[serde(default)]
+    pub paired_differences: Vec<PairedDifference>,
+    /// Per random size N: the interpolated size at which this arm's mean MSE reaches
+    /// random's at N (empty for the random arm itself).
+    #[serde(default)]
+    pub label_savings: Vec<LabelSaving>,
 }
 
-/// Both arms' curves and how they compare.
+/// Every arm's curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub arms: Vec<ArmSummary>,
-    /// For each baseline size: the smallest adaptive training-set size whose mean MSE is
-    /// at most the baseline's mean MSE there (`None` if no adaptive size reaches it).
-    pub adaptive_size_matching_baseline: Vec<(usize, Option<usize>)>,
-    /// Per size: adaptive − random test MSE over the repeats that share their seed, with
-    /// its 95 % bootstrap interval.
-    #[serde(default)]
-    pub paired_differences: Vec<PairedDifference>,
-    /// Per random size N: the interpolated adaptive size that reaches random's MSE at N.
-    #[serde(default)]
-    pub label_savings: Vec<LabelSaving>,
+}
+
+impl Summary {
+    /// The summary of `arm`, if the study ran it.
+    pub fn arm(&self, arm: Arm) -> Option<&ArmSummary> {
+        self.arms.iter().find(|a| a.arm == arm)
+    }
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -162,75 +163,73 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Mean ± std per arm and size over the repeats present in `rows`.
+/// Mean ± std per arm and size over the repeats present in `rows`, and each arm's paired
+/// differences and label savings against random.
 pub fn summarise(rows: &[Row]) -> Summary {
-    let arms: Vec<ArmSummary> = [Arm::Adaptive, Arm::Baseline]
+    let mut present: Vec<Arm> = rows.iter().map(|r| r.arm).collect();
+    present.sort_unstable();
+    present.dedup();
+    let mut arms: Vec<ArmSummary> = present
         .into_iter()
-        .map(|arm| {
-            let mut sizes: Vec<usize> = rows
-                .iter()
-                .filter(|r| r.arm == arm)
-                .map(|r| r.size)
-                .collect();
-            sizes.sort_unstable();
-            sizes.dedup();
-            let points = sizes
-                .into_iter()
-                .map(|size| {
-                    let at: Vec<&Row> = rows
-                        .iter()
-                        .filter(|r| r.arm == arm && r.size == size)
-                        .collect();
-                    let column = |f: fn(&Row) -> f64| at.iter().map(|r| f(r)).collect::<Vec<f64>>();
-                    let (mse_mean, mse_std) = mean_std(&column(|r| r.mse));
-                    let (accuracy_mean, accuracy_std) = mean_std(&column(|r| r.accuracy));
-                    SummaryPoint {
-                        size,
-                        repeats: at.len(),
-                        mse_mean,
-                        mse_std,
-                        accuracy_mean,
-                        accuracy_std,
-                        peak_error_mean: mean_std(&column(|r| r.peak_error)).0,
-                        r2_mean: mean_std(&column(|r| r.r2)).0,
-                        steps: at.iter().map(|r| r.steps).max().unwrap_or(0),
-                    }
-                })
-                .collect();
-            ArmSummary { arm, points }
+        .map(|arm| ArmSummary {
+            arm,
+            points: points(rows, arm),
+            paired_differences: Vec::new(),
+            label_savings: Vec::new(),
         })
         .collect();
-    let adaptive = &arms[0].points;
-    let adaptive_size_matching_baseline = arms[1]
-        .points
-        .iter()
-        .map(|b| {
-            let matched = adaptive
-                .iter()
-                .find(|a| a.mse_mean <= b.mse_mean)
-                .map(|a| a.size);
-            (b.size, matched)
-        })
-        .collect();
-    let curve = |a: &ArmSummary| -> Vec<(usize, f64)> {
-        a.points.iter().map(|p| (p.size, p.mse_mean)).collect()
+    let curve = |points: &[SummaryPoint]| -> Vec<(usize, f64)> {
+        points.iter().map(|p| (p.size, p.mse_mean)).collect()
     };
-    let label_savings = label_savings(&curve(&arms[0]), &curve(&arms[1]));
-    Summary {
-        paired_differences: paired_differences(rows, &arms[1]),
-        label_savings,
-        arms,
-        adaptive_size_matching_baseline,
+    if let Some(random) = arms.iter().find(|a| a.arm == Arm::Baseline).cloned() {
+        for summary in arms.iter_mut().filter(|a| a.arm != Arm::Baseline) {
+            summary.paired_differences = paired_differences(rows, summary.arm, &random);
+            summary.label_savings = label_savings(&curve(&summary.points), &curve(&random.points));
+        }
     }
+    Summary { arms }
 }
 
-/// Adaptive − random MSE per repeat at each random size where both arms have the repeat.
-fn paired_differences(rows: &[Row], baseline: &ArmSummary) -> Vec<PairedDifference> {
-    baseline
+fn points(rows: &[Row], arm: Arm) -> Vec<SummaryPoint> {
+    let mut sizes: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.arm == arm)
+        .map(|r| r.size)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+        .into_iter()
+        .map(|size| {
+            let at: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.arm == arm && r.size == size)
+                .collect();
+            let column = |f: fn(&Row) -> f64| at.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let (mse_mean, mse_std) = mean_std(&column(|r| r.mse));
+            let (accuracy_mean, accuracy_std) = mean_std(&column(|r| r.accuracy));
+            SummaryPoint {
+                size,
+                repeats: at.len(),
+                mse_mean,
+                mse_std,
+                accuracy_mean,
+                accuracy_std,
+                peak_error_mean: mean_std(&column(|r| r.peak_error)).0,
+                r2_mean: mean_std(&column(|r| r.r2)).0,
+                steps: at.iter().map(|r| r.steps).max().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// `arm` − random MSE per repeat at each random size where both arms have the repeat.
+fn paired_differences(rows: &[Row], arm: Arm, random: &ArmSummary) -> Vec<PairedDifference> {
+    random
         .points
         .iter()
         .filter_map(|point| {
-            let mse = |arm: Arm, repeat: usize| {
+            let mse = |repeat: usize| {
                 rows.iter()
                     .find(|r| r.arm == arm && r.repeat == repeat && r.size == point.size)
                     .map(|r| r.mse)
@@ -238,7 +237,7 @@ fn paired_differences(rows: &[Row], baseline: &ArmSummary) -> Vec<PairedDifferen
             let differences: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.arm == Arm::Baseline && r.size == point.size)
-                .filter_map(|r| Some(mse(Arm::Adaptive, r.repeat)? - r.mse))
+                .filter_map(|r| Some(mse(r.repeat)? - r.mse))
                 .collect();
             if differences.is_empty() {
                 return None;
@@ -305,23 +304,21 @@ mod tests {
             row(Arm::Baseline, 1, 20, 5.5),
         ];
         let s = summarise(&rows);
-        let a10 = &s.arms[0].points[0];
+        let adaptive = s.arm(Arm::Adaptive).unwrap();
+        let a10 = &adaptive.points[0];
         assert_eq!((a10.size, a10.repeats), (10, 2));
         assert!((a10.mse_mean - 5.0).abs() < 1e-12);
         assert!((a10.mse_std - 2f64.sqrt()).abs() < 1e-12);
-        // Baseline reaches 8 at 10 (adaptive: 10) and 5 at 20 (adaptive: 10, mean 5).
-        assert_eq!(
-            s.adaptive_size_matching_baseline,
-            [(10, Some(10)), (20, Some(10))]
-        );
         // Paired: adaptive − baseline per repeat, (−4, −2) at 10 and (−2.5, −3.5) at 20.
-        let d10 = &s.paired_differences[0];
+        let d10 = &adaptive.paired_differences[0];
         assert_eq!((d10.size, d10.pairs), (10, 2));
         assert!((d10.mean + 3.0).abs() < 1e-12 && d10.lower >= -4.0 && d10.upper <= -2.0);
-        assert!((s.paired_differences[1].mean + 3.0).abs() < 1e-12);
+        assert!((adaptive.paired_differences[1].mean + 3.0).abs() < 1e-12);
         // Adaptive's mean curve is 5 at 10 and 2 at 20: random's 8 is reached at 10, its
         // 5 at 10 too.
-        assert_eq!(s.label_savings[1].arm_size, Some(10.0));
-        assert_eq!(s.label_savings[1].ratio, Some(0.5));
+        assert_eq!(adaptive.label_savings[1].arm_size, Some(10.0));
+        assert_eq!(adaptive.label_savings[1].ratio, Some(0.5));
+        // Random is not compared with itself.
+        assert!(s.arm(Arm::Baseline).unwrap().paired_differences.is_empty());
     }
 }

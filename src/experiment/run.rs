@@ -68,11 +68,19 @@ impl VaeRef {
 pub struct StudySettings {
     #[serde(rename = "loop")]
     pub loop_config: LoopConfig,
+    /// The arms, in the order each repeat runs them.
+    #[serde(default = "two_arms")]
+    pub arms: Vec<Arm>,
     pub repeats: usize,
     pub data: DataSource,
     /// Working resolution (pixels per side).
     pub size: usize,
     pub vae: VaeRef,
+}
+
+/// The arms of a study written before pool strategies existed.
+fn two_arms() -> Vec<Arm> {
+    vec![Arm::Adaptive, Arm::Baseline]
 }
 
 impl StudySettings {
@@ -148,11 +156,11 @@ impl RunLog {
     /// Writes the summary and the curves once every repeat reached the budget.
     pub fn finish(&self) -> Result<(), IoError> {
         let summary = summarise(&self.rows);
-        let title = format!(
-            "Adaptive sampling ({}) vs random baseline: {} repeats, {}²",
-            self.settings.loop_config.mode.name().to_uppercase(),
+        let title = plot::study_title(
+            self.settings.loop_config.mode,
+            &self.settings.arms,
             self.settings.repeats,
-            self.settings.size
+            self.settings.size,
         );
         plot::write_curves(
             &self.dir.curves(),

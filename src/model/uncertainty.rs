@@ -35,11 +35,12 @@ pub fn tta_variance(
                 let (stress, tissue) = model.forward_with_tissue(&symmetry.apply(&input));
                 let stress = symmetry.undo(&stress);
                 // Classes 2–4 (fibrous wall, lipid, calcium) are the solid wall.
-                let solid = symmetry.undo(&tissue.softmax(1, Kind::Float).narrow(1, 2, 3).sum_dim_intlist(
-                    [1i64].as_slice(),
-                    true,
-                    Kind::Float,
-                ));
+                let solid = symmetry.undo(
+                    &tissue
+                        .softmax(1, Kind::Float)
+                        .narrow(1, 2, 3)
+                        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float),
+                );
                 if k == 0 {
                     sum_squares = stress.square();
                     sum = stress;

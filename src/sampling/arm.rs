@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 
 use super::pool::{Context, label};
-use super::{Arm, LoopConfig, Mode, Movers, RoundZero, SamplingError};
+use super::{Arm, LoopConfig, Mode, Movers, SamplingError};
 use crate::labels::LabelMap;
 use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
 use crate::model::data::FrameSet;
@@ -92,6 +92,10 @@ pub struct RoundRecord {
     pub moved: Vec<MovedSample>,
     /// Mean training loss of each epoch of this round (σ/p units).
     pub epoch_losses: Vec<f64>,
+    /// The strategy's score of each added sample (core-set: latent distance to the
+    /// training set; TTA: prediction variance, kPa²); empty where it scores nothing.
+    #[serde(default)]
+    pub scores: Vec<f64>,
     /// Optimiser steps since the start of the arm.
     pub steps: usize,
     /// SPEC §5 metrics on the independent test set after this round's training.
@@ -156,8 +160,7 @@ impl ArmRun {
                 "SI mode labels decoded label maps with the FEA, and this VAE is image-only (trained on an unannotated pool), so it decodes none; use SNN mode, or a VAE trained with label maps".into(),
             ));
         }
-        let real_only = arm == Arm::Baseline || config.mode == Mode::Snn;
-        if real_only && config.budget() > ctx.pool.len() {
+        if arm.strategy().real_only(config) && config.budget() > ctx.pool.len() {
             return Err(SamplingError::Exhausted(format!(
                 "a budget of {} real samples exceeds the pool of {} frames",
                 config.budget(),
@@ -231,16 +234,11 @@ impl ArmRun {
         let start = Instant::now();
         let round = self.history.len();
         let need = self.config.sizes[round] - self.train.len();
-        let real_round_zero =
-            self.arm == Arm::Baseline || self.config.variant.round_zero == RoundZero::Real;
-        let (added, moved, rejected) = match (self.arm, round) {
-            (_, 0) if real_round_zero => (self.add_round_zero_real(ctx, need)?, Vec::new(), 0),
-            (Arm::Baseline, _) => (self.add_random(ctx, need)?, Vec::new(), 0),
-            (Arm::Adaptive, 0) => {
-                let (added, rejected) = self.add_from_prior(ctx, need)?;
-                (added, Vec::new(), rejected)
-            }
-            (Arm::Adaptive, _) => self.add_moved(ctx, need)?,
+        let strategy = self.arm.strategy();
+        let growth = if round == 0 {
+            strategy.round_zero(self, ctx, need)?
+        } else {
+            strategy.grow(self, ctx, need)?
         };
         let schedule = TrainConfig {
             epochs: self.config.epochs_per_round,
@@ -270,9 +268,10 @@ impl ArmRun {
             repeat: self.repeat,
             round,
             size: self.train.len(),
-            added,
-            rejected,
-            moved,
+            added: growth.added,
+            rejected: growth.rejected,
+            moved: growth.moved,
+            scores: growth.scores,
             epoch_losses: report.epoch_losses,
             steps: self.steps,
             metrics,
@@ -343,8 +342,40 @@ impl ArmRun {
         self.members.push(member);
     }
 
+    /// Whether pool frame `index` is in the training set or was found unlabellable.
+    pub(super) fn is_used(&self, index: usize) -> bool {
+        self.used[index]
+    }
+
+    /// The pool indices of the real training-set members.
+    pub(super) fn pool_members(&self) -> Vec<usize> {
+        self.members
+            .iter()
+            .filter_map(|m| match m.origin {
+                Origin::Pool(index) => Some(index),
+                Origin::Generated => None,
+            })
+            .collect()
+    }
+
+    /// This arm's seeded random stream.
+    pub(super) fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// F's test-time-augmentation variance (kPa²) on pool frames `indices`.
+    pub fn tta_variance(&self, ctx: &Context, indices: &[usize]) -> Vec<f64> {
+        crate::model::uncertainty::tta_variance(
+            &self.model,
+            &ctx.pool.frames,
+            indices,
+            ctx.pool.fea.pressure_kpa,
+            ctx.device,
+        )
+    }
+
     /// Adds pool frame `index` if the FEA can label it; marks it used either way.
-    fn take_pool(&mut self, ctx: &Context, index: usize) -> bool {
+    pub(super) fn take_pool(&mut self, ctx: &Context, index: usize) -> bool {
         self.used[index] = true;
         let Some(stress) = ctx.pool.stress(index) else {
             return false;
@@ -381,7 +412,7 @@ impl ArmRun {
 
     /// Round 0 from random real frames, drawn from a generator both arms of a repeat seed
     /// alike, so they start from the same frames.
-    fn add_round_zero_real(
+    pub(super) fn add_round_zero_real(
         &mut self,
         ctx: &Context,
         need: usize,
@@ -391,7 +422,11 @@ impl ArmRun {
         self.add_random_with(ctx, need, &mut shared)
     }
 
-    fn add_random(&mut self, ctx: &Context, need: usize) -> Result<Vec<Origin>, SamplingError> {
+    pub(super) fn add_random(
+        &mut self,
+        ctx: &Context,
+        need: usize,
+    ) -> Result<Vec<Origin>, SamplingError> {
         let mut rng = self.rng.clone();
         let added = self.add_random_with(ctx, need, &mut rng);
         self.rng = rng;
@@ -460,7 +495,7 @@ impl ArmRun {
 
     /// Round 0 of the adaptive arm: z drawn from the VAE's prior, decoded and labelled (SI), or the nearest
     /// unused real frame to each z (SNN).
-    fn add_from_prior(
+    pub(super) fn add_from_prior(
         &mut self,
         ctx: &Context,
         need: usize,
@@ -571,7 +606,7 @@ impl ArmRun {
 
     /// Later rounds of the adaptive arm: move random training samples' latents along the
     /// normalised gradient of F's loss and label what lies there.
-    fn add_moved(
+    pub(super) fn add_moved(
         &mut self,
         ctx: &Context,
         need: usize,

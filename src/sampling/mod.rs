@@ -8,6 +8,7 @@
 pub mod arm;
 pub mod pool;
 pub mod projection;
+pub mod strategy;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -37,21 +38,62 @@ impl Mode {
     }
 }
 
-/// The two arms of the study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The arms of the study: the method, and the strategies a practitioner would otherwise
+/// use. Each picks its samples through its [`strategy::Strategy`]; the loop is the same.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Arm {
-    /// Rounds grow the training set by gradient-moved latent points.
+    /// Rounds grow the training set by gradient-moved latent points (SI or SNN).
     Adaptive,
     /// Rounds grow the training set by random real pool samples.
+    #[value(alias = "random")]
     Baseline,
+    /// Greedy k-centre on the VAE's encoder means: the unused frames farthest from the
+    /// training set (Sener & Savarese's core-set).
+    CoreSet,
+    /// The unused frames on which F's prediction varies most under the eight symmetries
+    /// of the square (test-time augmentation).
+    Tta,
 }
 
 impl Arm {
+    /// Every arm, in the order studies run and tables list them.
+    pub const ALL: [Arm; 4] = [Arm::Adaptive, Arm::Baseline, Arm::CoreSet, Arm::Tta];
+
+    /// The name in file names, `results.csv` and `--arms`.
     pub fn name(self) -> &'static str {
         match self {
             Arm::Adaptive => "adaptive",
             Arm::Baseline => "baseline",
+            Arm::CoreSet => "core-set",
+            Arm::Tta => "tta",
+        }
+    }
+
+    /// The arm named `name` (as [`Arm::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Arm> {
+        Arm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// How this arm picks its samples.
+    pub fn strategy(self) -> &'static dyn strategy::Strategy {
+        match self {
+            Arm::Adaptive => &strategy::Adaptive,
+            Arm::Baseline => &strategy::Random,
+            Arm::CoreSet => &strategy::CoreSet,
+            Arm::Tta => &strategy::TtaUncertainty,
         }
     }
 }

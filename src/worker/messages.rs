@@ -32,15 +32,17 @@ pub enum Command {
     },
     LoadVae(PathBuf),
     SaveVae(PathBuf),
-    /// Start both arms of a study with `repeats` repeats; nothing runs until Step or Run.
-    /// With `run_dir`, the study is saved there round by round (settings, VAE, records)
-    /// so it can be exported or plotted later.
+    /// Start a study with `repeats` repeats: the adaptive arm and the comparison `arms`
+    /// (random, and any pool strategies); nothing runs until Step or Run. With `run_dir`,
+    /// the study is saved there round by round (settings, VAE, records) so it can be
+    /// exported or plotted later.
     Start {
         config: LoopConfig,
+        arms: Vec<Arm>,
         repeats: usize,
         run_dir: Option<PathBuf>,
     },
-    /// One round of both arms.
+    /// One round of every arm.
     Step,
     /// Rounds until every repeat reaches the budget.
     Run,

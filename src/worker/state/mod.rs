@@ -45,7 +45,8 @@ struct Study {
     repeats: usize,
     repeat: usize,
     adaptive: ArmRun,
-    baseline: ArmRun,
+    /// The arms the method is compared with (random first), from the same initial F.
+    comparisons: Vec<ArmRun>,
     rows: Vec<Row>,
     steps_done: usize,
     started: Instant,
@@ -53,6 +54,22 @@ struct Study {
     log: Option<RunLog>,
     /// Adaptive-arm records of the repeats already finished (for export).
     earlier: Vec<RoundRecord>,
+}
+
+impl Study {
+    /// Every arm of the study, the adaptive one first.
+    fn arms(&self) -> Vec<Arm> {
+        std::iter::once(&self.adaptive)
+            .chain(&self.comparisons)
+            .map(|run| run.arm)
+            .collect()
+    }
+
+    fn is_finished(&self) -> bool {
+        std::iter::once(&self.adaptive)
+            .chain(&self.comparisons)
+            .all(ArmRun::is_finished)
+    }
 }
 
 pub(super) struct State {
@@ -206,9 +223,10 @@ impl State {
             } => self.train_vae(epochs, latent_dim, seed, commands, outbox),
             Command::Start {
                 config,
+                arms,
                 repeats,
                 run_dir,
-            } => self.start(config, repeats, run_dir, outbox),
+            } => self.start(config, &arms, repeats, run_dir, outbox),
             Command::Step => self.step(commands, outbox).map(|_| ()),
             Command::Run => {
                 while self.step(commands, outbox)? {}

@@ -6,11 +6,18 @@ impl State {
     pub(super) fn start(
         &mut self,
         config: LoopConfig,
+        arms: &[Arm],
         repeats: usize,
         run_dir: Option<PathBuf>,
         outbox: &Outbox,
     ) -> Result<(), String> {
-        let mut study = self.new_study(config, repeats.max(1), 0, Vec::new())?;
+        let mut comparisons: Vec<Arm> = std::iter::once(Arm::Baseline)
+            .chain(arms.iter().copied())
+            .filter(|&a| a != Arm::Adaptive)
+            .collect();
+        comparisons.sort_unstable();
+        comparisons.dedup();
+        let mut study = self.new_study(config, &comparisons, repeats.max(1), 0, Vec::new())?;
         if let Some(dir) = run_dir {
             match self.open_log(&dir, &study) {
                 Ok(log) => {
@@ -49,6 +56,7 @@ impl State {
         };
         let settings = StudySettings {
             loop_config: study.config.clone(),
+            arms: study.arms(),
             repeats: study.repeats,
             data: data.source.clone(),
             size: data.study.pool.set.size,
@@ -67,6 +75,7 @@ impl State {
     pub(super) fn new_study(
         &self,
         config: LoopConfig,
+        comparisons: &[Arm],
         repeats: usize,
         repeat: usize,
         rows: Vec<Row>,
@@ -83,14 +92,16 @@ impl State {
         };
         let adaptive =
             ArmRun::new(Arm::Adaptive, &config, repeat, &ctx).map_err(|e| e.to_string())?;
-        let baseline =
-            ArmRun::new(Arm::Baseline, &config, repeat, &ctx).map_err(|e| e.to_string())?;
+        let comparisons = comparisons
+            .iter()
+            .map(|&arm| ArmRun::new(arm, &config, repeat, &ctx).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Study {
             config,
             repeats,
             repeat,
             adaptive,
-            baseline,
+            comparisons,
             rows,
             steps_done: 0,
             started: Instant::now(),
@@ -99,7 +110,7 @@ impl State {
         })
     }
 
-    /// One round of both arms; `Ok(false)` when the study has finished.
+    /// One round of every arm; `Ok(false)` when the study has finished.
     pub(super) fn step(
         &mut self,
         commands: &Receiver<Command>,
@@ -108,7 +119,7 @@ impl State {
         let Some(mut study) = self.study.take() else {
             return Err("start a study first (Stage 2)".to_string());
         };
-        if study.adaptive.is_finished() && study.repeat + 1 < study.repeats {
+        if study.is_finished() && study.repeat + 1 < study.repeats {
             let steps_done = study.steps_done;
             let started = study.started;
             let log = study.log.take();
@@ -121,13 +132,14 @@ impl State {
                 earlier,
                 ..self.new_study(
                     study.config.clone(),
+                    &study.arms()[1..],
                     study.repeats,
                     study.repeat + 1,
                     std::mem::take(&mut study.rows),
                 )?
             };
         }
-        if study.adaptive.is_finished() {
+        if study.is_finished() {
             outbox.send(Event::Idle { finished: true });
             self.study = Some(study);
             return Ok(false);
@@ -143,8 +155,9 @@ impl State {
             test: &data.study.test,
             device: self.device,
         };
-        let total = 2 * study.repeats * study.config.steps_per_arm();
-        for arm in [Arm::Adaptive, Arm::Baseline] {
+        let arms = study.arms();
+        let total = arms.len() * study.repeats * study.config.steps_per_arm();
+        for (k, &arm) in arms.iter().enumerate() {
             let started = study.started;
             let mut done = study.steps_done;
             let what = format!(
@@ -153,9 +166,10 @@ impl State {
                 study.repeat + 1,
                 study.repeats
             );
-            let run = match arm {
-                Arm::Adaptive => &mut study.adaptive,
-                Arm::Baseline => &mut study.baseline,
+            let run = if k == 0 {
+                &mut study.adaptive
+            } else {
+                &mut study.comparisons[k - 1]
             };
             let outcome = run.step(&ctx, &mut |_: &Progress| {
                 done += 1;
@@ -185,9 +199,10 @@ impl State {
                 Err(e) => return Err(e.to_string()),
             };
             study.rows.push(row(&study.config, &record));
-            let run = match arm {
-                Arm::Adaptive => &study.adaptive,
-                Arm::Baseline => &study.baseline,
+            let run = if k == 0 {
+                &study.adaptive
+            } else {
+                &study.comparisons[k - 1]
             };
             if let Some(log) = &mut study.log
                 && let Err(e) = log.record(&run.history)
@@ -207,7 +222,7 @@ impl State {
                 study.rows.last().cloned().expect("pushed"),
             ));
         }
-        let more = !(study.adaptive.is_finished() && study.repeat + 1 >= study.repeats);
+        let more = !(study.is_finished() && study.repeat + 1 >= study.repeats);
         if !more
             && let Some(log) = study.log.take()
             && let Err(e) = log.finish()
@@ -303,14 +318,35 @@ fn round_event(
         .collect();
     let m = &record.metrics;
     let caption = match (record.arm, record.round) {
-        (Arm::Baseline, _) => format!(
-            "Baseline round {}: {} random real frames added, F trained {} epochs on {}; test MSE {:.0} kPa².",
+        (Arm::Baseline | Arm::CoreSet | Arm::Tta, 0) => format!(
+            "{} round 0: {} random real frames (shared by every arm), F trained {} epochs; test MSE {:.0} kPa².",
+            crate::experiment::plot::arm_label(record.arm, config.mode),
+            record.added.len(),
+            config.epochs_per_round,
+            m.mse
+        ),
+        (Arm::Baseline | Arm::CoreSet | Arm::Tta, _) => format!(
+            "{} round {}: {} real frames added ({}), F trained {} epochs on {}; test MSE {:.0} kPa².",
+            crate::experiment::plot::arm_label(record.arm, config.mode),
             record.round,
             record.added.len(),
+            match record.arm {
+                Arm::CoreSet => "each the farthest from the training set in latent space",
+                Arm::Tta => "those F's prediction varies most on under rotations and mirrors",
+                _ => "at random",
+            },
             config.epochs_per_round,
             record.size,
             m.mse
         ),
+        (Arm::Adaptive, 0) if config.variant.round_zero == crate::sampling::RoundZero::Real => {
+            format!(
+                "Round 0: {} random real frames (the same as the other arms'), F trained {} epochs; test MSE {:.0} kPa².",
+                record.added.len(),
+                config.epochs_per_round,
+                m.mse
+            )
+        }
         (Arm::Adaptive, 0) => format!(
             "Round 0: {} points drawn from the VAE's prior, decoded and labelled{}; F trained {} epochs; test MSE {:.0} kPa².",
             record.added.len(),
