@@ -93,7 +93,15 @@ fn tiny_study(out: &Path, mode: &str) -> Command {
             "--pool-count",
             "40",
         ])
-        .args(["--test-count", "10", "--device", "cpu", "--vae"])
+        .args([
+            "--test-count",
+            "10",
+            "--validation",
+            "8",
+            "--device",
+            "cpu",
+            "--vae",
+        ])
         .arg(vae_32())
         .arg("--out")
         .arg(out);
@@ -844,4 +852,98 @@ fn tta_picks_the_frames_whose_prediction_varies_most() {
         assert!(round.scores.windows(2).all(|w| w[0] >= w[1]));
         assert!(round.scores[0] > 0.0);
     });
+}
+
+/// `sula experiment` on a dataset folder with a separate test folder, tiny settings.
+fn folder_study(pool: &Path, test: &Path, out: &Path, extra: &[&str]) -> String {
+    run_ok(
+        sula()
+            .args([
+                "experiment",
+                "--mode",
+                "snn",
+                "--sizes",
+                "6,12",
+                "--repeats",
+                "1",
+            ])
+            .args([
+                "--epochs-per-round",
+                "1",
+                "--batch-size",
+                "4",
+                "--validation",
+                "8",
+            ])
+            .args(["--device", "cpu", "--data"])
+            .arg(pool)
+            .arg("--test")
+            .arg(test)
+            .arg("--vae")
+            .arg(vae_32())
+            .arg("--out")
+            .arg(out)
+            .args(extra),
+    )
+}
+
+#[test]
+fn selection_is_made_on_validation_and_never_reads_the_test_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, test) = (dir.path().join("pool"), dir.path().join("test"));
+    for (folder, count, seed) in [(&pool, "40", "11"), (&test, "12", "12")] {
+        run_ok(
+            sula()
+                .args(["phantom", "--count", count, "--size", "32", "--seed", seed])
+                .args(["--with-stress", "--out"])
+                .arg(folder),
+        );
+    }
+    let selection = |name: &str| -> serde_json::Value {
+        let out = dir.path().join(name);
+        let text = folder_study(&pool, &test, &out, &["--select"]);
+        assert!(text.contains("run it with: sula experiment"), "{text}");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("selection.json")).unwrap())
+                .unwrap();
+        json.as_object_mut().unwrap().remove("wall_s");
+        json
+    };
+    let test_mse = |name: &str| -> Vec<f64> {
+        let out = dir.path().join(name);
+        folder_study(&pool, &test, &out, &["--arms", "baseline"]);
+        read_csv(&out.join("results.csv"))
+            .unwrap()
+            .iter()
+            .map(|r| r.mse)
+            .collect()
+    };
+    let before = selection("select_before");
+    let reported_before = test_mse("study_before");
+    assert_eq!(before["validation_frames"], 8);
+    let trials = before["stages"][0]["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 5, "every η of the grid is tried");
+    assert!(
+        trials
+            .iter()
+            .all(|t| t["mean"].as_f64().unwrap().is_finite())
+    );
+
+    // Poison the test labels: every test frame gets another frame's stress map.
+    let stress = test.join("stress");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&stress)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let contents: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for (k, file) in files.iter().enumerate() {
+        std::fs::write(file, &contents[(k + 1) % contents.len()]).unwrap();
+    }
+    let reported_after = test_mse("study_after");
+    assert_ne!(
+        reported_before, reported_after,
+        "the poisoning changes what the test set reports"
+    );
+    assert_eq!(selection("select_after"), before, "but not the selection");
 }

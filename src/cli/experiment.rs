@@ -131,6 +131,14 @@ pub struct ExperimentArgs {
     /// Continue the study in --out, keeping its finished rows.
     #[arg(long)]
     resume: bool,
+    /// Pool frames held out (seeded by --seed) as the labelled validation split that every
+    /// choice is made on; the rest is the candidate pool of every arm.
+    #[arg(long, default_value_t = 200)]
+    validation: usize,
+    /// Choose η, the variant and k on the validation split instead of running the study:
+    /// writes selection.json to --out. The test set is never loaded.
+    #[arg(long, conflicts_with = "resume")]
+    select: bool,
 }
 
 impl ExperimentArgs {
@@ -219,6 +227,9 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     };
     let (_vs, vae) = vae_ref.load(Path::new("."), device)?;
     let size = vae.config.size;
+    if args.select {
+        return run_select(args, &config, &source, &vae, device, started);
+    }
     let mut arms = args.arms.clone();
     arms.sort_unstable();
     arms.dedup();
@@ -226,6 +237,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         loop_config: config.clone(),
         arms: arms.clone(),
         repeats: args.repeats,
+        validation: args.validation,
         data: source.clone(),
         size,
         vae: vae_ref,
@@ -267,6 +279,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         args.repeats
     );
     let data = source.load(size)?.label_test();
+    let (data, _validation) = hold_out_validation(data, args)?;
     let test = data.test;
     if test.is_empty() {
         bail!("no test frame could be labelled by the FEA");
@@ -294,6 +307,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         "device": compute.to_string(),
         "test_frames": test.len(),
         "pool_frames": pool.len(),
+        "validation_frames": args.validation,
     });
     let write_json = |finished: bool, summary| -> Result<()> {
         let file = ResultsFile {
@@ -419,4 +433,108 @@ fn print_table(summary: &crate::experiment::Summary) {
             );
         }
     }
+}
+
+/// The pool without its validation split (none with `--validation 0`).
+fn hold_out_validation(
+    data: crate::experiment::source::LabelledStudy,
+    args: &ExperimentArgs,
+) -> Result<(
+    crate::experiment::source::LabelledStudy,
+    Option<crate::model::data::FrameSet>,
+)> {
+    if args.validation == 0 {
+        return Ok((data, None));
+    }
+    let (data, validation) = data
+        .split_validation(args.validation, args.seed)
+        .map_err(anyhow::Error::msg)?;
+    Ok((data, Some(validation)))
+}
+
+/// `sula experiment --select`: the search of [`crate::experiment::select`] on the
+/// validation split, written to `--out/selection.json`.
+fn run_select(
+    args: &ExperimentArgs,
+    config: &LoopConfig,
+    source: &DataSource,
+    vae: &crate::model::vae::Vae,
+    device: tch::Device,
+    started: Instant,
+) -> Result<()> {
+    let size = vae.config.size;
+    let (data, validation) = hold_out_validation(source.load_pool(size)?.label_test(), args)?;
+    let Some(validation) = validation.filter(|v| !v.is_empty()) else {
+        bail!("--select needs a validation split: pass --validation N with N ≥ 1");
+    };
+    let path = args.out.join("selection.json");
+    if path.exists() {
+        bail!("{} already exists; choose another --out", path.display());
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let pool = Pool::new(data.pool.ids, data.pool.set, data.fea, vae, device);
+    let ctx = Context {
+        vae,
+        pool: &pool,
+        test: &validation,
+        device,
+    };
+    println!(
+        "sula experiment --select: {} mode, sizes {:?}, {} repeats per setting, candidate pool {} frames, validation {} frames, {}",
+        config.mode.name(),
+        config.sizes,
+        args.repeats,
+        pool.len(),
+        validation.len(),
+        ComputeDevice::detect()
+    );
+    let selection = crate::experiment::select::select(
+        config,
+        args.repeats,
+        &ctx,
+        &mut |line| println!("  {line}"),
+        &mut |_| Control::Continue,
+    )?;
+    let mut json = serde_json::to_value(&selection)?;
+    json["wall_s"] = serde_json::json!(started.elapsed().as_secs_f64());
+    crate::io::atomic::write_bytes(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    println!("chosen: {}", selection.reason);
+    println!(
+        "run it with: sula experiment --mode {} {}",
+        config.mode.name(),
+        flags(&selection.winner)
+    );
+    println!(
+        "wrote {} in {:.0} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The command-line flags that give `config`'s step, variant and sizes.
+fn flags(config: &LoopConfig) -> String {
+    let v = &config.variant;
+    let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
+    let mut flags = vec![
+        format!("--step {}", config.step),
+        format!("--sizes {}", sizes.join(",")),
+    ];
+    if v.round_zero == RoundZero::Real {
+        flags.push("--round-zero real".into());
+    }
+    if v.movers == Movers::HighestLoss {
+        flags.push("--movers highest-loss".into());
+    }
+    if !v.chaining {
+        flags.push("--no-chaining".into());
+    }
+    if v.snap_radius {
+        flags.push("--snap-radius".into());
+    }
+    if v.trust_region {
+        flags.push("--trust-region".into());
+    }
+    flags.join(" ")
 }

@@ -5,6 +5,7 @@
 pub mod plot;
 pub mod results;
 pub mod run;
+pub mod select;
 pub mod source;
 pub mod stats;
 

@@ -72,6 +72,9 @@ pub struct StudySettings {
     #[serde(default = "two_arms")]
     pub arms: Vec<Arm>,
     pub repeats: usize,
+    /// Pool frames held out as the validation split (not candidates for any arm).
+    #[serde(default)]
+    pub validation: usize,
     pub data: DataSource,
     /// Working resolution (pixels per side).
     pub size: usize,

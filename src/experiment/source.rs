@@ -54,6 +54,55 @@ pub struct LabelledStudy {
     pub fea: crate::fea::FeaParams,
 }
 
+impl LabelledStudy {
+    /// Takes `count` pool frames, chosen by `seed`, out of the pool as a validation split
+    /// labelled by the FEA (frames it cannot label are left out of it): the frames every
+    /// choice of the study is made on, so that the test set is only ever reported. The
+    /// rest stays the candidate pool, in its original order.
+    pub fn split_validation(
+        mut self,
+        count: usize,
+        seed: u64,
+    ) -> Result<(LabelledStudy, FrameSet), String> {
+        let total = self.pool.ids.len();
+        if count >= total {
+            return Err(format!(
+                "a validation split of {count} frames leaves nothing of the pool of {total}"
+            ));
+        }
+        let mut order: Vec<usize> = (0..total).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let mut held_out = vec![false; total];
+        for &i in &order[..count] {
+            held_out[i] = true;
+        }
+        let size = self.pool.set.size;
+        let mut pool = empty(size);
+        let mut validation = empty(size);
+        pool.set.stress = self.pool.set.stress.as_ref().map(|_| Vec::new());
+        validation.set.stress = pool.set.stress.clone();
+        for i in 0..total {
+            let target = if held_out[i] {
+                &mut validation
+            } else {
+                &mut pool
+            };
+            target.ids.push(std::mem::take(&mut self.pool.ids[i]));
+            target
+                .set
+                .images
+                .push(std::mem::take(&mut self.pool.set.images[i]));
+            target.set.labels.push(self.pool.set.labels[i].clone());
+            if let (Some(to), Some(from)) = (&mut target.set.stress, &mut self.pool.set.stress) {
+                to.push(std::mem::take(&mut from[i]));
+            }
+        }
+        let (validation, _) = crate::sampling::pool::label_all(validation.set, &self.fea);
+        self.pool = pool;
+        Ok((self, validation))
+    }
+}
+
 impl StudyData {
     /// Labels the test set with the FEA at this data's pixel spacing (in parallel; frames
     /// that carry stress keep it).
@@ -171,6 +220,17 @@ impl DataSource {
 
     /// Loads pool and test frames at `size`².
     pub fn load(&self, size: usize) -> Result<StudyData, IoError> {
+        self.load_parts(size, true)
+    }
+
+    /// Loads the pool alone, for choices that must not see the test set: a separate test
+    /// folder is not opened, a phantom test set not generated, and a held-out split of
+    /// the data folder is dropped unread (the pool is the same as [`DataSource::load`]'s).
+    pub fn load_pool(&self, size: usize) -> Result<StudyData, IoError> {
+        self.load_parts(size, false)
+    }
+
+    fn load_parts(&self, size: usize, with_test: bool) -> Result<StudyData, IoError> {
         match self {
             DataSource::Phantom {
                 pool_count,
@@ -179,7 +239,11 @@ impl DataSource {
                 test_seed,
             } => Ok(StudyData {
                 pool: phantom_frames(size, *pool_count, *pool_seed),
-                test: phantom_frames(size, *test_count, *test_seed),
+                test: if with_test {
+                    phantom_frames(size, *test_count, *test_seed)
+                } else {
+                    empty(size)
+                },
                 pixel_mm: PhantomConfig::new(size).pixel_mm(),
                 unannotated: 0,
             }),
@@ -192,7 +256,11 @@ impl DataSource {
             } => {
                 let (all, spacing, unannotated) = folder_frames(data, size, *pixel_mm)?;
                 if let Some(test) = test {
-                    let (test, _, _) = folder_frames(test, size, *pixel_mm)?;
+                    let test = if with_test {
+                        folder_frames(test, size, *pixel_mm)?.0
+                    } else {
+                        empty(size)
+                    };
                     return Ok(StudyData {
                         pool: all,
                         test,
@@ -223,10 +291,12 @@ impl DataSource {
                 let mut pool = empty(size);
                 let mut test = empty(size);
                 for (rank, &i) in order.iter().enumerate() {
-                    let target = if rank < held_out {
+                    let target = if rank >= held_out {
+                        &mut pool
+                    } else if with_test {
                         &mut test
                     } else {
-                        &mut pool
+                        continue;
                     };
                     let stress = all.set.stress.as_ref().map(|s| s[i].clone());
                     push(

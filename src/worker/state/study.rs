@@ -58,6 +58,7 @@ impl State {
             loop_config: study.config.clone(),
             arms: study.arms(),
             repeats: study.repeats,
+            validation: 0,
             data: data.source.clone(),
             size: data.study.pool.set.size,
             vae: vae_ref,
