@@ -105,14 +105,19 @@ fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
 #[test]
 fn stepping_draws_arrows_and_sample_rows_with_stress() {
     let mut h = with_vae();
+    // Compare with the pool strategies too: four arms per round.
+    h.get_by_label("core-set").click();
+    h.get_by_label("TTA uncertainty").click();
+    h.step();
+    assert!(h.state().settings.core_set && h.state().settings.tta);
     h.get_by_label("Step").click();
     h.step();
-    wait_until(&mut h, "round 0", |a| a.view.rows.len() == 2 && idle(a));
+    wait_until(&mut h, "round 0", |a| a.view.rows.len() == 4 && idle(a));
     assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
     // Space is the step shortcut.
     h.key_press(egui::Key::Space);
     h.step();
-    wait_until(&mut h, "round 1", |a| a.view.rows.len() == 4 && idle(a));
+    wait_until(&mut h, "round 1", |a| a.view.rows.len() == 8 && idle(a));
     let view = &h.state().view;
     assert_eq!(view.arrows.len(), 4, "k = 4 points moved");
     assert_eq!(view.training.len(), 8);
@@ -122,9 +127,28 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
         assert!(moved.prediction.is_some());
     }
     assert!(h.get_all_by_label_contains("original #").count() >= 1);
-    // The results table: the paired difference and the label savings per size.
-    h.get_by_label("adaptive − random [95 % CI]");
+    // The results table lists every arm, with the paired difference and label savings.
+    h.get_by_label("− random [95 % CI]");
     h.get_by_label("labels for random's MSE");
+    for arm in ["adaptive", "baseline", "core-set", "tta"] {
+        assert!(
+            h.get_all_by_label(arm).count() >= 2,
+            "{arm}: a row per size"
+        );
+    }
+    // The latent view colours the pool by the arm that chose each frame.
+    let chosen = &h.state().view.chosen;
+    assert_eq!(chosen.len(), 4);
+    for (arm, frames) in chosen {
+        assert_eq!(frames.len(), 8, "{arm:?}: 8 real frames in SNN mode");
+        assert!(frames.iter().any(|&(_, round)| round == 1));
+    }
+    h.get_by_label("chosen by arm").click();
+    h.step();
+    assert_eq!(
+        h.state().settings.color_by,
+        sula::app::latent_view::ColorBy::ChosenBy
+    );
     // Teaching mode captions what the round did.
     h.state_mut().settings.teaching = true;
     h.step();

@@ -17,6 +17,8 @@ pub enum ColorBy {
     Membership,
     Plaque,
     PeakStress,
+    /// Which arm chose each pool frame, and in which round (later rounds darker).
+    ChosenBy,
 }
 
 const PICK_RADIUS_PX: f32 = 8.0;
@@ -28,6 +30,63 @@ fn plaque_color(kind: PlaqueKind) -> Color32 {
         PlaqueKind::Calcified => Color32::from_rgb(90, 160, 230),
         PlaqueKind::Mixed => Color32::from_rgb(170, 90, 200),
         PlaqueKind::Unannotated => Color32::from_rgb(110, 110, 120),
+    }
+}
+
+/// The pool in grey, and over it the frames each arm chose: round 0 (shared by the arms
+/// that start from real frames) in white, later rounds in the arm's colour, lighter for
+/// early rounds and darker for late ones. One legend entry per arm.
+fn chosen_by(plot: &mut egui_plot::PlotUi, view: &super::View) {
+    let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
+    plot.points(
+        Points::new("pool", all)
+            .radius(2.0)
+            .color(Color32::from_gray(90)),
+    );
+    let position = |index: usize| view.points.get(index).map(|p| plot_xy(p.xy));
+    let last_round = view
+        .chosen
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|&(_, r)| r))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mode = view.rows.first().map(|r| r.mode).unwrap_or_default();
+    let round_zero: Vec<[f64; 2]> = view
+        .chosen
+        .iter()
+        .flat_map(|(_, c)| {
+            c.iter()
+                .filter(|&&(_, r)| r == 0)
+                .filter_map(|&(i, _)| position(i))
+        })
+        .collect();
+    plot.points(
+        Points::new("round 0", round_zero)
+            .radius(3.0)
+            .color(Color32::from_gray(235)),
+    );
+    for (arm, chosen) in &view.chosen {
+        let [r, g, b] = crate::experiment::plot::arm_rgb(*arm);
+        let name = crate::experiment::plot::arm_label(*arm, mode);
+        for round in 1..=last_round {
+            let pts: Vec<[f64; 2]> = chosen
+                .iter()
+                .filter(|&&(_, joined)| joined == round)
+                .filter_map(|&(i, _)| position(i))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            // From 1.3× (lighter) at round 1 to 0.7× (darker) at the last round.
+            let shade = 1.3 - 0.6 * (round - 1) as f32 / (last_round - 1).max(1) as f32;
+            let tone = |c: u8| (f32::from(c) * shade).min(255.0) as u8;
+            plot.points(
+                Points::new(name.clone(), pts)
+                    .radius(3.0)
+                    .color(Color32::from_rgb(tone(r), tone(g), tone(b))),
+            );
+        }
     }
 }
 
@@ -58,6 +117,10 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.selectable_value(c, ColorBy::Membership, "set membership");
         ui.selectable_value(c, ColorBy::Plaque, "plaque type");
         ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
+        ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
+            .on_hover_text(
+                "Pool frames each arm of the study chose in this repeat; later rounds darker",
+            );
         ui.checkbox(&mut app.settings.show_history, "arrow history");
         ui.checkbox(&mut app.settings.teaching, "teaching mode");
     });
@@ -97,6 +160,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         .y_axis_label("PC 2")
         .show(ui, |plot| {
             match app.settings.color_by {
+                ColorBy::ChosenBy => chosen_by(plot, view),
                 ColorBy::Membership => {
                     let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
                     plot.points(

@@ -7,7 +7,7 @@ mod curves;
 mod data_panel;
 mod export_panel;
 mod images;
-mod latent_view;
+pub mod latent_view;
 mod project_panel;
 mod samples;
 mod stage1;
@@ -113,6 +113,8 @@ pub struct View {
     pub points: Vec<PoolPoint>,
     pub projection: Option<(Vec<f32>, [Vec<f32>; 2])>,
     pub training: Vec<[f32; 2]>,
+    /// Per arm, the pool frames it chose in the current repeat and the round of each.
+    pub chosen: Vec<(Arm, Vec<(usize, usize)>)>,
     pub arrows: Vec<Arrow>,
     pub history: Vec<Arrow>,
     pub samples: Vec<(SampleView, SampleView)>,
@@ -315,6 +317,7 @@ impl SulaApp {
                 repeat,
                 row,
                 training,
+                chosen,
                 arrows,
                 samples,
                 caption,
@@ -322,6 +325,10 @@ impl SulaApp {
                 ..
             } => {
                 view.rows.push(row);
+                match view.chosen.iter_mut().find(|(a, _)| *a == arm) {
+                    Some((_, existing)) => *existing = chosen,
+                    None => view.chosen.push((arm, chosen)),
+                }
                 let offset = view
                     .train_losses
                     .iter()

@@ -54,7 +54,9 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.label("Space: step · T: teaching mode · H: arrow history");
     });
     ui.label(next_hint(app));
-    for caption in app.view.captions.iter().rev().take(2).rev() {
+    // The latest round of every arm.
+    let arms = app.view.chosen.len().max(2);
+    for caption in app.view.captions.iter().rev().take(arms).rev() {
         ui.label(egui::RichText::new(caption).italics());
     }
 }

@@ -239,6 +239,9 @@ pub enum Event {
         row: Row,
         /// Training-set members' 2-D positions.
         training: Vec<[f32; 2]>,
+        /// The pool frames this arm has chosen so far in this repeat, with the round each
+        /// joined in (pool index, round).
+        chosen: Vec<(usize, usize)>,
         arrows: Vec<Arrow>,
         /// (original, moved) pairs of this round, the first few.
         samples: Vec<(SampleView, SampleView)>,

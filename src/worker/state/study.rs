@@ -376,6 +376,14 @@ fn round_event(
             )
         }
     };
+    let chosen = run
+        .members
+        .iter()
+        .filter_map(|m| match m.origin {
+            crate::sampling::Origin::Pool(index) => Some((index, m.round)),
+            crate::sampling::Origin::Generated => None,
+        })
+        .collect();
     Event::Round {
         arm: record.arm,
         repeat: record.repeat,
@@ -385,6 +393,7 @@ fn round_event(
         epoch_losses: record.epoch_losses.clone(),
         row,
         training,
+        chosen,
         arrows,
         samples,
         caption,
