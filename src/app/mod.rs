@@ -82,7 +82,7 @@ impl Default for Settings {
             step: 1.0,
             normalisation: Normalisation::L2,
             variant: crate::sampling::Variant::default(),
-            epochs_per_round: 8,
+            epochs_per_round: 5,
             budget: 320,
             repeats: 1,
             core_set: false,

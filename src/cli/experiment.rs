@@ -18,14 +18,15 @@ use crate::experiment::{
 };
 use crate::model::train::Control;
 use crate::sampling::{
-    Arm, Context, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Variant,
+    Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Variant,
+    chosen,
 };
 
 /// Preset sizes of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
-    /// Sized to finish within 25 minutes on a 2-core CPU: n0 40, k 40, budget 320,
-    /// 8 epochs per round (sized for the deep U-Net F), 5 repeats.
+    /// Sized so that both modes with every arm finish within 30 minutes on a 2-core CPU:
+    /// n0 40, k 40, budget 320, 5 epochs per round, 5 repeats.
     Default,
     /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 5 repeats.
     Paper,
@@ -35,7 +36,7 @@ impl Protocol {
     /// (n0, k, budget, epochs per round).
     fn sizes(self) -> (usize, usize, usize, usize) {
         match self {
-            Protocol::Default => (40, 40, 320, 8),
+            Protocol::Default => (40, 40, 320, 5),
             Protocol::Paper => (100, 100, 1000, 20),
         }
     }
@@ -96,9 +97,14 @@ pub struct ExperimentArgs {
     budget: Option<usize>,
     #[arg(long)]
     epochs_per_round: Option<usize>,
+    /// Where η and the variant start from: the setting chosen on the validation split
+    /// (docs/RESULTS.md), or the paper's literal reading; the flags below override either.
+    /// `--select` always starts from the paper's reading.
+    #[arg(long, value_enum, default_value_t = Defaults::Chosen)]
+    variant: Defaults,
     /// Step size η along the normalised gradient, in latent units.
-    #[arg(long, default_value_t = 1.0)]
-    step: f32,
+    #[arg(long)]
+    step: Option<f32>,
     #[arg(long, value_enum, default_value_t = Normalisation::L2)]
     normalisation: Normalisation,
     #[arg(long, default_value_t = 32)]
@@ -112,11 +118,11 @@ pub struct ExperimentArgs {
     seed: u64,
     /// Adaptive round 0: draws from the generator's prior, or random real frames (the
     /// same as the random arm's).
-    #[arg(long, value_enum, default_value_t = RoundZero::Prior)]
-    round_zero: RoundZero,
+    #[arg(long, value_enum)]
+    round_zero: Option<RoundZero>,
     /// Which training-set members move each round.
-    #[arg(long, value_enum, default_value_t = Movers::Random)]
-    movers: Movers,
+    #[arg(long, value_enum)]
+    movers: Option<Movers>,
     /// Only real members move (generated ones are not moved again).
     #[arg(long)]
     no_chaining: bool,
@@ -152,22 +158,26 @@ impl ExperimentArgs {
                 self.budget.unwrap_or(budget),
             )?,
         };
+        let (step, base) = match (self.select, self.variant) {
+            (false, Defaults::Chosen) => chosen(self.mode),
+            (true, _) | (false, Defaults::Paper) => (1.0, Variant::default()),
+        };
         let config = LoopConfig {
             mode: self.mode,
             sizes,
             epochs_per_round: self.epochs_per_round.unwrap_or(epochs),
-            step: self.step,
+            step: self.step.unwrap_or(step),
             normalisation: self.normalisation,
             batch_size: self.batch_size,
             learning_rate: self.lr,
             regressor_width: self.width,
             seed: self.seed,
             variant: Variant {
-                round_zero: self.round_zero,
-                movers: self.movers,
-                chaining: !self.no_chaining,
-                snap_radius: self.snap_radius,
-                trust_region: self.trust_region,
+                round_zero: self.round_zero.unwrap_or(base.round_zero),
+                movers: self.movers.unwrap_or(base.movers),
+                chaining: base.chaining && !self.no_chaining,
+                snap_radius: base.snap_radius || self.snap_radius,
+                trust_region: base.trust_region || self.trust_region,
             },
         };
         config.validate()?;

@@ -26,8 +26,20 @@ pub struct Trial {
     pub config: LoopConfig,
     /// Per repeat: the validation MSE averaged over the reference sizes (kPa²).
     pub scores: Vec<f64>,
-    pub mean: f64,
-    pub std: f64,
+    /// Mean and sample std of `scores`; `None` when the setting could not run.
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    /// Why the setting could not run to the budget (say, a step so long that the decoded
+    /// samples are open vessels the FEA cannot label); such a setting cannot win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+impl Trial {
+    /// The mean score, infinite for a setting that could not run.
+    fn score(&self) -> f64 {
+        self.mean.unwrap_or(f64::INFINITY)
+    }
 }
 
 /// One stage of the search: what was varied, every trial, and which was kept.
@@ -100,8 +112,21 @@ pub fn select(
         |label: String, config: LoopConfig, arm: Arm| -> Result<Trial, SamplingError> {
             let mut scores = Vec::with_capacity(repeats);
             for repeat in 0..repeats {
-                let records = run_arm(arm, repeat, &config, ctx, &mut |_| Ok(()), on_progress)?;
-                scores.push(criterion(&records, &reference_sizes));
+                match run_arm(arm, repeat, &config, ctx, &mut |_| Ok(()), on_progress) {
+                    Ok(records) => scores.push(criterion(&records, &reference_sizes)),
+                    Err(SamplingError::Exhausted(reason)) => {
+                        say(&format!("{label:<34} could not run: {reason}"));
+                        return Ok(Trial {
+                            label,
+                            config,
+                            scores,
+                            mean: None,
+                            std: None,
+                            failed: Some(reason),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let (mean, std) = mean_std(&scores);
             say(&format!(
@@ -111,8 +136,9 @@ pub fn select(
                 label,
                 config,
                 scores,
-                mean,
-                std,
+                mean: Some(mean),
+                std: Some(std),
+                failed: None,
             })
         };
     let random = evaluate(
@@ -149,7 +175,7 @@ pub fn select(
             continue;
         }
         let trial = evaluate(format!("{} + {label}", best.label), config, Arm::Adaptive)?;
-        let kept = if trial.mean < best.mean {
+        let kept = if trial.score() < best.score() {
             trial.label.clone()
         } else {
             best.label.clone()
@@ -197,9 +223,17 @@ pub fn select(
     });
     best = k_best;
 
+    let (Some(mean), Some(std)) = (best.mean, best.std) else {
+        return Err(SamplingError::Exhausted(format!(
+            "no setting could run to the budget; the last reason: {}",
+            best.failed.unwrap_or_default()
+        )));
+    };
     let reason = format!(
-        "lowest mean validation MSE over the schedule ({:.1} ± {:.1} kPa² over {repeats} repeats; random {:.1} ± {:.1}): {}",
-        best.mean, best.std, random.mean, random.std, best.label
+        "lowest mean validation MSE over the schedule ({mean:.1} ± {std:.1} kPa² over {repeats} repeats; random {:.1} ± {:.1}): {}",
+        random.score(),
+        random.std.unwrap_or(0.0),
+        best.label
     );
     Ok(Selection {
         mode: base.mode,
@@ -217,7 +251,7 @@ pub fn select(
 fn lowest(trials: &[Trial]) -> &Trial {
     trials
         .iter()
-        .min_by(|a, b| a.mean.total_cmp(&b.mean))
+        .min_by(|a, b| a.score().total_cmp(&b.score()))
         .expect("a stage has trials")
 }
 

@@ -534,7 +534,15 @@ impl ArmRun {
 
     /// The training-set members to move: `count` of those allowed to move (all, or only real
     /// ones without chaining), at random or those with the highest loss under F now.
-    fn pick_movers(&mut self, ctx: &Context, count: usize) -> Result<Vec<usize>, SamplingError> {
+    /// Members that moved fewer times this round (`moved`, by training-set index) come
+    /// first, so a redraw after open vessels tries other members instead of repeating the
+    /// same failed moves.
+    fn pick_movers(
+        &mut self,
+        ctx: &Context,
+        count: usize,
+        moved: &[usize],
+    ) -> Result<Vec<usize>, SamplingError> {
         let mut candidates: Vec<usize> = (0..self.train.len())
             .filter(|&i| {
                 self.config.variant.chaining || self.members[i].origin != Origin::Generated
@@ -556,6 +564,7 @@ impl ArmRun {
                 candidates = ranked.into_iter().map(|(i, _)| i).collect();
             }
         }
+        candidates.sort_by_key(|&i| moved.get(i).copied().unwrap_or(0));
         // Fewer candidates than needed: cycle through them (a member may move twice).
         Ok((0..count)
             .map(|k| candidates[k % candidates.len()])
@@ -616,6 +625,7 @@ impl ArmRun {
         let mut added = Vec::with_capacity(need);
         let mut records = Vec::with_capacity(need);
         let mut rejected = 0;
+        let mut moved_count: Vec<usize> = vec![0; self.train.len()];
         while added.len() < need {
             if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
                 return Err(SamplingError::Exhausted(format!(
@@ -623,7 +633,13 @@ impl ArmRun {
                     added.len()
                 )));
             }
-            let originals = self.pick_movers(ctx, need - added.len())?;
+            let originals = self.pick_movers(ctx, need - added.len(), &moved_count)?;
+            for &i in &originals {
+                if moved_count.len() <= i {
+                    moved_count.resize(i + 1, 0);
+                }
+                moved_count[i] += 1;
+            }
             let latents: Vec<Vec<f32>> = originals
                 .iter()
                 .map(|&i| self.members[i].latent.clone())

@@ -151,7 +151,26 @@ impl Default for Variant {
     }
 }
 
-/// Everything that defines one run of the loop; both arms share it.
+/// Where `sula experiment` takes η and the variant from when no flag says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Defaults {
+    /// The setting `sula experiment --select` chose on the validation split.
+    #[default]
+    Chosen,
+    /// The paper's literal reading: η 1, round 0 from the prior, random movers, chaining.
+    Paper,
+}
+
+/// The step η and variant that `sula experiment --select` chose for `mode` on the
+/// validation split; docs/RESULTS.md records the run (protocol, every trial, the scores).
+pub fn chosen(mode: Mode) -> (f32, Variant) {
+    match mode {
+        Mode::Si => (1.0, Variant::default()),
+        Mode::Snn => (1.0, Variant::default()),
+    }
+}
+
+/// Everything that defines one run of the loop; every arm shares it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopConfig {
     pub mode: Mode,

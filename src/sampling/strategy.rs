@@ -12,7 +12,7 @@ use super::{LoopConfig, Mode, MovedSample, RoundZero, SamplingError};
 /// How many unused pool frames the TTA strategy scores per round, drawn at random: eight
 /// forward passes per frame over the whole pool would cost more than the round's
 /// training on the CPU. Scoring a random subset of the pool is the usual practice.
-pub const TTA_CANDIDATES: usize = 200;
+pub const TTA_CANDIDATES: usize = 120;
 
 /// What a round added to an arm's training set.
 #[derive(Debug, Default)]
