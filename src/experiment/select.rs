@@ -1,8 +1,11 @@
 //! Choosing the method's settings on the validation split (issue 13 §3), never on the
 //! test set: a coordinate search over the step η, then each variant switch in turn, then
-//! the samples per round k, every candidate scored by the adaptive arm's validation MSE
-//! over the whole schedule, averaged over paired repeats. The caller builds the context
-//! with the validation split as the evaluation set, so nothing here can see test labels.
+//! the samples per round k. Every candidate is scored by the adaptive arm's validation
+//! MSE over the whole schedule minus the random arm's on the same schedule, paired by
+//! repeat and averaged: k changes how many rounds, and so how many optimiser steps, every
+//! arm takes, so only the difference to random at the same k compares across k. The
+//! caller builds the context with the validation split as the evaluation set, so nothing
+//! here can see test labels.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +26,16 @@ pub const K_FACTORS: [f64; 3] = [0.5, 1.0, 2.0];
 pub struct Trial {
     /// What changed against the stage's starting point, in words.
     pub label: String,
+    pub arm: Arm,
     pub config: LoopConfig,
     /// Per repeat: the validation MSE averaged over the reference sizes (kPa²).
     pub scores: Vec<f64>,
     /// Mean and sample std of `scores`; `None` when the setting could not run.
     pub mean: Option<f64>,
     pub std: Option<f64>,
+    /// Mean over repeats of (this score − the random arm's on the same schedule and
+    /// repeat), kPa²: the criterion (negative: better than random).
+    pub gain: Option<f64>,
     /// Why the setting could not run to the budget (say, a step so long that the decoded
     /// samples are open vessels the FEA cannot label); such a setting cannot win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,9 +43,9 @@ pub struct Trial {
 }
 
 impl Trial {
-    /// The mean score, infinite for a setting that could not run.
+    /// The criterion, infinite for a setting that could not run.
     fn score(&self) -> f64 {
-        self.mean.unwrap_or(f64::INFINITY)
+        self.gain.unwrap_or(f64::INFINITY)
     }
 }
 
@@ -61,7 +68,7 @@ pub struct Selection {
     pub reference_sizes: Vec<usize>,
     pub criterion: String,
     pub stages: Vec<Stage>,
-    /// The random arm on the same validation split and repeats, for scale.
+    /// The random arm on the protocol's schedule, the same validation split and repeats.
     pub random: Trial,
     pub winner: LoopConfig,
     pub reason: String,
@@ -108,44 +115,58 @@ pub fn select(
     on_progress: &mut dyn FnMut(&Progress) -> Control,
 ) -> Result<Selection, SamplingError> {
     let reference_sizes = base.sizes.clone();
-    let mut evaluate =
-        |label: String, config: LoopConfig, arm: Arm| -> Result<Trial, SamplingError> {
-            let mut scores = Vec::with_capacity(repeats);
-            for repeat in 0..repeats {
-                match run_arm(arm, repeat, &config, ctx, &mut |_| Ok(()), on_progress) {
-                    Ok(records) => scores.push(criterion(&records, &reference_sizes)),
-                    Err(SamplingError::Exhausted(reason)) => {
-                        say(&format!("{label:<34} could not run: {reason}"));
-                        return Ok(Trial {
-                            label,
-                            config,
-                            scores,
-                            mean: None,
-                            std: None,
-                            failed: Some(reason),
-                        });
-                    }
-                    Err(e) => return Err(e),
+    let mut evaluate = |label: String,
+                        config: LoopConfig,
+                        arm: Arm,
+                        random: Option<&Trial>|
+     -> Result<Trial, SamplingError> {
+        let mut scores = Vec::with_capacity(repeats);
+        for repeat in 0..repeats {
+            match run_arm(arm, repeat, &config, ctx, &mut |_| Ok(()), on_progress) {
+                Ok(records) => scores.push(criterion(&records, &reference_sizes)),
+                Err(SamplingError::Exhausted(reason)) => {
+                    say(&format!("{label:<34} could not run: {reason}"));
+                    return Ok(Trial {
+                        label,
+                        arm,
+                        config,
+                        scores,
+                        mean: None,
+                        std: None,
+                        gain: None,
+                        failed: Some(reason),
+                    });
                 }
+                Err(e) => return Err(e),
             }
-            let (mean, std) = mean_std(&scores);
-            say(&format!(
-                "{label:<34} validation MSE {mean:>8.1} ± {std:<7.1} kPa²"
-            ));
-            Ok(Trial {
-                label,
-                config,
-                scores,
-                mean: Some(mean),
-                std: Some(std),
-                failed: None,
-            })
+        }
+        let (mean, std) = mean_std(&scores);
+        let gain = match random {
+            Some(random) => {
+                let differences: Vec<f64> = scores
+                    .iter()
+                    .zip(&random.scores)
+                    .map(|(a, r)| a - r)
+                    .collect();
+                mean_std(&differences).0
+            }
+            None => 0.0,
         };
-    let random = evaluate(
-        "random (for scale)".to_string(),
-        base.clone(),
-        Arm::Baseline,
-    )?;
+        say(&format!(
+            "{label:<34} validation MSE {mean:>8.1} ± {std:<7.1} kPa², − random {gain:>+7.1}"
+        ));
+        Ok(Trial {
+            label,
+            arm,
+            config,
+            scores,
+            mean: Some(mean),
+            std: Some(std),
+            gain: Some(gain),
+            failed: None,
+        })
+    };
+    let random = evaluate("random".to_string(), base.clone(), Arm::Baseline, None)?;
 
     let mut stages = Vec::new();
     let mut best = {
@@ -156,7 +177,7 @@ pub fn select(
                     step,
                     ..base.clone()
                 };
-                evaluate(format!("η = {step}"), config, Arm::Adaptive)
+                evaluate(format!("η = {step}"), config, Arm::Adaptive, Some(&random))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let best = lowest(&trials).clone();
@@ -174,7 +195,12 @@ pub fn select(
         if config == best.config || config.validate().is_err() {
             continue;
         }
-        let trial = evaluate(format!("{} + {label}", best.label), config, Arm::Adaptive)?;
+        let trial = evaluate(
+            format!("{} + {label}", best.label),
+            config,
+            Arm::Adaptive,
+            Some(&random),
+        )?;
         let kept = if trial.score() < best.score() {
             trial.label.clone()
         } else {
@@ -205,15 +231,26 @@ pub fn select(
         if sizes == best.config.sizes {
             continue;
         }
+        let random_k = evaluate(
+            format!("random, k = {other}"),
+            LoopConfig {
+                sizes: sizes.clone(),
+                ..base.clone()
+            },
+            Arm::Baseline,
+            None,
+        )?;
         let config = LoopConfig {
             sizes,
             ..best.config.clone()
         };
-        k_trials.push(evaluate(
+        let trial = evaluate(
             format!("{} + k = {other}", best.label),
             config,
             Arm::Adaptive,
-        )?);
+            Some(&random_k),
+        )?;
+        k_trials.extend([random_k, trial]);
     }
     let k_best = lowest(&k_trials).clone();
     stages.push(Stage {
@@ -223,16 +260,15 @@ pub fn select(
     });
     best = k_best;
 
-    let (Some(mean), Some(std)) = (best.mean, best.std) else {
+    let (Some(mean), Some(gain)) = (best.mean, best.gain) else {
         return Err(SamplingError::Exhausted(format!(
             "no setting could run to the budget; the last reason: {}",
             best.failed.unwrap_or_default()
         )));
     };
     let reason = format!(
-        "lowest mean validation MSE over the schedule ({mean:.1} ± {std:.1} kPa² over {repeats} repeats; random {:.1} ± {:.1}): {}",
-        random.score(),
-        random.std.unwrap_or(0.0),
+        "lowest validation MSE over the schedule relative to random on the same schedule ({gain:+.1} kPa², paired over {repeats} repeats; its own {mean:.1} kPa², random's {:.1}): {}",
+        random.mean.unwrap_or(f64::NAN),
         best.label
     );
     Ok(Selection {
@@ -240,7 +276,7 @@ pub fn select(
         repeats,
         validation_frames: ctx.test.len(),
         reference_sizes,
-        criterion: "adaptive arm's validation MSE, interpolated at the protocol's sizes and averaged (the area under its learning curve), mean over paired repeats".to_string(),
+        criterion: "adaptive arm's validation MSE, interpolated at the protocol's sizes and averaged (the area under its learning curve), minus the random arm's on the same schedule, paired by repeat and averaged".to_string(),
         stages,
         random,
         winner: best.config,
@@ -248,9 +284,11 @@ pub fn select(
     })
 }
 
+/// The adaptive trial with the lowest criterion.
 fn lowest(trials: &[Trial]) -> &Trial {
     trials
         .iter()
+        .filter(|t| t.arm == Arm::Adaptive)
         .min_by(|a, b| a.score().total_cmp(&b.score()))
         .expect("a stage has trials")
 }
