@@ -59,7 +59,7 @@ impl FlatAdam {
         tch::no_grad(|| -> Result<(), ModelError> {
             for ((p, &(offset, len)), bound) in parameters.iter_mut().zip(&spans).zip(&mut bound) {
                 let mut view = values.f_narrow(0, offset, len)?;
-                let _ = view.f_copy_(&p.f_reshape([-1])?)?;
+                view.f_copy_(&p.f_reshape([-1])?)?;
                 p.set_data(&view.f_view(p.size().as_slice())?);
                 // A gradient left by an earlier optimiser (an earlier round) would otherwise
                 // be accumulated into by the first backward pass: start it at zero, here.
@@ -113,7 +113,7 @@ impl FlatAdam {
                 continue;
             }
             let mut view = self.gradients.f_narrow(0, offset, len)?;
-            let _ = view.f_copy_(&grad.f_reshape([-1])?)?;
+            view.f_copy_(&grad.f_reshape([-1])?)?;
             let _ = grad.f_set_source_tensor_(&view.f_view(p.size().as_slice())?)?;
             *bound = true;
         }
