@@ -110,7 +110,8 @@ fn arrow_ends(arrows: &[crate::worker::Arrow], t: f32) -> (Vec<[f64; 2]>, Vec<[f
 }
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
+    // Wrapped, so that a narrow window does not widen the panel past the screen.
+    ui.horizontal_wrapped(|ui| {
         ui.heading("Latent space");
         ui.label("colour by");
         let c = &mut app.settings.color_by;
@@ -235,7 +236,8 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                         .color(Color32::from_rgb(230, 97, 1)),
                 );
             }
-            if !view.training.is_empty() {
+            // Colouring by arm already marks the training sets.
+            if !view.training.is_empty() && app.settings.color_by != ColorBy::ChosenBy {
                 let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();
                 plot.points(
                     Points::new("training set (adaptive)", pts)

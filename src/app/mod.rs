@@ -68,6 +68,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let chosen = crate::sampling::chosen(Mode::Si);
         Settings {
             size: 64,
             phantom_pool: 1200,
@@ -78,10 +79,11 @@ impl Default for Settings {
             latent_dim: 32,
             mode: Mode::Si,
             n0: 40,
-            k: 40,
-            step: 1.0,
+            // The setting chosen on the validation split (docs/RESULTS.md).
+            k: (40.0 * chosen.k_factor).round() as usize,
+            step: chosen.step,
             normalisation: Normalisation::L2,
-            variant: crate::sampling::Variant::default(),
+            variant: chosen.variant,
             epochs_per_round: 5,
             budget: 320,
             repeats: 1,

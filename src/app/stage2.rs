@@ -124,15 +124,14 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
-            ui.label("Compare with");
+            ui.label("Compare with")
+                .on_hover_text("The random baseline always runs; tick the pool strategies to add");
             ui.horizontal(|ui| {
-                ui.add_enabled(false, egui::Checkbox::new(&mut true, "random"))
-                    .on_disabled_hover_text("The random baseline always runs");
                 ui.checkbox(&mut s.core_set, "core-set").on_hover_text(
                     "Greedy k-centre on the VAE's encoder means: the frames farthest from the training set",
                 );
-                ui.checkbox(&mut s.tta, "TTA uncertainty").on_hover_text(
-                    "The frames F's prediction varies most on under rotations and mirrors",
+                ui.checkbox(&mut s.tta, "TTA").on_hover_text(
+                    "Uncertainty by test-time augmentation: the frames F's prediction varies most on under rotations and mirrors",
                 );
             });
             ui.end_row();

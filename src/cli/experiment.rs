@@ -18,8 +18,8 @@ use crate::experiment::{
 };
 use crate::model::train::Control;
 use crate::sampling::{
-    Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Variant,
-    chosen,
+    Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Setting,
+    Variant, chosen,
 };
 
 /// Preset sizes of a study.
@@ -149,7 +149,12 @@ pub struct ExperimentArgs {
 
 impl ExperimentArgs {
     fn loop_config(&self) -> Result<LoopConfig> {
+        let setting = match (self.select, self.variant) {
+            (false, Defaults::Chosen) => chosen(self.mode),
+            (true, _) | (false, Defaults::Paper) => Setting::PAPER,
+        };
         let (n0, k, budget, epochs) = self.protocol.sizes();
+        let k = ((k as f64 * setting.k_factor).round() as usize).max(1);
         let sizes = match &self.sizes {
             Some(sizes) => sizes.clone(),
             None => LoopConfig::sizes_from(
@@ -158,15 +163,12 @@ impl ExperimentArgs {
                 self.budget.unwrap_or(budget),
             )?,
         };
-        let (step, base) = match (self.select, self.variant) {
-            (false, Defaults::Chosen) => chosen(self.mode),
-            (true, _) | (false, Defaults::Paper) => (1.0, Variant::default()),
-        };
+        let base = setting.variant;
         let config = LoopConfig {
             mode: self.mode,
             sizes,
             epochs_per_round: self.epochs_per_round.unwrap_or(epochs),
-            step: self.step.unwrap_or(step),
+            step: self.step.unwrap_or(setting.step),
             normalisation: self.normalisation,
             batch_size: self.batch_size,
             learning_rate: self.lr,

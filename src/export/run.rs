@@ -102,11 +102,15 @@ pub fn collect_run(
             vae.config.size, settings.size
         )));
     }
-    let data = settings.data.load(settings.size)?;
-    let fea = crate::fea::FeaParams {
-        pixel_mm: data.pixel_mm,
-        ..crate::fea::FeaParams::default()
-    };
+    // The run's pool: its candidates, without the validation split it held out.
+    let mut data = settings.data.load_pool(settings.size)?.label_test();
+    if settings.validation > 0 {
+        data = data
+            .split_validation(settings.validation, settings.loop_config.seed)
+            .map_err(ExportError::Invalid)?
+            .0;
+    }
+    let fea = data.fea.clone();
     let pool = Pool::new(data.pool.ids, data.pool.set, fea.clone(), &vae, device);
     let projection = Projection::fit(&pool.embeddings);
     let no_test = FrameSet {

@@ -141,13 +141,7 @@ pub struct Variant {
 
 impl Default for Variant {
     fn default() -> Variant {
-        Variant {
-            round_zero: RoundZero::Prior,
-            movers: Movers::Random,
-            chaining: true,
-            snap_radius: false,
-            trust_region: false,
-        }
+        Setting::PAPER.variant
     }
 }
 
@@ -161,12 +155,41 @@ pub enum Defaults {
     Paper,
 }
 
-/// The step η and variant that `sula experiment --select` chose for `mode` on the
-/// validation split; docs/RESULTS.md records the run (protocol, every trial, the scores).
-pub fn chosen(mode: Mode) -> (f32, Variant) {
+/// The step, variant and round size of one reading of the method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Setting {
+    pub step: f32,
+    pub variant: Variant,
+    /// Samples per round as a multiple of the protocol's k (n0 and the budget stay).
+    pub k_factor: f64,
+}
+
+impl Setting {
+    /// The paper's literal reading: η 1, round 0 from the prior, random movers, chaining.
+    pub const PAPER: Setting = Setting {
+        step: 1.0,
+        variant: Variant {
+            round_zero: RoundZero::Prior,
+            movers: Movers::Random,
+            chaining: true,
+            snap_radius: false,
+            trust_region: false,
+        },
+        k_factor: 1.0,
+    };
+}
+
+/// The setting `sula experiment --select` chose for `mode` on the validation split
+/// (2026-11-26, CPU, sizes 40–160, 4 epochs per round, 2 repeats); docs/RESULTS.md
+/// records every trial and its score, and `docs/results/selection_{si,snn}.json` the run.
+pub fn chosen(mode: Mode) -> Setting {
     match mode {
-        Mode::Si => (1.0, Variant::default()),
-        Mode::Snn => (1.0, Variant::default()),
+        Mode::Si => Setting {
+            step: 4.0,
+            k_factor: 2.0,
+            ..Setting::PAPER
+        },
+        Mode::Snn => Setting::PAPER,
     }
 }
 
