@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::results::mean_std;
 use super::run_arm;
 use crate::model::train::{Control, Progress};
 use crate::sampling::{
@@ -92,17 +93,6 @@ pub fn criterion(records: &[RoundRecord], reference_sizes: &[usize]) -> f64 {
         }
     };
     reference_sizes.iter().map(|&s| at(s as f64)).sum::<f64>() / reference_sizes.len().max(1) as f64
-}
-
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n.max(1.0);
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// Runs the search. `ctx.test` must be the validation split; `base` is the protocol
