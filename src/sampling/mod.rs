@@ -181,7 +181,9 @@ impl Setting {
 
 /// The setting `sula experiment --select` chose for `mode` on the validation split
 /// (2026-11-26, CPU, sizes 40–160, 4 epochs per round, 2 repeats); docs/RESULTS.md
-/// records every trial and its score, and `docs/results/selection_{si,snn}.json` the run.
+/// records every trial and its score, `docs/results/selection_si.json` the SI run and
+/// `docs/results/selection_snn_partial.log` the SNN run, which was stopped after the η
+/// stage and two variant switches (the rest of its switches and k are not chosen yet).
 pub fn chosen(mode: Mode) -> Setting {
     match mode {
         Mode::Si => Setting {
@@ -189,7 +191,14 @@ pub fn chosen(mode: Mode) -> Setting {
             k_factor: 2.0,
             ..Setting::PAPER
         },
-        Mode::Snn => Setting::PAPER,
+        Mode::Snn => Setting {
+            step: 4.0,
+            variant: Variant {
+                round_zero: RoundZero::Real,
+                ..Setting::PAPER.variant
+            },
+            ..Setting::PAPER
+        },
     }
 }
 
