@@ -28,29 +28,22 @@ pub fn tta_variance(
         .chunks(64)
         .flat_map(|chunk| {
             let input = model.input_batch(data, chunk, device);
-            let mut sum = Tensor::zeros([0], (Kind::Float, device));
-            let mut sum_squares = sum.shallow_clone();
-            let mut wall = sum.shallow_clone();
-            for (k, symmetry) in Symmetry::ALL.iter().enumerate() {
-                let (stress, tissue) = model.forward_with_tissue(&symmetry.apply(&input));
-                let stress = symmetry.undo(&stress);
-                // Classes 2–4 (fibrous wall, lipid, calcium) are the solid wall.
-                let solid = symmetry.undo(
-                    &tissue
+            // Per symmetry: the prediction and the wall probability, back on the frame's grid.
+            let views: Vec<(Tensor, Tensor)> = Symmetry::ALL
+                .iter()
+                .map(|symmetry| {
+                    let (stress, tissue) = model.forward_with_tissue(&symmetry.apply(&input));
+                    // Classes 2–4 (fibrous wall, lipid, calcium) are the solid wall.
+                    let solid = tissue
                         .softmax(1, Kind::Float)
                         .narrow(1, 2, 3)
-                        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float),
-                );
-                if k == 0 {
-                    sum_squares = stress.square();
-                    sum = stress;
-                    wall = solid;
-                } else {
-                    sum_squares += stress.square();
-                    sum += stress;
-                    wall += solid;
-                }
-            }
+                        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+                    (symmetry.undo(&stress), symmetry.undo(&solid))
+                })
+                .collect();
+            let sum: Tensor = views.iter().map(|(s, _)| s.shallow_clone()).sum();
+            let sum_squares: Tensor = views.iter().map(|(s, _)| s.square()).sum();
+            let wall: Tensor = views.iter().map(|(_, w)| w.shallow_clone()).sum();
             let mean = &sum / count;
             let variance = (sum_squares / count - mean.square()).clamp_min(0.0);
             let wall = wall / count;
