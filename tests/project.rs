@@ -24,11 +24,14 @@ fn sula(args: &[&str]) -> Output {
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = sula(args);
+    ok_output(&args.join(" "), sula(args))
+}
+
+/// The standard output of a run (`sula what`) that must succeed.
+fn ok_output(what: &str, out: Output) -> String {
     assert!(
         out.status.success(),
-        "sula {}: {}",
-        args.join(" "),
+        "sula {what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -36,6 +39,15 @@ fn ok(args: &[&str]) -> String {
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// `sula project new` on the fixture pullback into `out`, on the CPU, with `extra` flags.
+fn project_new(out: &Path, extra: &[&str]) -> Output {
+    let pool = pullback();
+    let mut args = vec!["project", "new", "--pool", s(&pool), "--out", s(out)];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--device", "cpu"]);
+    sula(&args)
 }
 
 /// The phantom frame behind a pool id `phantom/000NN`.
@@ -78,28 +90,26 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
         "--out",
         s(&validation),
     ]);
-    ok(&[
-        "project",
-        "new",
-        "--pool",
-        s(&pullback()),
-        "--out",
-        s(&project),
-        "--size",
-        "32",
-        "--epochs",
-        "2",
-        "--latent-dim",
-        "4",
-        "--width",
-        "8",
-        "--pixel-mm",
-        "0.140625",
-        "--validation",
-        s(&validation),
-        "--device",
-        "cpu",
-    ]);
+    ok_output(
+        "project new",
+        project_new(
+            &project,
+            &[
+                "--size",
+                "32",
+                "--epochs",
+                "2",
+                "--latent-dim",
+                "4",
+                "--width",
+                "8",
+                "--pixel-mm",
+                "0.140625",
+                "--validation",
+                s(&validation),
+            ],
+        ),
+    );
     let sidecar = std::fs::read_to_string(project.join("vae.json")).unwrap();
     assert!(sidecar.contains("\"labelled\": false"), "{sidecar}");
 
@@ -316,42 +326,38 @@ fn a_labelled_vae_and_a_missing_project_are_refused_clearly() {
 fn a_project_can_reuse_an_image_only_vae_and_start_at_random() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first");
-    ok(&[
-        "project",
-        "new",
-        "--pool",
-        s(&pullback()),
-        "--out",
-        s(&first),
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--latent-dim",
-        "4",
-        "--width",
-        "8",
-        "--device",
-        "cpu",
-    ]);
+    ok_output(
+        "project new",
+        project_new(
+            &first,
+            &[
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--latent-dim",
+                "4",
+                "--width",
+                "8",
+            ],
+        ),
+    );
     // A second project on frames 0–11 reuses the first one's VAE instead of training.
     let second = dir.path().join("second");
-    let printed = ok(&[
-        "project",
-        "new",
-        "--pool",
-        s(&pullback()),
-        "--out",
-        s(&second),
-        "--size",
-        "32",
-        "--frames",
-        "0:12",
-        "--vae",
-        s(&first.join("vae.safetensors")),
-        "--device",
-        "cpu",
-    ]);
+    let printed = ok_output(
+        "project new",
+        project_new(
+            &second,
+            &[
+                "--size",
+                "32",
+                "--frames",
+                "0:12",
+                "--vae",
+                s(&first.join("vae.safetensors")),
+            ],
+        ),
+    );
     assert!(!printed.contains("training an image-only VAE"), "{printed}");
     assert_eq!(
         std::fs::read(first.join("vae.safetensors")).unwrap(),
