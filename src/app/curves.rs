@@ -25,7 +25,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.label("Test MSE and accuracy against training-set size appear after the first round.");
         return;
     }
-    let summary = summarise(&app.view.rows);
+    let fresh = matches!(&app.view.summary, Some((n, _)) if *n == app.view.rows.len());
+    if !fresh {
+        app.view.summary = Some((app.view.rows.len(), summarise(&app.view.rows)));
+    }
+    let summary = app.view.summary.as_ref().expect("just set").1.clone();
     let mode = app.view.rows[0].mode;
     for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
         Plot::new(title)

@@ -122,6 +122,9 @@ pub struct View {
     pub samples: Vec<(SampleView, SampleView)>,
     pub decoded: Vec<([f32; 2], SampleView)>,
     pub rows: Vec<Row>,
+    /// The summary of `rows` and how many rows it was made from: its bootstrap intervals
+    /// are too dear to recompute every frame, so it is redone only when rows arrive.
+    pub summary: Option<(usize, crate::experiment::Summary)>,
     pub train_losses: Vec<(Arm, Vec<[f64; 2]>)>,
     pub captions: Vec<String>,
     pub progress: Option<(String, f64, Option<f64>)>,

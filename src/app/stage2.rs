@@ -31,6 +31,7 @@ impl SulaApp {
         match self.loop_config() {
             Ok(config) => {
                 self.view.rows.clear();
+                self.view.summary = None;
                 self.view.chosen.clear();
                 self.view.train_losses.clear();
                 self.view.captions.clear();
