@@ -11,7 +11,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test build lint bench bench-fea bench-models bench-ui torch deb deb-cuda
+.PHONY: run test build lint bench bench-fea bench-models bench-ui study torch deb deb-cuda
 
 # The desktop app on the embedded phantom and the shipped VAE.
 run: build
@@ -41,6 +41,16 @@ bench-fea: build
 # Training throughput side by side with the same architectures in PyTorch eager.
 bench-models: build
 	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula --rounds 5
+
+# The CPU default study (docs/RESULTS.md): each mode's chosen setting against random,
+# core-set and TTA uncertainty, 5 repeats, into $(OUT)/si and $(OUT)/snn; prints the
+# wall time of both together.
+OUT ?= results
+study: build
+	@start=$$(date +%s); \
+	./target/release/sula experiment --mode si --out $(OUT)/si && \
+	./target/release/sula experiment --mode snn --out $(OUT)/snn && \
+	echo "both modes in $$(( $$(date +%s) - start )) s"
 
 # Debian packages with libtorch bundled (see packaging/README.md); the CPU one is
 # installed into a scratch root and run without the virtualenv.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::Row;
 use crate::export::collect::MovedRef;
-use crate::sampling::{Arm, Mode, Normalisation};
+use crate::sampling::{Arm, Mode, Normalisation, Setting, chosen};
 use crate::worker::{Arrow, Command, Event, ExportSelection, PoolPoint, SampleView, WorkerHandle};
 
 /// Settings kept between runs (eframe storage).
@@ -68,8 +68,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let chosen = crate::sampling::chosen(Mode::Si);
-        Settings {
+        let mut settings = Settings {
             size: 64,
             phantom_pool: 1200,
             phantom_test: 300,
@@ -79,13 +78,12 @@ impl Default for Settings {
             latent_dim: 32,
             mode: Mode::Si,
             n0: 40,
-            // The setting chosen on the validation split (docs/RESULTS.md).
-            k: (40.0 * chosen.k_factor).round() as usize,
-            step: chosen.step,
+            k: PROTOCOL_K,
+            step: 1.0,
             normalisation: Normalisation::L2,
-            variant: chosen.variant,
+            variant: Setting::PAPER.variant,
             epochs_per_round: 5,
-            budget: 320,
+            budget: 240,
             repeats: 1,
             core_set: false,
             tta: false,
@@ -99,7 +97,23 @@ impl Default for Settings {
             suggest_count: 8,
             import_epochs: 20,
             project_vae_epochs: 30,
-        }
+        };
+        settings.apply(chosen(Mode::Si));
+        settings
+    }
+}
+
+/// Samples per round of the default protocol (`sula experiment --protocol default`), which
+/// a setting's k factor scales.
+const PROTOCOL_K: usize = 40;
+
+impl Settings {
+    /// Takes η, the variant and k of one reading of the method (the setting chosen on the
+    /// validation split for a mode, or the paper's), leaving everything else.
+    pub fn apply(&mut self, setting: Setting) {
+        self.step = setting.step;
+        self.variant = setting.variant;
+        self.k = ((PROTOCOL_K as f64 * setting.k_factor).round() as usize).max(1);
     }
 }
 

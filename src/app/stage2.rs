@@ -4,7 +4,7 @@
 //! ticked) run alongside with the same settings.
 
 use super::{Command, SulaApp, labelled_row};
-use crate::sampling::{Arm, LoopConfig, Mode, Movers, Normalisation, RoundZero};
+use crate::sampling::{Arm, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen};
 
 impl SulaApp {
     /// The loop configuration the stage-2 settings describe.
@@ -88,12 +88,18 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     egui::Grid::new("stage2_grid")
         .num_columns(2)
         .show(ui, |ui| {
-            ui.label("Mode");
+            ui.label("Mode").on_hover_text(
+                "Switching mode takes that mode's η, k and variant chosen on the validation split",
+            );
             ui.horizontal(|ui| {
+                let before = s.mode;
                 ui.radio_value(&mut s.mode, Mode::Si, "SI")
                     .on_hover_text("Decode z' and label the generated sample with the FEA");
                 ui.radio_value(&mut s.mode, Mode::Snn, "SNN")
                     .on_hover_text("Label the nearest unused real frame to z'");
+                if s.mode != before {
+                    s.apply(chosen(s.mode));
+                }
             });
             ui.end_row();
             labelled_row(ui, "n0 (round 0)", |ui| {
@@ -159,6 +165,22 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     });
                     ui.end_row();
                 });
+            ui.horizontal(|ui| {
+                if ui
+                    .button("chosen")
+                    .on_hover_text("η, k and variant chosen for this mode on the validation split (docs/RESULTS.md)")
+                    .clicked()
+                {
+                    s.apply(chosen(s.mode));
+                }
+                if ui
+                    .button("paper's reading")
+                    .on_hover_text("η 1, k 40, round 0 from the prior, random movers, chaining")
+                    .clicked()
+                {
+                    s.apply(Setting::PAPER);
+                }
+            });
             ui.horizontal_wrapped(|ui| {
                 ui.checkbox(&mut s.variant.chaining, "chaining")
                     .on_hover_text("Generated members may move again; off: only real members move");

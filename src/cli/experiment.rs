@@ -26,7 +26,7 @@ use crate::sampling::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
     /// Sized so that both modes with every arm finish within 30 minutes on a 2-core CPU:
-    /// n0 40, k 40, budget 320, 5 epochs per round, 5 repeats.
+    /// n0 40, k 40, budget 240, 5 epochs per round, 5 repeats.
     Default,
     /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 5 repeats.
     Paper,
@@ -36,7 +36,7 @@ impl Protocol {
     /// (n0, k, budget, epochs per round).
     fn sizes(self) -> (usize, usize, usize, usize) {
         match self {
-            Protocol::Default => (40, 40, 320, 5),
+            Protocol::Default => (40, 40, 240, 5),
             Protocol::Paper => (100, 100, 1000, 20),
         }
     }

@@ -181,9 +181,7 @@ impl Setting {
 
 /// The setting `sula experiment --select` chose for `mode` on the validation split
 /// (2026-11-26, CPU, sizes 40–160, 4 epochs per round, 2 repeats); docs/RESULTS.md
-/// records every trial and its score, `docs/results/selection_si.json` the SI run and
-/// `docs/results/selection_snn_partial.log` the SNN run, which was stopped after the η
-/// stage and two variant switches (the rest of its switches and k are not chosen yet).
+/// records every trial and its score, `docs/results/selection_{si,snn}.json` the runs.
 pub fn chosen(mode: Mode) -> Setting {
     match mode {
         Mode::Si => Setting {
@@ -195,6 +193,7 @@ pub fn chosen(mode: Mode) -> Setting {
             step: 4.0,
             variant: Variant {
                 round_zero: RoundZero::Real,
+                snap_radius: true,
                 ..Setting::PAPER.variant
             },
             ..Setting::PAPER
