@@ -79,6 +79,36 @@ fn opens_on_the_phantom_with_the_device_badge() {
 }
 
 #[test]
+fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_reading() {
+    use sula::sampling::{RoundZero, Setting, chosen};
+    let mut h = harness();
+    wait_until(&mut h, "the phantom", |a| a.view.data_name.is_some());
+    h.get_by_label("SI").click();
+    h.step();
+    let s = &h.state().settings;
+    assert_eq!(s.mode, Mode::Si);
+    assert_eq!((s.step, s.k), (chosen(Mode::Si).step, 80));
+    assert_eq!(s.variant, chosen(Mode::Si).variant);
+
+    h.get_by_label("Variant of the method").click();
+    h.step();
+    h.get_by_label("paper's reading").click();
+    h.step();
+    let s = &h.state().settings;
+    assert_eq!((s.step, s.k, s.variant), (1.0, 40, Setting::PAPER.variant));
+
+    h.get_by_label("SNN").click();
+    h.step();
+    let s = &h.state().settings;
+    assert_eq!((s.step, s.k), (chosen(Mode::Snn).step, 40));
+    assert!(s.variant.snap_radius && s.variant.round_zero == RoundZero::Real);
+    assert_eq!(
+        s.n0, 4,
+        "a mode switch leaves the rest of the protocol alone"
+    );
+}
+
+#[test]
 fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
     let h = with_vae();
     let app = h.state();

@@ -16,7 +16,6 @@ fn color(arm: Arm) -> Color32 {
 }
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.heading("Curves");
     if let Some(project) = &app.view.project {
         super::project_panel::rounds(project, ui);
         return;

@@ -547,10 +547,17 @@ impl SulaApp {
         egui::Panel::right("results")
             .default_size(620.0)
             .show(ui, |ui| {
+                // Both collapse, so either can have the whole column.
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    samples::ui(self, ui);
+                    egui::CollapsingHeader::new(egui::RichText::new("Samples").heading())
+                        .id_salt("samples")
+                        .default_open(true)
+                        .show(ui, |ui| samples::ui(self, ui));
                     ui.separator();
-                    curves::ui(self, ui);
+                    egui::CollapsingHeader::new(egui::RichText::new("Curves").heading())
+                        .id_salt("curves")
+                        .default_open(true)
+                        .show(ui, |ui| curves::ui(self, ui));
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| latent_view::ui(self, ui));

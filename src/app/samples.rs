@@ -5,7 +5,6 @@
 use super::{SulaApp, images};
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.heading("Samples");
     if app.view.samples.is_empty() && app.view.decoded.is_empty() {
         ui.label("After a round, its originals and their gradient-moved samples appear here.");
         return;
