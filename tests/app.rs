@@ -144,10 +144,14 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.step();
     wait_until(&mut h, "round 0", |a| a.view.rows.len() == 4 && idle(a));
     assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
-    // Space is the step shortcut.
+    // Space is the step shortcut, also right after a click on a checkbox (which then
+    // has the focus, and must not take the Space as a click of its own).
+    h.get_by_label("teaching mode").click();
+    h.step();
     h.key_press(egui::Key::Space);
     h.step();
     wait_until(&mut h, "round 1", |a| a.view.rows.len() == 8 && idle(a));
+    assert!(h.state().settings.teaching, "Space did not toggle the checkbox");
     let view = &h.state().view;
     assert_eq!(view.arrows.len(), 4, "k = 4 points moved");
     assert_eq!(view.training.len(), 8);

@@ -4,7 +4,7 @@
 //! PNG.
 
 use egui::Color32;
-use egui_plot::{FilledArea, Legend, Line, Plot, Points};
+use egui_plot::{ColorConflictHandling, FilledArea, Legend, Line, Plot, Points};
 
 use super::SulaApp;
 use crate::experiment::{plot, results, summarise};
@@ -33,7 +33,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
         Plot::new(title)
             .height(170.0)
-            .legend(Legend::default())
+            .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
             .x_axis_label("training-set size")
             .y_axis_label(title)
             .allow_scroll(false)
@@ -57,7 +57,8 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     let c = color(arm.arm);
                     if xs.len() > 1 {
                         p.add(
-                            FilledArea::new(format!("{name} ± std"), &xs, &lower, &upper)
+                            // The arm's own name: one legend entry shows and hides both.
+                            FilledArea::new(name.clone(), &xs, &lower, &upper)
                                 .fill_color(c.gamma_multiply(0.2)),
                         );
                     }

@@ -151,7 +151,12 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     let shift = ui.input(|i| i.modifiers.shift);
     let drag_id = ui.scope_id().with("box_select_start");
     let response = Plot::new("latent")
-        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        .legend(
+            // An arm's rounds are shades of one colour under one name: show the first.
+            Legend::default()
+                .position(egui_plot::Corner::LeftTop)
+                .color_conflict_handling(egui_plot::ColorConflictHandling::PickFirst),
+        )
         .width(ui.available_width())
         .height(ui.available_height() - 54.0)
         .data_aspect(1.0)

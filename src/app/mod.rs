@@ -444,8 +444,11 @@ impl SulaApp {
                             .text(text),
                     );
                 }
-                if self.view.busy {
-                    ui.spinner();
+                // No spinner: it repaints every frame, and with a software renderer on a
+                // CPU-only machine that takes the cores the worker trains on. The progress
+                // bar moves with the worker's own events.
+                if self.view.busy && self.view.progress.is_none() {
+                    ui.label("working…");
                 }
             });
         });
