@@ -151,7 +151,10 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.key_press(egui::Key::Space);
     h.step();
     wait_until(&mut h, "round 1", |a| a.view.rows.len() == 8 && idle(a));
-    assert!(h.state().settings.teaching, "Space did not toggle the checkbox");
+    assert!(
+        h.state().settings.teaching,
+        "Space did not toggle the checkbox"
+    );
     let view = &h.state().view;
     assert_eq!(view.arrows.len(), 4, "k = 4 points moved");
     assert_eq!(view.training.len(), 8);
