@@ -257,7 +257,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let settings = serde_json::to_value(StudySettings {
         loop_config: config.clone(),
         arms: arms.clone(),
-        repeats: repeats,
+        repeats,
         validation: args.validation,
         data: source.clone(),
         size,
