@@ -82,6 +82,7 @@ pub fn version_line() -> String {
 
 /// Entry point of the binary: no arguments open the desktop app.
 pub fn main() -> ExitCode {
+    crate::device::keep_freed_memory_for_reuse();
     let cli = Cli::parse();
     if cli.version {
         println!("{}", version_line());
