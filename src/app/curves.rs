@@ -34,6 +34,8 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         Plot::new(title)
             .height(170.0)
             .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
+            // From zero: the axis keeps a sensible scale while there is one size only.
+            .include_x(0.0)
             .x_axis_label("training-set size")
             .y_axis_label(title)
             .allow_scroll(false)
