@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::Row;
+use crate::experiment::{Protocol, Row};
 use crate::export::collect::MovedRef;
 use crate::sampling::{Arm, Mode, Normalisation, Setting, chosen};
 use crate::worker::{Arrow, Command, Event, ExportSelection, PoolPoint, SampleView, WorkerHandle};
@@ -68,6 +68,8 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        // The CPU default protocol of `sula experiment`, one repeat.
+        let (n0, k, budget, epochs_per_round) = Protocol::Default.sizes();
         let mut settings = Settings {
             size: 64,
             phantom_pool: 1200,
@@ -77,13 +79,13 @@ impl Default for Settings {
             vae_epochs: 20,
             latent_dim: 32,
             mode: Mode::Si,
-            n0: 40,
-            k: PROTOCOL_K,
+            n0,
+            k,
             step: 1.0,
             normalisation: Normalisation::L2,
             variant: Setting::PAPER.variant,
-            epochs_per_round: 5,
-            budget: 240,
+            epochs_per_round,
+            budget,
             repeats: 1,
             core_set: false,
             tta: false,
@@ -103,17 +105,14 @@ impl Default for Settings {
     }
 }
 
-/// Samples per round of the default protocol (`sula experiment --protocol default`), which
-/// a setting's k factor scales.
-const PROTOCOL_K: usize = 40;
-
 impl Settings {
     /// Takes η, the variant and k of one reading of the method (the setting chosen on the
     /// validation split for a mode, or the paper's), leaving everything else.
     pub fn apply(&mut self, setting: Setting) {
         self.step = setting.step;
         self.variant = setting.variant;
-        self.k = ((PROTOCOL_K as f64 * setting.k_factor).round() as usize).max(1);
+        let (_, protocol_k, _, _) = Protocol::Default.sizes();
+        self.k = setting.samples_per_round(protocol_k);
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::train::DeviceChoice;
@@ -14,33 +14,14 @@ use crate::device::ComputeDevice;
 use crate::experiment::results::{read_csv, write_csv};
 use crate::experiment::source::DataSource;
 use crate::experiment::{
-    ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule, summarise,
+    Protocol, ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule,
+    summarise,
 };
 use crate::model::train::Control;
 use crate::sampling::{
     Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Setting,
     Variant, chosen,
 };
-
-/// Preset sizes of a study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// Sized so that both modes with every arm finish within 30 minutes on a 2-core CPU:
-    /// n0 40, k 40, budget 240, 5 epochs per round, 5 repeats on the CPU.
-    Default,
-    /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 10 repeats on a GPU.
-    Paper,
-}
-
-impl Protocol {
-    /// (n0, k, budget, epochs per round).
-    fn sizes(self) -> (usize, usize, usize, usize) {
-        match self {
-            Protocol::Default => (40, 40, 240, 5),
-            Protocol::Paper => (100, 100, 1000, 20),
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct ExperimentArgs {
@@ -165,7 +146,7 @@ impl ExperimentArgs {
             (true, _) | (false, Defaults::Paper) => Setting::PAPER,
         };
         let (n0, k, budget, epochs) = self.protocol.sizes();
-        let k = ((k as f64 * setting.k_factor).round() as usize).max(1);
+        let k = setting.samples_per_round(k);
         let sizes = match &self.sizes {
             Some(sizes) => sizes.clone(),
             None => LoopConfig::sizes_from(

@@ -18,6 +18,26 @@ pub use run::{RunLog, StudySettings, VaeRef};
 
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, RoundRecord, SamplingError};
 
+/// Preset sizes of a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Sized so that both modes with every arm finish within 30 minutes on a 2-core CPU:
+    /// n0 40, k 40, budget 240, 5 epochs per round, 5 repeats on the CPU.
+    Default,
+    /// A larger run for a GPU: n0 100, k 100, budget 1000, 20 epochs per round, 10 repeats on a GPU.
+    Paper,
+}
+
+impl Protocol {
+    /// (n0, k, budget, epochs per round).
+    pub fn sizes(self) -> (usize, usize, usize, usize) {
+        match self {
+            Protocol::Default => (40, 40, 240, 5),
+            Protocol::Paper => (100, 100, 1000, 20),
+        }
+    }
+}
+
 /// Which (arm, repeat) pairs a study runs, in order: each repeat runs every arm from the
 /// same initial weights.
 pub fn schedule(arms: &[Arm], repeats: usize) -> Vec<(Arm, usize)> {

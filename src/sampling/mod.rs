@@ -165,6 +165,11 @@ pub struct Setting {
 }
 
 impl Setting {
+    /// Samples per round when a protocol's own is `protocol_k`.
+    pub fn samples_per_round(&self, protocol_k: usize) -> usize {
+        ((protocol_k as f64 * self.k_factor).round() as usize).max(1)
+    }
+
     /// The paper's literal reading: η 1, round 0 from the prior, random movers, chaining.
     pub const PAPER: Setting = Setting {
         step: 1.0,
