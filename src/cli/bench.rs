@@ -269,7 +269,7 @@ fn models(args: &ModelBenchArgs) -> Result<()> {
     let mut optimiser = FlatAdam::new(&vs, 1e-3)?;
     let vae_rate = time_steps(&mut || {
         let out = vae.forward(&images, Some(&labels), true);
-        let loss = vae.loss(&out, &images, Some(&labels), vae.config.beta);
+        let loss = vae.loss(&out, &images, Some(&labels), None, vae.config.beta);
         optimiser.backward_step(&loss.total)
     })?;
 

@@ -16,7 +16,7 @@ use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
 use crate::model::regressor::{Regressor, RegressorConfig, RegressorInput};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig, TrainReport};
-use crate::model::vae::{VAE_REVISION, Vae, VaeConfig};
+use crate::model::vae::{LabelWeighting, VAE_REVISION, Vae, VaeConfig};
 
 /// Where to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +94,9 @@ pub struct TrainVaeArgs {
     /// unannotated frames always gets an image-only VAE).
     #[arg(long)]
     image_only: bool,
+    /// How the label cross-entropy weighs the tissue classes.
+    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting)]
+    label_weighting: LabelWeighting,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +274,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         prior_components: args.prior_components,
         revision: VAE_REVISION,
         labelled: data.is_labelled() && !args.image_only,
+        label_weighting: args.label_weighting,
     };
     if !vae_config.labelled {
         println!(

@@ -86,6 +86,19 @@ impl FrameSet {
         self.labels.len() == self.images.len()
     }
 
+    /// Pixels of each tissue class over all label maps, in label-value order.
+    pub fn class_counts(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; crate::labels::Tissue::ALL.len()];
+        for map in &self.labels {
+            for &v in map.values() {
+                if let Some(count) = counts.get_mut(usize::from(v)) {
+                    *count += 1;
+                }
+            }
+        }
+        counts
+    }
+
     /// [`FrameSet::label_batch`] when the set is labelled.
     pub fn label_batch_if_any(&self, indices: &[usize], device: Device) -> Option<Tensor> {
         self.is_labelled()

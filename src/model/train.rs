@@ -220,6 +220,15 @@ pub fn train_vae(
     }
     let device = vs.device();
     let model: &Vae = vae;
+    let class_weights = model
+        .config
+        .label_weighting
+        .class_weights(&data.class_counts())
+        .filter(|_| model.config.labelled)
+        .map(|w| {
+            let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            Tensor::from_slice(&w).to_device(device)
+        });
     let report = run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let images = batch
             .symmetry
@@ -231,7 +240,7 @@ pub fn train_vae(
         });
         let out = model.forward(&images, labels.as_ref(), true);
         let beta = model.config.beta_at(batch.epoch);
-        let loss = model.loss(&out, &images, labels.as_ref(), beta);
+        let loss = model.loss(&out, &images, labels.as_ref(), class_weights.as_ref(), beta);
         optimiser.backward_step(&loss.total)?;
         Ok(loss.total.double_value(&[]))
     })?;

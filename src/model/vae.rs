@@ -54,6 +54,51 @@ pub struct VaeConfig {
     /// SNN works with it and SI, which labels decoded maps with the FEA, does not.
     #[serde(default = "labelled_default")]
     pub labelled: bool,
+    /// How the label cross-entropy weighs the classes (absent, hence uniform, in files
+    /// written before the option existed).
+    #[serde(default)]
+    pub label_weighting: LabelWeighting,
+}
+
+/// Class weights of the VAE's label cross-entropy. Lipid and calcium cover about 1 % of a
+/// frame's pixels, so under a uniform loss the latent code can drop them for little cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelWeighting {
+    /// Every pixel counts the same.
+    #[default]
+    Uniform,
+    /// Each class weighted by 1/√(its pixel share in the training frames), scaled so that
+    /// the average pixel keeps weight 1 (the loss keeps its size against the other terms).
+    InverseSqrtFrequency,
+}
+
+/// Pixel share below which a class counts as this rare when weighted (a class absent from
+/// the training frames gets a finite weight it never uses).
+const MIN_CLASS_SHARE: f64 = 1e-4;
+
+impl LabelWeighting {
+    /// The weight of each class given its pixel counts in the training frames; `None` for
+    /// uniform weights.
+    pub fn class_weights(self, counts: &[u64]) -> Option<Vec<f64>> {
+        match self {
+            LabelWeighting::Uniform => None,
+            LabelWeighting::InverseSqrtFrequency => {
+                let total = counts.iter().sum::<u64>().max(1) as f64;
+                let shares: Vec<f64> = counts.iter().map(|&c| c as f64 / total).collect();
+                let raw: Vec<f64> = shares
+                    .iter()
+                    .map(|&f| 1.0 / f.max(MIN_CLASS_SHARE).sqrt())
+                    .collect();
+                let mean: f64 = shares.iter().zip(&raw).map(|(f, w)| f * w).sum();
+                Some(
+                    raw.iter()
+                        .map(|w| w / mean.max(f64::MIN_POSITIVE))
+                        .collect(),
+                )
+            }
+        }
+    }
 }
 
 fn labelled_default() -> bool {
@@ -71,6 +116,7 @@ impl VaeConfig {
             prior_components: 10,
             revision: VAE_REVISION,
             labelled: true,
+            label_weighting: LabelWeighting::Uniform,
         }
     }
 
@@ -344,13 +390,15 @@ impl Vae {
         }
     }
 
-    /// Image MSE + speckle NLL + label cross-entropy + `beta`·KL, each summed per sample,
-    /// mean over the batch. The terms stay on the device: reading them would wait for it.
+    /// Image MSE + speckle NLL + label cross-entropy (weighted per class by
+    /// `class_weights`, `[5]`, when given) + `beta`·KL, each summed per sample, mean over the
+    /// batch. The terms stay on the device: reading them would wait for it.
     pub fn loss(
         &self,
         out: &VaeOutput,
         image: &Tensor,
         labels: Option<&Tensor>,
+        class_weights: Option<&Tensor>,
         beta: f64,
     ) -> VaeLoss {
         let n = image.size()[0] as f64;
@@ -362,8 +410,7 @@ impl Vae {
             / n;
         let label_term = match (&d.label_logits, labels) {
             (Some(logits), Some(labels)) => {
-                logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Sum, -100, 0.0)
-                    / n
+                logits.cross_entropy_loss(labels, class_weights, tch::Reduction::Sum, -100, 0.0) / n
             }
             _ => image_term.zeros_like(),
         };
@@ -498,6 +545,59 @@ mod tests {
             ..config
         };
         assert_eq!(flat.beta_at(0), 2.0);
+    }
+
+    #[test]
+    fn inverse_sqrt_weights_favour_rare_classes_and_keep_the_mean_pixel_at_one() {
+        assert_eq!(
+            LabelWeighting::Uniform.class_weights(&[8, 1, 1, 0, 0]),
+            None
+        );
+        let counts = [6400, 900, 900, 100, 0];
+        let w = LabelWeighting::InverseSqrtFrequency
+            .class_weights(&counts)
+            .expect("weights");
+        // Shares 0.77, 0.108, 0.108, 0.012, 0: raw weights 1/√share (the absent class at
+        // the 1e-4 floor), scaled by Σ share·raw = (80 + 30 + 30 + 10) / √8300.
+        let scale = 150.0 / 8300f64.sqrt();
+        let expected = [
+            8300f64.sqrt() / 80.0 / scale,
+            8300f64.sqrt() / 30.0 / scale,
+            8300f64.sqrt() / 30.0 / scale,
+            8300f64.sqrt() / 10.0 / scale,
+            100.0 / scale,
+        ];
+        for (got, want) in w.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{w:?} against {expected:?}");
+        }
+        let mean: f64 = counts
+            .iter()
+            .zip(&w)
+            .map(|(&c, w)| c as f64 * w)
+            .sum::<f64>()
+            / 8300.0;
+        assert!((mean - 1.0).abs() < 1e-12);
+        assert!(w[3] > w[1] && w[1] > w[0]);
+    }
+
+    #[test]
+    fn a_sidecar_without_label_weighting_reads_as_uniform() {
+        let mut json = serde_json::to_value(VaeConfig::new(32)).expect("serialise");
+        json.as_object_mut()
+            .expect("object")
+            .remove("label_weighting");
+        let config: VaeConfig = serde_json::from_value(json).expect("deserialise");
+        assert_eq!(config.label_weighting, LabelWeighting::Uniform);
+        let weighted = VaeConfig {
+            label_weighting: LabelWeighting::InverseSqrtFrequency,
+            ..VaeConfig::new(32)
+        };
+        let json = serde_json::to_string(&weighted).expect("serialise");
+        assert!(json.contains("\"label_weighting\":\"inverse-sqrt-frequency\""));
+        assert_eq!(
+            serde_json::from_str::<VaeConfig>(&json).expect("read"),
+            weighted
+        );
     }
 
     #[test]
