@@ -116,7 +116,7 @@ impl VaeConfig {
             prior_components: 10,
             revision: VAE_REVISION,
             labelled: true,
-            label_weighting: LabelWeighting::Uniform,
+            label_weighting: LabelWeighting::InverseSqrtFrequency,
         }
     }
 
