@@ -115,6 +115,24 @@ fn vae_loss_falls_and_decoded_labels_are_valid_classes() {
     );
     let pixels = to_vec(&image);
     assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    // A point decodes to the same pixels and label map whatever else shares its call.
+    let points: Vec<Vec<f32>> = (0..48)
+        .map(|i| {
+            (0..4)
+                .map(|d| ((i * 7 + d * 3) % 11) as f32 * 0.37 - 1.8)
+                .collect()
+        })
+        .collect();
+    let together = sula::model::evaluate::decode_latents(&vae, &points, Device::Cpu).unwrap();
+    for (point, sample) in points.iter().zip(&together) {
+        let alone =
+            sula::model::evaluate::decode_latents(&vae, std::slice::from_ref(point), Device::Cpu)
+                .unwrap()
+                .remove(0);
+        assert_eq!(sample.image, alone.image);
+        assert_eq!(sample.labels, alone.labels);
+    }
 }
 
 /// Runs `sula` and returns its stdout, failing the test on a non-zero exit.

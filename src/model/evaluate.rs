@@ -164,29 +164,32 @@ pub enum Texture {
     Mean,
 }
 
-/// [`decode_latents`] with a choice of image.
+/// [`decode_latents`] with a choice of image. Each point is decoded on its own: libtorch's
+/// CPU kernels round differently for different batch sizes, and a sample's pixels (and so
+/// its label map and FEA stress) must not depend on which other points shared its batch,
+/// so that the loop, the app and an export decode a latent point to the same pixels.
 pub fn decode_latents_as(
     vae: &Vae,
     latents: &[Vec<f32>],
     device: Device,
     texture: Texture,
 ) -> Result<Vec<Decoded>, NoLabelMaps> {
-    if latents.is_empty() {
-        return Ok(Vec::new());
-    }
     let _guard = tch::no_grad_guard();
-    let flat: Vec<f32> = latents.iter().flatten().copied().collect();
-    let z = Tensor::from_slice(&flat)
-        .view([latents.len() as i64, vae.config.latent_dim as i64])
-        .to_device(device);
-    let (image, logits) = match texture {
-        Texture::Speckle => vae.decode(&z),
-        Texture::Mean => {
-            let parts = vae.decode_parts(&z);
-            (parts.mean, parts.label_logits)
-        }
-    };
-    decoded(vae, &image, logits.as_ref())
+    let mut samples = Vec::with_capacity(latents.len());
+    for latent in latents {
+        let z = Tensor::from_slice(latent)
+            .view([1, vae.config.latent_dim as i64])
+            .to_device(device);
+        let (image, logits) = match texture {
+            Texture::Speckle => vae.decode(&z),
+            Texture::Mean => {
+                let parts = vae.decode_parts(&z);
+                (parts.mean, parts.label_logits)
+            }
+        };
+        samples.extend(decoded(vae, &image, logits.as_ref())?);
+    }
+    Ok(samples)
 }
 
 /// Encoder means μ of every frame of `data`: the latent embedding of real samples.
