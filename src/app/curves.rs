@@ -31,12 +31,20 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     let summary = app.view.summary.as_ref().expect("just set").1.clone();
     let mode = app.view.rows[0].mode;
     for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
-        Plot::new(title)
+        let values = summary
+            .arms
+            .iter()
+            .flat_map(|a| &a.points)
+            .map(|s| if mse { s.mse_mean } else { s.accuracy_mean });
+        let mut plot = Plot::new(title)
             .height(170.0)
             .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
             // From zero: the axis keeps a sensible scale while there is one size only.
-            .include_x(0.0)
-            .x_axis_label("training-set size")
+            .include_x(0.0);
+        if let Some((low, high)) = y_range(values) {
+            plot = plot.include_y(low).include_y(high);
+        }
+        plot.x_axis_label("training-set size")
             .y_axis_label(title)
             .allow_scroll(false)
             .show(ui, |p| {
@@ -118,6 +126,26 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
 
 /// The share of random's labels each arm needs to reach random's test MSE at each size
 /// (below 1: the arm saves labels), with the 75 % goal as a reference line.
+/// The y range a curve plot must show: its values' span, or ±1 % of the value when all
+/// are equal (egui_plot would otherwise widen a flat y axis to the x axis's span, giving
+/// an accuracy axis from −20 to 20 after the first round). `None` without a finite value.
+fn y_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (low, high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if low > high {
+        return None;
+    }
+    let margin = if high > low {
+        0.0
+    } else {
+        0.01 * low.abs().max(1e-3)
+    };
+    Some((low - margin, high + margin))
+}
+
 fn savings_plot(
     summary: &crate::experiment::Summary,
     mode: crate::sampling::Mode,
@@ -208,5 +236,21 @@ fn report(app: &mut SulaApp, outcome: Result<std::path::PathBuf, crate::io::IoEr
     match outcome {
         Ok(path) => app.view.notice = Some(format!("Saved {}", path.display())),
         Err(e) => app.view.errors.push(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::y_range;
+
+    #[test]
+    fn a_single_value_gets_one_percent_either_side_and_a_span_is_kept() {
+        let (low, high) = y_range([0.25].into_iter()).expect("a range");
+        assert!((low - 0.2475).abs() < 1e-12 && (high - 0.2525).abs() < 1e-12);
+        let (low, high) = y_range([2328.0, 2328.0].into_iter()).expect("a range");
+        assert!((low - 2304.72).abs() < 1e-9 && (high - 2351.28).abs() < 1e-9);
+        assert_eq!(y_range([0.3, f64::NAN, 0.4].into_iter()), Some((0.3, 0.4)));
+        assert_eq!(y_range([f64::NAN].into_iter()), None);
+        assert_eq!(y_range(std::iter::empty()), None);
     }
 }
