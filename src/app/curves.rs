@@ -126,9 +126,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
 
 /// The share of random's labels each arm needs to reach random's test MSE at each size
 /// (below 1: the arm saves labels), with the 75 % goal as a reference line.
-/// The y range a curve plot must show: its values' span, or ±1 % of the value when all
-/// are equal (egui_plot would otherwise widen a flat y axis to the x axis's span, giving
-/// an accuracy axis from −20 to 20 after the first round). `None` without a finite value.
+/// The y range a curve plot must show: its values' span with 5 % of it, and at least 1 % of
+/// the values' size, to spare on each side, so the extreme points are not cut by the frame
+/// and nearly equal values (the arms after round 0) are not magnified into noise. egui_plot
+/// would widen a flat y axis to the x axis's span (an accuracy axis from −20 to 20 after
+/// the first round). `None` without a finite value.
 fn y_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (low, high) = values
         .filter(|v| v.is_finite())
@@ -138,11 +140,7 @@ fn y_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     if low > high {
         return None;
     }
-    let margin = if high > low {
-        0.0
-    } else {
-        0.01 * low.abs().max(1e-3)
-    };
+    let margin = (0.05 * (high - low)).max(0.01 * low.abs().max(high.abs()).max(1e-3));
     Some((low - margin, high + margin))
 }
 
@@ -244,12 +242,15 @@ mod tests {
     use super::y_range;
 
     #[test]
-    fn a_single_value_gets_one_percent_either_side_and_a_span_is_kept() {
+    fn the_y_range_keeps_five_percent_of_the_span_and_at_least_one_percent_of_the_value() {
         let (low, high) = y_range([0.25].into_iter()).expect("a range");
         assert!((low - 0.2475).abs() < 1e-12 && (high - 0.2525).abs() < 1e-12);
         let (low, high) = y_range([2328.0, 2328.0].into_iter()).expect("a range");
         assert!((low - 2304.72).abs() < 1e-9 && (high - 2351.28).abs() < 1e-9);
-        assert_eq!(y_range([0.3, f64::NAN, 0.4].into_iter()), Some((0.3, 0.4)));
+        let (low, high) = y_range([0.3, f64::NAN, 0.4].into_iter()).expect("a range");
+        assert!((low - 0.295).abs() < 1e-12 && (high - 0.405).abs() < 1e-12);
+        let (low, high) = y_range([2327.5, 2328.0].into_iter()).expect("a range");
+        assert!((low - 2304.22).abs() < 1e-9 && (high - 2351.28).abs() < 1e-9);
         assert_eq!(y_range([f64::NAN].into_iter()), None);
         assert_eq!(y_range(std::iter::empty()), None);
     }
