@@ -124,8 +124,6 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     });
 }
 
-/// The share of random's labels each arm needs to reach random's test MSE at each size
-/// (below 1: the arm saves labels), with the 75 % goal as a reference line.
 /// The y range a curve plot must show: its values' span with 5 % of it, and at least 1 % of
 /// the values' size, to spare on each side, so the extreme points are not cut by the frame
 /// and nearly equal values (the arms after round 0) are not magnified into noise. egui_plot
@@ -144,6 +142,8 @@ fn y_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((low - margin, high + margin))
 }
 
+/// The share of random's labels each arm needs to reach random's test MSE at each size
+/// (below 1: the arm saves labels), with the 75 % goal as a reference line.
 fn savings_plot(
     summary: &crate::experiment::Summary,
     mode: crate::sampling::Mode,

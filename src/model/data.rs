@@ -86,17 +86,14 @@ impl FrameSet {
         self.labels.len() == self.images.len()
     }
 
-    /// Pixels of each tissue class over all label maps, in label-value order.
-    pub fn class_counts(&self) -> Vec<u64> {
-        let mut counts = vec![0u64; crate::labels::Tissue::ALL.len()];
-        for map in &self.labels {
-            for &v in map.values() {
-                if let Some(count) = counts.get_mut(usize::from(v)) {
-                    *count += 1;
-                }
+    /// Pixels of each tissue class over all label maps, indexed by label value.
+    pub fn class_counts(&self) -> [usize; 5] {
+        self.labels.iter().fold([0; 5], |mut total, map| {
+            for (t, c) in total.iter_mut().zip(map.class_counts()) {
+                *t += c;
             }
-        }
-        counts
+            total
+        })
     }
 
     /// [`FrameSet::label_batch`] when the set is labelled.

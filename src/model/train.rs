@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::nn;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::ModelError;
 use super::augment::Symmetry;
@@ -222,12 +222,18 @@ pub fn train_vae(
     let model: &Vae = vae;
     let class_weights = model
         .config
-        .label_weighting
-        .class_weights(&data.class_counts())
-        .filter(|_| model.config.labelled)
+        .labelled
+        .then(|| {
+            model
+                .config
+                .label_weighting
+                .class_weights(&data.class_counts())
+        })
+        .flatten()
         .map(|w| {
-            let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
-            Tensor::from_slice(&w).to_device(device)
+            Tensor::from_slice(&w)
+                .to_kind(Kind::Float)
+                .to_device(device)
         });
     let report = run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let images = batch

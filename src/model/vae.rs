@@ -80,11 +80,11 @@ const MIN_CLASS_SHARE: f64 = 1e-4;
 impl LabelWeighting {
     /// The weight of each class given its pixel counts in the training frames; `None` for
     /// uniform weights.
-    pub fn class_weights(self, counts: &[u64]) -> Option<Vec<f64>> {
+    pub fn class_weights(self, counts: &[usize]) -> Option<Vec<f64>> {
         match self {
             LabelWeighting::Uniform => None,
             LabelWeighting::InverseSqrtFrequency => {
-                let total = counts.iter().sum::<u64>().max(1) as f64;
+                let total = counts.iter().sum::<usize>().max(1) as f64;
                 let shares: Vec<f64> = counts.iter().map(|&c| c as f64 / total).collect();
                 let raw: Vec<f64> = shares
                     .iter()
