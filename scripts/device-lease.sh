@@ -6,16 +6,19 @@
 # .device/run-on-device.sh). Everything lands in $OUT/lease.tgz (the device tool returns at
 # most 8 files) and a summary in $OUT/lease.txt.
 #
-#   scripts/device-lease.sh [SECONDS]     # on the device machine; every job ends by then (default 540)
+#   scripts/device-lease.sh [SECONDS] [PART]   # on the device machine; every job ends by then
 #
-# Jobs (each with 4 CPU threads, 16 cores in all):
+# PART measure (default), jobs each with 4 CPU threads, 16 cores in all:
 #   f300   F(image) for 300 epochs, validation (phantom seed 3) and test reported
 #          (docs/MODELS.md: does a longer schedule close the accuracy / R² gap?)
 #   curve  F's learning curve at 1500 steps per size, seeds 1, 2, 3
 #   sel-si, sel-snn   `sula experiment --select` at the default protocol, 4 repeats per
 #          setting, with the shipped VAE (the test set is not loaded)
+# PART study: `sula experiment` at the default protocol with the settings chosen by sel-si
+#          and sel-snn, both modes side by side, 10 repeats (the GPU default), test reported
 set -uo pipefail
 LIMIT="${1:-540}"
+PART="${2:-measure}"
 SULA="$PWD/.device/run-on-device.sh"
 OUT="${OUT:-/tmp/sula-device-out}"
 WORK=/tmp/sula-lease
@@ -41,19 +44,31 @@ job() {
     ) >"$WORK/$name.log" 2>&1
 }
 
-job f300 "$SULA" train --data "$DATA/pool64" --out "$DATA/f_300ep.safetensors" --size 64 \
-    --epochs 300 --masked --validation "$DATA/val64" --test "$DATA/test64" --seed 1 --device cuda &
-(
-    for seed in 1 2 3; do
-        job "curve_s$seed" "$SULA" learning-curve --data "$DATA/pool64" --test "$DATA/test64" \
-            --steps 1500 --seed "$seed" --png "$WORK/curve_s$seed.png" --json "$WORK/curve_s$seed.json" \
-            --device cuda
+case "$PART" in
+measure)
+    job f300 "$SULA" train --data "$DATA/pool64" --out "$DATA/f_300ep.safetensors" --size 64 \
+        --epochs 300 --masked --validation "$DATA/val64" --test "$DATA/test64" --seed 1 --device cuda &
+    (
+        for seed in 1 2 3; do
+            job "curve_s$seed" "$SULA" learning-curve --data "$DATA/pool64" --test "$DATA/test64" \
+                --steps 1500 --seed "$seed" --png "$WORK/curve_s$seed.png" --json "$WORK/curve_s$seed.json" \
+                --device cuda
+        done
+    ) &
+    for mode in si snn; do
+        job "sel_$mode" "$SULA" experiment --select --mode "$mode" --repeats 4 --device cuda \
+            --out "$WORK/sel-$mode" &
     done
-) &
-for mode in si snn; do
-    job "sel_$mode" "$SULA" experiment --select --mode "$mode" --repeats 4 --device cuda \
-        --out "$WORK/sel-$mode" &
-done
+    ;;
+study)
+    export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
+    job study_si "$SULA" experiment --mode si --variant paper --step 0.25 --movers highest-loss \
+        --sizes 40,120,200,240 --device cuda --out "$WORK/study-si" &
+    job study_snn "$SULA" experiment --mode snn --variant paper --step 2 --device cuda \
+        --out "$WORK/study-snn" &
+    ;;
+*) echo "unknown part $PART"; exit 2 ;;
+esac
 wait
 echo "all jobs ended after $(($(date +%s) - start)) s" | tee -a "$WORK/lease.txt"
 for f in "$WORK"/*.log; do
