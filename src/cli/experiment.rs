@@ -511,13 +511,17 @@ fn run_select(
     Ok(())
 }
 
-/// The command-line flags that give `config`'s step, variant and sizes.
+/// The command-line flags that give `config`'s step, variant, sizes and epochs per round.
+/// They start from the paper's reading, as the search does, so that the chosen defaults
+/// (which may switch on other variants) cannot add to them.
 fn flags(config: &LoopConfig) -> String {
     let v = &config.variant;
     let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
     let mut flags = vec![
+        "--variant paper".to_string(),
         format!("--step {}", config.step),
         format!("--sizes {}", sizes.join(",")),
+        format!("--epochs-per-round {}", config.epochs_per_round),
     ];
     if v.round_zero == RoundZero::Real {
         flags.push("--round-zero real".into());
@@ -535,4 +539,61 @@ fn flags(config: &LoopConfig) -> String {
         flags.push("--trust-region".into());
     }
     flags.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ExperimentArgs,
+    }
+
+    fn config_of(line: &str) -> LoopConfig {
+        let words = std::iter::once("experiment").chain(line.split_whitespace());
+        Cli::try_parse_from(words)
+            .unwrap()
+            .args
+            .loop_config()
+            .unwrap()
+    }
+
+    #[test]
+    fn printed_flags_rebuild_the_winner_whatever_the_chosen_defaults() {
+        for mode in [Mode::Si, Mode::Snn] {
+            let base = config_of(&format!("--out x --mode {} --variant paper", mode.name()));
+            let winners = [
+                LoopConfig {
+                    step: 0.25,
+                    sizes: vec![40, 120, 200, 240],
+                    epochs_per_round: 4,
+                    variant: Variant {
+                        movers: Movers::HighestLoss,
+                        ..base.variant
+                    },
+                    ..base.clone()
+                },
+                LoopConfig {
+                    step: 2.0,
+                    variant: Variant {
+                        round_zero: RoundZero::Real,
+                        chaining: false,
+                        snap_radius: true,
+                        trust_region: true,
+                        ..base.variant
+                    },
+                    ..base.clone()
+                },
+                base.clone(),
+            ];
+            for winner in winners {
+                let line = format!("--out x --mode {} {}", mode.name(), flags(&winner));
+                assert_eq!(config_of(&line), winner, "{line}");
+            }
+        }
+    }
 }

@@ -257,8 +257,8 @@ pub fn select(
         )));
     };
     let reason = format!(
-        "lowest validation MSE over the schedule relative to random on the same schedule ({gain:+.1} kPa², paired over {repeats} repeats; its own {mean:.1} kPa², random's {:.1}): {}",
-        random.mean.unwrap_or(f64::NAN),
+        "lowest validation MSE over the schedule relative to random on the same schedule ({gain:+.1} kPa², paired over {repeats} repeats; its own {mean:.1} kPa², random's on that schedule {:.1}): {}",
+        mean - gain,
         best.label
     );
     Ok(Selection {

@@ -185,22 +185,20 @@ impl Setting {
 }
 
 /// The setting `sula experiment --select` chose for `mode` on the validation split
-/// (2026-11-26, CPU, sizes 40–160, 4 epochs per round, 2 repeats); docs/RESULTS.md
+/// (2026-11-27, H100, the default protocol, 4 repeats, the shipped VAE); docs/RESULTS.md
 /// records every trial and its score, `docs/results/selection_{si,snn}.json` the runs.
 pub fn chosen(mode: Mode) -> Setting {
     match mode {
         Mode::Si => Setting {
-            step: 4.0,
-            k_factor: 2.0,
-            ..Setting::PAPER
-        },
-        Mode::Snn => Setting {
-            step: 4.0,
+            step: 0.25,
             variant: Variant {
-                round_zero: RoundZero::Real,
-                snap_radius: true,
+                movers: Movers::HighestLoss,
                 ..Setting::PAPER.variant
             },
+            k_factor: 2.0,
+        },
+        Mode::Snn => Setting {
+            step: 2.0,
             ..Setting::PAPER
         },
     }
