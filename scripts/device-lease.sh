@@ -16,6 +16,13 @@
 #          setting, with the shipped VAE (the test set is not loaded)
 # PART study: `sula experiment` at the default protocol with the settings chosen by sel-si
 #          and sel-snn, both modes side by side, 10 repeats (the GPU default), test reported
+# PART paper: the paper-sized protocol (`--protocol paper`, 10 repeats, every arm), both
+#          modes, each split into 5 shards of 2 repeats that run side by side (one CPU
+#          thread each). It needs about an hour of one process per mode, more than a
+#          lease: shards resume from docs/results/cuda_paper/MODE/shardI when those
+#          folders exist (unpack lease.tgz's paper-* folders there and commit them after
+#          each lease); once every shard is finished, `sula experiment --protocol paper
+#          --mode MODE --repeats 10 --merge SHARD... --out DIR` gathers them, on any machine.
 set -uo pipefail
 LIMIT="${1:-540}"
 PART="${2:-measure}"
@@ -67,6 +74,22 @@ study)
     job study_snn "$SULA" experiment --mode snn --variant paper --step 2 --device cuda \
         --out "$WORK/study-snn" &
     ;;
+paper)
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
+    for mode in si snn; do
+        for shard in 0 1 2 3 4; do
+            out="$WORK/paper-$mode-$shard"
+            kept="docs/results/cuda_paper/$mode/shard$shard"
+            resume=()
+            if [ -f "$kept/results.json" ]; then
+                cp -r "$kept" "$out"
+                resume=(--resume)
+            fi
+            job "paper_${mode}_$shard" "$SULA" experiment --protocol paper --mode "$mode" --repeats 10 \
+                --shard "$shard/5" --device cuda --out "$out" "${resume[@]}" &
+        done
+    done
+    ;;
 *) echo "unknown part $PART"; exit 2 ;;
 esac
 wait
@@ -75,5 +98,7 @@ for f in "$WORK"/*.log; do
     echo "--- $(basename "$f")"
     grep -v '^\s*$' "$f" | tail -n 25
 done >>"$WORK/lease.txt"
-tar czf "$OUT/lease.tgz" -C "$WORK" .
+# The paper-sized shards' rounds/ (about 10 MB a mode) stay behind: resuming and merging
+# need only results.csv and results.json, and the working tree that travels is limited.
+tar czf "$OUT/lease.tgz" --exclude='./paper-*/rounds' -C "$WORK" .
 cp "$WORK/lease.txt" "$OUT/"

@@ -249,6 +249,111 @@ fn resume_keeps_finished_rows_and_redoes_the_interrupted_arm() {
     );
 }
 
+#[test]
+fn shards_merged_give_the_whole_study() {
+    let complete = finished_run("si");
+    let dir = tempfile::tempdir().unwrap();
+    let shard = |index: usize| {
+        let out = dir.path().join(format!("shard{index}"));
+        run_ok(tiny_study(&out, "si").args(["--shard", &format!("{index}/2")]));
+        let rows = read_csv(&out.join("results.csv")).unwrap();
+        assert!(
+            rows.iter().all(|r| r.repeat == index),
+            "shard {index}/2 runs only its repeat"
+        );
+        let json: ResultsFile =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert!(!json.finished, "a shard alone is not the whole study");
+        out
+    };
+    let (first, second) = (shard(0), shard(1));
+    let merged = dir.path().join("merged");
+    let output = tiny_study(&merged, "si")
+        .arg("--merge")
+        .args([&first, &second])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(!log.contains("repeat 0 size"), "nothing is rerun: {log}");
+    // CPU runs are deterministic: the merged rows are the whole study's but for times.
+    let without_time = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(10);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_time(&merged.join("results.csv")),
+        without_time(&complete.join("results.csv"))
+    );
+    let summary = |path: &Path| {
+        let json: ResultsFile =
+            serde_json::from_str(&std::fs::read_to_string(path.join("results.json")).unwrap())
+                .unwrap();
+        assert!(json.finished);
+        serde_json::to_value(json.summary.unwrap()).unwrap()
+    };
+    // The merged rows come from results.csv, written to six decimals.
+    assert_close(&summary(&merged), &summary(complete), "summary");
+    assert!(merged.join("rounds/tta_repeat1.json").exists());
+
+    let twice = tiny_study(&dir.path().join("twice"), "si")
+        .arg("--merge")
+        .args([&first, &first])
+        .output()
+        .unwrap();
+    assert!(!twice.status.success());
+    let message = String::from_utf8_lossy(&twice.stderr);
+    assert!(message.contains("merge each repeat once"), "{message}");
+    let other = tiny_study(&dir.path().join("other"), "si")
+        .args(["--step", "2", "--merge"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(
+        !other.status.success(),
+        "merging a study of other settings is refused"
+    );
+}
+
+/// Equal JSON, numbers within a relative 1e-5.
+fn assert_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1.0),
+                "{at}: {x} ≠ {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_close(x, y, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
+            for (key, x) in x {
+                assert_close(x, &y[key], &format!("{at}.{key}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
 /// Runs `check` with a context over a pool and test set at 32² and the shared VAE.
 fn with_context(check: impl FnOnce(&Context, &sula::model::data::FrameSet)) {
     let (vs, vae, _) = checkpoint::load_vae(vae_32(), Device::Cpu, Some(32)).unwrap();

@@ -1,6 +1,7 @@
 //! `sula experiment`: the adaptive-vs-random study from the command line (SPEC §6).
 //! Rows go to `results.csv` as each round finishes; `--resume` continues a study that
-//! was interrupted, rerunning only the arm and repeat that had not finished.
+//! was interrupted, rerunning only the arm and repeat that had not finished. `--shard`
+//! splits the repeats between processes that share a GPU, and `--merge` gathers them.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -126,6 +127,39 @@ pub struct ExperimentArgs {
     /// writes selection.json to --out. The test set is never loaded.
     #[arg(long, conflicts_with = "resume")]
     select: bool,
+    /// Run only the repeats r with r mod COUNT = INDEX, so that several processes can share
+    /// one GPU (each is launch-bound at 64²); gather their folders with --merge.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard, conflicts_with = "select")]
+    shard: Option<Shard>,
+    /// Folders of the same study (shards, or interrupted runs) whose finished arms this
+    /// study starts from: rows and rounds are copied into --out, and only the repeats none
+    /// of them finished are run.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with = "select")]
+    merge: Vec<PathBuf>,
+}
+
+/// One of several processes that split a study's repeats between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    fn includes(self, repeat: usize) -> bool {
+        repeat % self.count == self.index
+    }
+}
+
+fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
+    let invalid = || format!("--shard takes INDEX/COUNT with 0 ≤ INDEX < COUNT, not {text:?}");
+    let (index, count) = text.split_once('/').ok_or_else(invalid)?;
+    let index: usize = index.trim().parse().map_err(|_| invalid())?;
+    let count: usize = count.trim().parse().map_err(|_| invalid())?;
+    if index >= count {
+        return Err(invalid());
+    }
+    Ok(Shard { index, count })
 }
 
 impl ExperimentArgs {
@@ -200,6 +234,37 @@ impl ExperimentArgs {
     }
 }
 
+/// The finished rows of the study in `dir`, refused unless it was run with `settings`.
+fn rows_of_study(
+    dir: &ResultsDir,
+    settings: &serde_json::Value,
+    config: &LoopConfig,
+) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(dir.json())
+        .with_context(|| format!("cannot read {}", dir.json().display()))?;
+    let previous: ResultsFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
+    if &previous.config != settings {
+        bail!(
+            "{} was written with other settings; rerun with the same options or choose another --out",
+            dir.json().display()
+        );
+    }
+    Ok(if dir.csv().exists() {
+        finished_rows(read_csv(&dir.csv())?, config)
+    } else {
+        Vec::new()
+    })
+}
+
+/// The (arm, repeat) pairs that have rows, each once.
+fn finished_arms(rows: &[Row]) -> Vec<(Arm, usize)> {
+    let mut pairs: Vec<(Arm, usize)> = rows.iter().map(|r| (r.arm, r.repeat)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
 /// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
 fn finished_rows(rows: Vec<Row>, config: &LoopConfig) -> Vec<Row> {
     let complete = |arm: Arm, repeat: usize| {
@@ -246,21 +311,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     })?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
-        let text = std::fs::read_to_string(dir.json())
-            .with_context(|| format!("cannot read {}", dir.json().display()))?;
-        let previous: ResultsFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
-        if previous.config != settings {
-            bail!(
-                "{} was written with other settings; rerun with the same options or choose another --out",
-                dir.json().display()
-            );
-        }
-        if dir.csv().exists() {
-            finished_rows(read_csv(&dir.csv())?, &config)
-        } else {
-            Vec::new()
-        }
+        rows_of_study(&dir, &settings, &config)?
     } else {
         if dir.csv().exists() || dir.json().exists() {
             bail!(
@@ -272,6 +323,26 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     };
     std::fs::create_dir_all(args.out.join("rounds"))
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for folder in &args.merge {
+        let other = ResultsDir::new(folder);
+        let theirs = rows_of_study(&other, &settings, &config)?;
+        let have = finished_arms(&rows);
+        for (arm, repeat) in finished_arms(&theirs) {
+            if have.contains(&(arm, repeat)) {
+                bail!(
+                    "{} has {} repeat {repeat}, which another folder already gave; merge each repeat once",
+                    folder.display(),
+                    arm.name()
+                );
+            }
+            let rounds = other.rounds(arm, repeat);
+            if rounds.exists() {
+                std::fs::copy(&rounds, dir.rounds(arm, repeat))
+                    .with_context(|| format!("cannot copy {}", rounds.display()))?;
+            }
+        }
+        rows.extend(theirs);
+    }
 
     let compute = ComputeDevice::detect();
     println!(
@@ -332,6 +403,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let pending: Vec<(Arm, usize)> = schedule(&arms, repeats)
         .into_iter()
         .filter(|&(arm, repeat)| !rows.iter().any(|r| r.arm == arm && r.repeat == repeat))
+        .filter(|&(_, repeat)| args.shard.is_none_or(|shard| shard.includes(repeat)))
         .collect();
     let bar = ProgressBar::new((pending.len() * config.steps_per_arm()) as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ETA {eta}")
@@ -378,13 +450,22 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let summary = summarise(&rows);
+    let repeats_run = {
+        let mut run: Vec<usize> = rows.iter().map(|r| r.repeat).collect();
+        run.sort_unstable();
+        run.dedup();
+        run.len()
+    };
     let title = format!(
         "{}, {} test frames",
-        plot::study_title(config.mode, &arms, repeats, size),
+        plot::study_title(config.mode, &arms, repeats_run, size),
         test.len()
     );
     plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
-    write_json(true, Some(summary.clone()))?;
+    let complete = schedule(&arms, repeats)
+        .iter()
+        .all(|&(arm, repeat)| rows.iter().any(|r| r.arm == arm && r.repeat == repeat));
+    write_json(complete, Some(summary.clone()))?;
     print_table(&summary);
     println!(
         "wrote {}, {} and {} in {:.0} s",
