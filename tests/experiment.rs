@@ -777,6 +777,57 @@ fn a_real_round_zero_takes_the_random_arms_frames_and_without_chaining_only_real
 }
 
 #[test]
+fn the_random_direction_control_steps_eta_away_from_the_gradient() {
+    with_context(|ctx, _| {
+        let gradient = LoopConfig {
+            step: 2.0,
+            ..with_variant(Mode::Snn, Variant::default())
+        };
+        let random = LoopConfig {
+            variant: Variant {
+                random_direction: true,
+                ..gradient.variant
+            },
+            ..gradient.clone()
+        };
+        let first_moves = |config: &LoopConfig| {
+            let run = run_config(Arm::Adaptive, config, ctx);
+            run.history[1].moved.clone()
+        };
+        let (along, control) = (first_moves(&gradient), first_moves(&random));
+        assert!(!control.is_empty());
+        assert_eq!(along.len(), control.len());
+        let step = |m: &sula::sampling::MovedSample| -> Vec<f32> {
+            m.z_moved.iter().zip(&m.z).map(|(a, b)| a - b).collect()
+        };
+        let mut cosines = Vec::new();
+        for (g, r) in along.iter().zip(&control) {
+            assert_eq!(g.z, r.z, "the same members move in both runs");
+            assert!((r.step_taken - 2.0).abs() < 1e-3, "step {}", r.step_taken);
+            let (a, b) = (step(g), step(r));
+            let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            cosines.push(f64::from(dot / 4.0).abs());
+        }
+        let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+        assert!(
+            mean < 0.5,
+            "random steps are not the gradient's: mean |cos| {mean}"
+        );
+        assert_eq!(
+            first_moves(&random)
+                .iter()
+                .map(|m| m.z_moved.clone())
+                .collect::<Vec<_>>(),
+            control
+                .iter()
+                .map(|m| m.z_moved.clone())
+                .collect::<Vec<_>>(),
+            "the control is seeded"
+        );
+    });
+}
+
+#[test]
 fn the_trust_region_keeps_moved_points_near_real_embeddings() {
     with_context(|ctx, _| {
         let config = LoopConfig {

@@ -190,6 +190,10 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     );
                 ui.checkbox(&mut s.variant.trust_region, "trust region")
                     .on_hover_text("Keep z' within the typical neighbour distance of a real frame");
+                ui.checkbox(&mut s.variant.random_direction, "random direction")
+                    .on_hover_text(
+                        "A control, not the method: step η along a random direction instead of the gradient",
+                    );
             });
         });
     ui.horizontal(|ui| {

@@ -114,6 +114,9 @@ pub struct ExperimentArgs {
     /// Keep z' within the typical nearest-neighbour distance of a real embedding.
     #[arg(long)]
     trust_region: bool,
+    /// Control: step along a random direction of length η instead of F's loss gradient.
+    #[arg(long)]
+    random_direction: bool,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     /// Continue the study in --out, keeping its finished rows.
@@ -206,6 +209,7 @@ impl ExperimentArgs {
                 chaining: base.chaining && !self.no_chaining,
                 snap_radius: base.snap_radius || self.snap_radius,
                 trust_region: base.trust_region || self.trust_region,
+                random_direction: base.random_direction || self.random_direction,
             },
         };
         config.validate()?;
@@ -619,6 +623,9 @@ fn flags(config: &LoopConfig) -> String {
     if v.trust_region {
         flags.push("--trust-region".into());
     }
+    if v.random_direction {
+        flags.push("--random-direction".into());
+    }
     flags.join(" ")
 }
 
@@ -665,6 +672,7 @@ mod tests {
                         chaining: false,
                         snap_radius: true,
                         trust_region: true,
+                        random_direction: true,
                         ..base.variant
                     },
                     ..base.clone()

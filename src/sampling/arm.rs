@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -614,7 +615,8 @@ impl ArmRun {
     }
 
     /// Later rounds of the adaptive arm: move random training samples' latents along the
-    /// normalised gradient of F's loss and label what lies there.
+    /// normalised gradient of F's loss (or, as a control, a random direction) and label
+    /// what lies there.
     pub(super) fn add_moved(
         &mut self,
         ctx: &Context,
@@ -657,12 +659,20 @@ impl ArmRun {
                 )
             };
             let at_original = gradients(&latents);
+            let directions: Vec<Vec<f32>> = if self.config.variant.random_direction {
+                latents
+                    .iter()
+                    .map(|z| random_direction(z.len(), &mut self.rng))
+                    .collect()
+            } else {
+                at_original.iter().map(|g| g.gradient.clone()).collect()
+            };
             let (moved, clipped): (Vec<Vec<f32>>, Vec<bool>) = latents
                 .iter()
-                .zip(&at_original)
-                .map(|(z, g)| {
+                .zip(&directions)
+                .map(|(z, direction)| {
                     let full =
-                        move_latent(z, &g.gradient, self.config.step, self.config.normalisation);
+                        move_latent(z, direction, self.config.step, self.config.normalisation);
                     if self.config.variant.trust_region {
                         trust_region(z, full, ctx)
                     } else {
@@ -747,6 +757,12 @@ impl ArmRun {
         }
         Ok((added, records, rejected))
     }
+}
+
+/// A direction drawn uniformly on the sphere (a standard normal vector; `move_latent`
+/// scales it to the step).
+fn random_direction(dim: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..dim).map(|_| StandardNormal.sample(rng)).collect()
 }
 
 /// Shortens the step z → `full` until the point is within the pool's typical spacing of

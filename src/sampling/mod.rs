@@ -137,6 +137,10 @@ pub struct Variant {
     /// Keep z' within the pool's typical nearest-neighbour distance of some real frame's
     /// embedding, where the generator is valid (the step is shortened to get there).
     pub trust_region: bool,
+    /// A control, not the method: step along a random direction of the same length instead
+    /// of F's loss gradient, so that a study can tell the gradient's share of a gain from
+    /// that of moving and snapping.
+    pub random_direction: bool,
 }
 
 impl Default for Variant {
@@ -179,6 +183,7 @@ impl Setting {
             chaining: true,
             snap_radius: false,
             trust_region: false,
+            random_direction: false,
         },
         k_factor: 1.0,
     };

@@ -364,10 +364,15 @@ fn round_event(
             let before = record.moved.iter().map(|m| m.loss_before).sum::<f64>() / n;
             let after = record.moved.iter().map(|m| m.loss_moved).sum::<f64>() / n;
             format!(
-                "Round {}: {} training points moved by η = {} along the gradient of the loss (mean loss {:.0} to {:.0} kPa²), {} new samples labelled; F trained on {}; test MSE {:.0} kPa².",
+                "Round {}: {} training points moved by η = {} along {} (mean loss {:.0} to {:.0} kPa²), {} new samples labelled; F trained on {}; test MSE {:.0} kPa².",
                 record.round,
                 record.moved.len(),
                 config.step,
+                if config.variant.random_direction {
+                    "a random direction (the control)"
+                } else {
+                    "the gradient of the loss"
+                },
                 before,
                 after,
                 record.added.len(),
