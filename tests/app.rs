@@ -80,7 +80,7 @@ fn opens_on_the_phantom_with_the_device_badge() {
 
 #[test]
 fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_reading() {
-    use sula::sampling::{RoundZero, Setting, chosen};
+    use sula::sampling::{Setting, chosen};
     let mut h = harness();
     wait_until(&mut h, "the phantom", |a| a.view.data_name.is_some());
     h.get_by_label("SI").click();
@@ -101,7 +101,7 @@ fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_readin
     h.step();
     let s = &h.state().settings;
     assert_eq!((s.step, s.k), (chosen(Mode::Snn).step, 40));
-    assert!(s.variant.snap_radius && s.variant.round_zero == RoundZero::Real);
+    assert_eq!(s.variant, chosen(Mode::Snn).variant);
     assert_eq!(
         s.n0, 4,
         "a mode switch leaves the rest of the protocol alone"

@@ -240,7 +240,7 @@ fn resume_keeps_finished_rows_and_redoes_the_interrupted_arm() {
     let resumed = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(strip_time(&resumed), strip_time(&complete));
     let other = tiny_study(&out, "snn")
-        .args(["--resume", "--step", "2"])
+        .args(["--resume", "--step", "3"])
         .output()
         .unwrap();
     assert!(
@@ -313,7 +313,7 @@ fn shards_merged_give_the_whole_study() {
     let message = String::from_utf8_lossy(&twice.stderr);
     assert!(message.contains("merge each repeat once"), "{message}");
     let other = tiny_study(&dir.path().join("other"), "si")
-        .args(["--step", "2", "--merge"])
+        .args(["--step", "3", "--merge"])
         .arg(&first)
         .output()
         .unwrap();
