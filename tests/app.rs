@@ -144,6 +144,12 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.step();
     wait_until(&mut h, "round 0", |a| a.view.rows.len() == 4 && idle(a));
     assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
+    let status = h.state().view.progress.clone().map(|(what, _, _)| what);
+    assert_eq!(
+        status.as_deref(),
+        Some("Round 0 done: press Step or Run"),
+        "the bar says the round is done, not the arm that trained last"
+    );
     // Space is the step shortcut, also right after a click on a checkbox (which then
     // has the focus, and must not take the Space as a click of its own).
     h.get_by_label("teaching mode").click();

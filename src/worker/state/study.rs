@@ -224,6 +224,25 @@ impl State {
             ));
         }
         let more = !(study.is_finished() && study.repeat + 1 >= study.repeats);
+        if more && let Some(last) = study.rows.last() {
+            // The bar would otherwise keep naming the arm that trained last while the
+            // worker waits for the next Step or Run.
+            let round = if study.repeats > 1 {
+                format!(
+                    "Round {} · repeat {}/{}",
+                    last.round,
+                    last.repeat + 1,
+                    study.repeats
+                )
+            } else {
+                format!("Round {}", last.round)
+            };
+            outbox.send(Event::Progress {
+                what: format!("{round} done: press Step or Run"),
+                fraction: study.steps_done as f64 / total.max(1) as f64,
+                eta_s: None,
+            });
+        }
         if !more
             && let Some(log) = study.log.take()
             && let Err(e) = log.finish()
