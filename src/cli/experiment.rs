@@ -454,12 +454,11 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let summary = summarise(&rows);
-    let repeats_run = {
-        let mut run: Vec<usize> = rows.iter().map(|r| r.repeat).collect();
-        run.sort_unstable();
-        run.dedup();
-        run.len()
-    };
+    let repeats_run = finished_arms(&rows)
+        .into_iter()
+        .map(|(_, repeat)| repeat)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let title = format!(
         "{}, {} test frames",
         plot::study_title(config.mode, &arms, repeats_run, size),
