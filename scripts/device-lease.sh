@@ -3,7 +3,7 @@
 # them: each job is launch-bound at 64² (one CPU thread issuing small kernels), so several
 # processes share the GPU well as long as their CPU threads do not oversubscribe the cores.
 # Needs the binary of scripts/build-for-device.sh (carry .device/sula-torch-2.11.0 and
-# .device/run-on-device.sh). Everything lands in $OUT/lease.tgz (the device tool returns at
+# .device/run-on-device.sh; SULA=PATH runs another binary). Everything lands in $OUT/lease.tgz (the device tool returns at
 # most 8 files) and a summary in $OUT/lease.txt.
 #
 #   scripts/device-lease.sh [SECONDS] [PART]   # on the device machine; every job ends by then
@@ -20,13 +20,13 @@
 #          modes, each split into 5 shards of 2 repeats that run side by side (one CPU
 #          thread each). It needs about an hour of one process per mode, more than a
 #          lease: shards resume from docs/results/cuda_paper/MODE/shardI when those
-#          folders exist (unpack lease.tgz's paper-* folders there and commit them after
-#          each lease); once every shard is finished, `sula experiment --protocol paper
+#          folders exist (after each lease, unpack lease.tgz and copy paper-MODE-I to
+#          docs/results/cuda_paper/MODE/shardI, then commit); once every shard is finished, `sula experiment --protocol paper
 #          --mode MODE --repeats 10 --merge SHARD... --out DIR` gathers them, on any machine.
 set -uo pipefail
 LIMIT="${1:-540}"
 PART="${2:-measure}"
-SULA="$PWD/.device/run-on-device.sh"
+SULA="${SULA:-$PWD/.device/run-on-device.sh}"
 OUT="${OUT:-/tmp/sula-device-out}"
 WORK=/tmp/sula-lease
 DATA=/tmp/sula-data
