@@ -3,8 +3,8 @@
 # them: each job is launch-bound at 64² (one CPU thread issuing small kernels), so several
 # processes share the GPU well as long as their CPU threads do not oversubscribe the cores.
 # Needs the binary of scripts/build-for-device.sh (carry .device/sula-torch-2.11.0 and
-# .device/run-on-device.sh; SULA=PATH runs another binary). Everything lands in $OUT/lease.tgz (the device tool returns at
-# most 8 files) and a summary in $OUT/lease.txt.
+# .device/run-on-device.sh; SULA=PATH runs another binary). Everything lands in
+# $OUT/lease.tgz (the device tool returns at most 8 files) and a summary in $OUT/lease.txt.
 #
 #   scripts/device-lease.sh [SECONDS] [PART]   # on the device machine; every job ends by then
 #
