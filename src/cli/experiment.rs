@@ -327,6 +327,8 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     };
     std::fs::create_dir_all(args.out.join("rounds"))
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // Every merged folder is checked before anything is copied into --out.
+    let mut merged_rounds = Vec::new();
     for folder in &args.merge {
         let other = ResultsDir::new(folder);
         let theirs = rows_of_study(&other, &settings, &config)?;
@@ -339,13 +341,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
                     arm.name()
                 );
             }
-            let rounds = other.rounds(arm, repeat);
-            if rounds.exists() {
-                std::fs::copy(&rounds, dir.rounds(arm, repeat))
-                    .with_context(|| format!("cannot copy {}", rounds.display()))?;
-            }
+            merged_rounds.push((other.rounds(arm, repeat), dir.rounds(arm, repeat)));
         }
         rows.extend(theirs);
+    }
+    for (from, to) in merged_rounds.iter().filter(|(from, _)| from.exists()) {
+        let bytes =
+            std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        crate::io::atomic::write_bytes(to, &bytes)?;
     }
 
     let compute = ComputeDevice::detect();
@@ -404,9 +407,10 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     write_json(false, None)?;
     write_csv(&dir.csv(), &rows)?;
 
+    let started_with = finished_arms(&rows);
     let pending: Vec<(Arm, usize)> = schedule(&arms, repeats)
         .into_iter()
-        .filter(|&(arm, repeat)| !rows.iter().any(|r| r.arm == arm && r.repeat == repeat))
+        .filter(|pair| !started_with.contains(pair))
         .filter(|&(_, repeat)| args.shard.is_none_or(|shard| shard.includes(repeat)))
         .collect();
     let bar = ProgressBar::new((pending.len() * config.steps_per_arm()) as u64).with_style(
@@ -454,9 +458,10 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let summary = summarise(&rows);
-    let repeats_run = finished_arms(&rows)
-        .into_iter()
-        .map(|(_, repeat)| repeat)
+    let done = finished_arms(&rows);
+    let repeats_run = done
+        .iter()
+        .map(|&(_, repeat)| repeat)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let title = format!(
@@ -467,7 +472,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
     let complete = schedule(&arms, repeats)
         .iter()
-        .all(|&(arm, repeat)| rows.iter().any(|r| r.arm == arm && r.repeat == repeat));
+        .all(|pair| done.contains(pair));
     write_json(complete, Some(summary.clone()))?;
     print_table(&summary);
     println!(
