@@ -343,6 +343,59 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
 }
 
 #[test]
+fn an_input_blurred_regressor_round_trips_its_blur_and_is_blind_to_the_finest_grain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.safetensors");
+    train::seed_torch(5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = RegressorConfig {
+        width: 8,
+        input_blur: 2.0,
+        ..RegressorConfig::new(SIZE)
+    };
+    let model = Regressor::new(&vs.root(), config);
+    train_tiny_regressor(&vs, &model, 1);
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Regressor(config))).unwrap();
+    let (_vs2, loaded, side) = checkpoint::load_regressor(&path, Device::Cpu, Some(SIZE)).unwrap();
+    assert_eq!(side.architecture, Architecture::Regressor(config));
+    assert_eq!(loaded.config.input_blur, 2.0);
+
+    let _guard = tch::no_grad_guard();
+    let images = frames().image_batch(&[0, 1], Device::Cpu);
+    let checkerboard = Tensor::from_slice(
+        &(0..SIZE * SIZE)
+            .map(|i| {
+                if (i / SIZE + i % SIZE) % 2 == 0 {
+                    0.1f32
+                } else {
+                    -0.1
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+    .view([1, 1, SIZE as i64, SIZE as i64]);
+    let change = |model: &Regressor| {
+        (model.forward(&(&images + &checkerboard)) - model.forward(&images))
+            .abs()
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    let sharp_vs = nn::VarStore::new(Device::Cpu);
+    let sharp = Regressor::new(
+        &sharp_vs.root(),
+        RegressorConfig {
+            input_blur: 0.0,
+            ..config
+        },
+    );
+    let (blurred_change, sharp_change) = (change(&loaded), change(&sharp));
+    assert!(
+        blurred_change < 0.05 * sharp_change,
+        "a pixel-scale checkerboard moves the blurred F by {blurred_change}, the sharp one by {sharp_change}"
+    );
+}
+
+#[test]
 fn latent_gradient_is_finite_nonzero_and_points_uphill() {
     let (_vs, vae, _) = train_tiny_vae(4);
     train::seed_torch(4);

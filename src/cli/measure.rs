@@ -37,6 +37,9 @@ pub struct FitArgs {
     /// Channels of F at full resolution.
     #[arg(long, default_value_t = RegressorConfig::new(64).width)]
     width: usize,
+    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
+    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
+    input_blur: f64,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     #[arg(long, default_value_t = 2e-3)]
@@ -85,10 +88,12 @@ pub struct TstrArgs {
 }
 
 impl FitArgs {
-    fn fit_config(&self) -> FitConfig {
-        FitConfig {
+    fn fit_config(&self) -> Result<FitConfig> {
+        super::train::check_input_blur(self.input_blur)?;
+        Ok(FitConfig {
             regressor: RegressorConfig {
                 width: self.width,
+                input_blur: self.input_blur,
                 ..RegressorConfig::new(self.size)
             },
             steps: self.steps,
@@ -96,7 +101,7 @@ impl FitArgs {
             learning_rate: self.lr,
             seed: self.seed,
             pressure_kpa: DEFAULT_PRESSURE_KPA,
-        }
+        })
     }
 
     fn load(&self, dir: &std::path::Path, what: &str) -> Result<FrameSet> {
@@ -172,7 +177,7 @@ fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<()> {
 }
 
 pub fn run_learning_curve(args: &LearningCurveArgs) -> Result<()> {
-    let fit = args.fit.fit_config();
+    let fit = args.fit.fit_config()?;
     let device = args.fit.device.resolve()?;
     let pool = args.fit.load(&args.data, "pool")?;
     let test = args.fit.load(&args.fit.test, "test set")?;
@@ -242,7 +247,7 @@ fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
 }
 
 pub fn run_tstr(args: &TstrArgs) -> Result<()> {
-    let fit = args.fit.fit_config();
+    let fit = args.fit.fit_config()?;
     let device = args.fit.device.resolve()?;
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, Some(args.fit.size))?;
     let pool = args.fit.load(&args.data, "pool")?;

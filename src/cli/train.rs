@@ -115,6 +115,9 @@ pub struct TrainArgs {
     /// Weight of the auxiliary tissue cross-entropy (0: stress alone).
     #[arg(long, default_value_t = RegressorConfig::new(64).tissue_weight)]
     tissue_weight: f64,
+    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
+    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
+    input_blur: f64,
     /// Compute the loss over solid pixels only.
     #[arg(long)]
     masked: bool,
@@ -306,6 +309,14 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an input blur that is negative, not a number, or wider than any image.
+pub fn check_input_blur(sigma: f64) -> Result<()> {
+    if !(sigma.is_finite() && (0.0..=8.0).contains(&sigma)) {
+        bail!("--input-blur {sigma} must be a number of pixels from 0 to 8");
+    }
+    Ok(())
+}
+
 pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     let common = &args.common;
     let (dataset, data, config, vs) = prepare(common, Frames::Annotated { stress: true }, 4)?;
@@ -325,11 +336,13 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             args.tissue_weight
         );
     }
+    check_input_blur(args.input_blur)?;
     let model_config = RegressorConfig {
         width: args.width,
         levels,
         input: args.input,
         tissue_weight: args.tissue_weight,
+        input_blur: args.input_blur,
         ..RegressorConfig::new(common.size)
     };
     let model = Regressor::new(&vs.root(), model_config);

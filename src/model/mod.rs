@@ -8,6 +8,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
+pub mod filter;
 pub mod gradient;
 pub mod optim;
 pub mod prior;

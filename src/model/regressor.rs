@@ -10,6 +10,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::data::FrameSet;
+use super::filter::{TapScale, gaussian_blur};
 use super::vae::CLASSES;
 
 /// The architecture revision this build writes; checkpoints of older revisions (the
@@ -54,6 +55,12 @@ pub struct RegressorConfig {
     /// (per solid pixel, in pressure² units) in the training loss; 0 trains on stress alone.
     #[serde(default = "default_tissue_weight")]
     pub tissue_weight: f64,
+    /// Gaussian σ (pixels) of a fixed blur applied to image inputs before the first
+    /// convolution; 0 reads the image as it is (and is what files without it mean). It
+    /// removes the fine speckle grain that decoded samples do not reproduce, so F trained
+    /// on decoded samples reads real frames the same way.
+    #[serde(default)]
+    pub input_blur: f64,
     /// Architecture revision ([`REGRESSOR_REVISION`] for checkpoints written now; absent,
     /// hence 0, in checkpoints of older builds).
     #[serde(default)]
@@ -69,6 +76,7 @@ impl RegressorConfig {
             levels: RegressorConfig::levels_for(size),
             input: RegressorInput::Image,
             tissue_weight: default_tissue_weight(),
+            input_blur: 0.0,
             revision: REGRESSOR_REVISION,
         }
     }
@@ -200,7 +208,12 @@ impl Regressor {
     /// The last decoder block's features at full resolution.
     fn features(&self, input: &Tensor) -> Tensor {
         let mut skips = Vec::with_capacity(self.encoders.len());
-        let mut x = input.shallow_clone();
+        let mut x = match self.config.input {
+            RegressorInput::Image => {
+                gaussian_blur(input, self.config.input_blur, TapScale::UnitSum)
+            }
+            RegressorInput::LabelMap => input.shallow_clone(),
+        };
         for encoder in &self.encoders {
             let e = encoder.forward(&x);
             x = e.max_pool2d_default(2);
@@ -249,6 +262,14 @@ mod tests {
         assert_eq!(RegressorConfig::levels_for(32), 3);
         assert_eq!(RegressorConfig::levels_for(48), 3);
         assert_eq!(RegressorConfig::levels_for(20), 2);
+    }
+
+    #[test]
+    fn sidecars_written_before_the_input_blur_read_as_no_blur() {
+        let older = r#"{"size": 64, "width": 16, "levels": 4, "input": "image", "tissue_weight": 1.0, "revision": 2}"#;
+        let config: RegressorConfig = serde_json::from_str(older).unwrap();
+        assert_eq!(config.input_blur, 0.0);
+        assert_eq!(config.revision, REGRESSOR_REVISION);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::filter::{TapScale, gaussian_blur};
 use super::prior::LatentPrior;
 use crate::labels::Tissue;
 
@@ -337,36 +338,7 @@ impl Vae {
         let white = Tensor::from_slice(&values)
             .view([n, 1, s, s])
             .to_device(z.device());
-        let grain = self.grain();
-        if grain < 0.3 {
-            return white;
-        }
-        let radius = (3.0 * grain).ceil() as i64;
-        let taps: Vec<f32> = (-radius..=radius)
-            .map(|i| (-(i * i) as f64 / (2.0 * grain * grain)).exp() as f32)
-            .collect();
-        // Separable Gaussian normalised to unit energy: filtered white noise keeps unit
-        // variance.
-        let energy: f32 = taps.iter().map(|t| t * t).sum::<f32>();
-        let taps: Vec<f32> = taps.iter().map(|t| t / energy.sqrt()).collect();
-        let k = taps.len() as i64;
-        let kernel = Tensor::from_slice(&taps).to_device(z.device());
-        let horizontal = white.reflection_pad2d([radius, radius, 0, 0]).conv2d(
-            &kernel.view([1, 1, 1, k]),
-            None::<Tensor>,
-            1,
-            0,
-            1,
-            1,
-        );
-        horizontal.reflection_pad2d([0, 0, radius, radius]).conv2d(
-            &kernel.view([1, 1, k, 1]),
-            None::<Tensor>,
-            1,
-            0,
-            1,
-            1,
-        )
+        gaussian_blur(&white, self.grain(), TapScale::UnitEnergy)
     }
 
     /// The speckle grain in pixels (0: white noise).
