@@ -384,6 +384,7 @@ fn config(mode: Mode) -> LoopConfig {
         batch_size: 4,
         learning_rate: 1e-3,
         regressor_width: 8,
+        regressor_input_blur: 0.0,
         seed: 3,
         variant: Variant::default(),
     }
@@ -1137,4 +1138,20 @@ fn selection_is_made_on_validation_and_never_reads_the_test_set() {
             );
         }
     }
+}
+
+#[test]
+fn f_input_blur_is_checked_and_older_study_configs_read_as_none() {
+    for sigma in [-1.0, 9.0, f64::NAN] {
+        let bad = LoopConfig {
+            regressor_input_blur: sigma,
+            ..config(Mode::Snn)
+        };
+        let message = bad.validate().unwrap_err().to_string();
+        assert!(message.contains("input blur"), "{message}");
+    }
+    let mut json = serde_json::to_value(config(Mode::Snn)).unwrap();
+    json.as_object_mut().unwrap().remove("regressor_input_blur");
+    let older: LoopConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(older.regressor_input_blur, 0.0);
 }

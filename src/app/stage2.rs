@@ -4,6 +4,7 @@
 //! ticked) run alongside with the same settings.
 
 use super::{Command, SulaApp, labelled_row};
+use crate::model::regressor::RegressorConfig;
 use crate::sampling::{Arm, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen};
 
 impl SulaApp {
@@ -18,7 +19,8 @@ impl SulaApp {
             normalisation: s.normalisation,
             batch_size: 32,
             learning_rate: 1e-3,
-            regressor_width: 16,
+            regressor_width: RegressorConfig::new(64).width,
+            regressor_input_blur: RegressorConfig::new(64).input_blur,
             seed: s.seed,
             variant: s.variant,
         };

@@ -18,6 +18,7 @@ use crate::experiment::{
     Protocol, ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule,
     summarise,
 };
+use crate::model::regressor::RegressorConfig;
 use crate::model::train::Control;
 use crate::sampling::{
     Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Setting,
@@ -94,8 +95,11 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Channels of F at full resolution.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = RegressorConfig::new(64).width)]
     width: usize,
+    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
+    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
+    input_blur: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Adaptive round 0: draws from the generator's prior, or random real frames (the
@@ -202,6 +206,7 @@ impl ExperimentArgs {
             batch_size: self.batch_size,
             learning_rate: self.lr,
             regressor_width: self.width,
+            regressor_input_blur: self.input_blur,
             seed: self.seed,
             variant: Variant {
                 round_zero: self.round_zero.unwrap_or(base.round_zero),
@@ -600,7 +605,8 @@ fn run_select(
     Ok(())
 }
 
-/// The command-line flags that give `config`'s step, variant, sizes and epochs per round.
+/// The command-line flags that give `config`'s step, variant, sizes, epochs per round and
+/// F's input blur.
 /// They start from the paper's reading, as the search does, so that the chosen defaults
 /// (which may switch on other variants) cannot add to them.
 fn flags(config: &LoopConfig) -> String {
@@ -611,6 +617,7 @@ fn flags(config: &LoopConfig) -> String {
         format!("--step {}", config.step),
         format!("--sizes {}", sizes.join(",")),
         format!("--epochs-per-round {}", config.epochs_per_round),
+        format!("--input-blur {}", config.regressor_input_blur),
     ];
     if v.round_zero == RoundZero::Real {
         flags.push("--round-zero real".into());
@@ -663,6 +670,7 @@ mod tests {
                     step: 0.25,
                     sizes: vec![40, 120, 200, 240],
                     epochs_per_round: 4,
+                    regressor_input_blur: 1.5,
                     variant: Variant {
                         movers: Movers::HighestLoss,
                         ..base.variant

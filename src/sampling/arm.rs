@@ -175,6 +175,7 @@ impl ArmRun {
             &vs.root(),
             RegressorConfig {
                 width: config.regressor_width,
+                input_blur: config.regressor_input_blur,
                 ..RegressorConfig::new(size)
             },
         );

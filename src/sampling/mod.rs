@@ -223,6 +223,10 @@ pub struct LoopConfig {
     pub learning_rate: f64,
     /// Channels of F at full resolution.
     pub regressor_width: usize,
+    /// Gaussian σ (pixels) of F's fixed input blur; absent, hence 0, in studies run
+    /// before F had one.
+    #[serde(default)]
+    pub regressor_input_blur: f64,
     pub seed: u64,
     /// Which reading of the method the adaptive arm follows.
     #[serde(default)]
@@ -268,6 +272,14 @@ impl LoopConfig {
                 "moving only real members (no chaining) needs real frames in the training set: with SI, take round 0 from real frames (--round-zero real)"
                     .to_string(),
             );
+        }
+        if !(self.regressor_input_blur.is_finite()
+            && (0.0..=8.0).contains(&self.regressor_input_blur))
+        {
+            return fail(format!(
+                "F's input blur must be 0 to 8 pixels, got {}",
+                self.regressor_input_blur
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return fail(format!(
