@@ -365,7 +365,7 @@ fn an_input_blurred_regressor_round_trips_its_blur_and_is_blind_to_the_finest_gr
     let checkerboard = Tensor::from_slice(
         &(0..SIZE * SIZE)
             .map(|i| {
-                if (i / SIZE + i % SIZE) % 2 == 0 {
+                if (i / SIZE + i % SIZE).is_multiple_of(2) {
                     0.1f32
                 } else {
                     -0.1
