@@ -311,7 +311,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
 
 /// Refuses an input blur that is negative, not a number, or wider than any image.
 pub fn check_input_blur(sigma: f64) -> Result<()> {
-    if !(sigma.is_finite() && (0.0..=8.0).contains(&sigma)) {
+    if !RegressorConfig::input_blur_is_valid(sigma) {
         bail!("--input-blur {sigma} must be a number of pixels from 0 to 8");
     }
     Ok(())

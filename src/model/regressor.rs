@@ -58,7 +58,8 @@ pub struct RegressorConfig {
     /// Gaussian σ (pixels) of a fixed blur applied to image inputs before the first
     /// convolution; 0 reads the image as it is (and is what files without it mean). It
     /// removes the fine speckle grain that decoded samples do not reproduce, so F trained
-    /// on decoded samples reads real frames the same way.
+    /// on decoded samples reads real frames the same way. Off by default: on validation it
+    /// cost F on real frames more than it bought on prior draws (docs/MODELS.md).
     #[serde(default)]
     pub input_blur: f64,
     /// Architecture revision ([`REGRESSOR_REVISION`] for checkpoints written now; absent,
@@ -89,6 +90,12 @@ impl RegressorConfig {
             levels += 1;
         }
         levels.max(1)
+    }
+
+    /// Whether `sigma` is an input blur F accepts: 0 to 8 pixels, a radius every working
+    /// resolution can reflect.
+    pub fn input_blur_is_valid(sigma: f64) -> bool {
+        sigma.is_finite() && (0.0..=8.0).contains(&sigma)
     }
 
     fn channels(&self, level: usize) -> i64 {

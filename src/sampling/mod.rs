@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use crate::model::gradient::Normalisation;
+use crate::model::regressor::RegressorConfig;
 pub use arm::{ArmRun, MovedSample, Origin, RoundRecord};
 pub use pool::{Context, Pool};
 pub use projection::Projection;
@@ -273,9 +274,7 @@ impl LoopConfig {
                     .to_string(),
             );
         }
-        if !(self.regressor_input_blur.is_finite()
-            && (0.0..=8.0).contains(&self.regressor_input_blur))
-        {
+        if !RegressorConfig::input_blur_is_valid(self.regressor_input_blur) {
             return fail(format!(
                 "F's input blur must be 0 to 8 pixels, got {}",
                 self.regressor_input_blur
