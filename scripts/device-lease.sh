@@ -22,7 +22,8 @@
 #          lease: shards resume from docs/results/cuda_paper/MODE/shardI when those
 #          folders exist (after each lease, unpack lease.tgz and copy paper-MODE-I to
 #          docs/results/cuda_paper/MODE/shardI, then commit); once every shard is finished, `sula experiment --protocol paper
-#          --mode MODE --repeats 10 --merge SHARD... --out DIR` gathers them, on any machine.
+#          --mode MODE --repeats 10 --merge SHARD... --out DIR` gathers them, on any machine
+#          (adding --gather-only summarises the repeats every arm finished so far).
 set -uo pipefail
 LIMIT="${1:-540}"
 PART="${2:-measure}"

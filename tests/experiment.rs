@@ -304,6 +304,46 @@ fn shards_merged_give_the_whole_study() {
     assert_close(&summary(&merged), &summary(complete), "summary");
     assert!(merged.join("rounds/tta_repeat1.json").exists());
 
+    // Between leases: a shard whose last arm did not finish its repeat is gathered
+    // without that repeat, and nothing is run.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(second.join("results.json"), partial.join("results.json")).unwrap();
+    let csv = std::fs::read_to_string(second.join("results.csv")).unwrap();
+    let unfinished: Vec<&str> = csv.lines().filter(|l| !l.starts_with("tta,")).collect();
+    std::fs::write(partial.join("results.csv"), unfinished.join("\n") + "\n").unwrap();
+    let gathered = dir.path().join("gathered");
+    let log = run_ok(
+        tiny_study(&gathered, "si")
+            .arg("--gather-only")
+            .arg("--merge")
+            .args([&first, &partial]),
+    );
+    assert!(
+        !log.contains("repeat 0 size") && !log.contains("repeat 1 size"),
+        "nothing is run: {log}"
+    );
+    let rows = read_csv(&gathered.join("results.csv")).unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.repeat == 0),
+        "only the repeat every arm finished is kept"
+    );
+    let json: ResultsFile =
+        serde_json::from_str(&std::fs::read_to_string(gathered.join("results.json")).unwrap())
+            .unwrap();
+    assert!(!json.finished);
+    assert_eq!(json.provenance["merged_from"].as_array().unwrap().len(), 2);
+    let summary = json.summary.unwrap();
+    assert!(
+        summary
+            .arms
+            .iter()
+            .flat_map(|arm| &arm.points)
+            .all(|point| point.repeats == 1),
+        "{summary:?}"
+    );
+
     let twice = tiny_study(&dir.path().join("twice"), "si")
         .arg("--merge")
         .args([&first, &first])

@@ -143,6 +143,10 @@ pub struct ExperimentArgs {
     /// of them finished are run.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with = "select")]
     merge: Vec<PathBuf>,
+    /// With --merge: summarise only the repeats that every arm finished, and run nothing
+    /// (an interim report between GPU leases; the shards resume later).
+    #[arg(long, requires = "merge")]
+    gather_only: bool,
 }
 
 /// One of several processes that split a study's repeats between them.
@@ -243,12 +247,13 @@ impl ExperimentArgs {
     }
 }
 
-/// The finished rows of the study in `dir`, refused unless it was run with `settings`.
+/// The finished rows of the study in `dir` and the provenance it recorded (which machine
+/// ran them), refused unless it was run with `settings`.
 fn rows_of_study(
     dir: &ResultsDir,
     settings: &serde_json::Value,
     config: &LoopConfig,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, serde_json::Value)> {
     let text = std::fs::read_to_string(dir.json())
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
     let previous: ResultsFile = serde_json::from_str(&text)
@@ -259,11 +264,12 @@ fn rows_of_study(
             dir.json().display()
         );
     }
-    Ok(if dir.csv().exists() {
+    let rows = if dir.csv().exists() {
         finished_rows(read_csv(&dir.csv())?, config)
     } else {
         Vec::new()
-    })
+    };
+    Ok((rows, previous.provenance))
 }
 
 /// The (arm, repeat) pairs that have rows, each once.
@@ -272,6 +278,15 @@ fn finished_arms(rows: &[Row]) -> Vec<(Arm, usize)> {
     pairs.sort_unstable();
     pairs.dedup();
     pairs
+}
+
+/// Rows of the repeats that every arm finished, so that an interim summary pairs its
+/// arms by repeat as the whole study's does.
+fn paired_rows(rows: Vec<Row>, arms: &[Arm]) -> Vec<Row> {
+    let done = finished_arms(&rows);
+    rows.into_iter()
+        .filter(|r| arms.iter().all(|&arm| done.contains(&(arm, r.repeat))))
+        .collect()
 }
 
 /// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
@@ -320,7 +335,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     })?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
-        rows_of_study(&dir, &settings, &config)?
+        rows_of_study(&dir, &settings, &config)?.0
     } else {
         if dir.csv().exists() || dir.json().exists() {
             bail!(
@@ -334,9 +349,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     // Every merged folder is checked before anything is copied into --out.
     let mut merged_rounds = Vec::new();
+    let mut merged_from = Vec::new();
     for folder in &args.merge {
         let other = ResultsDir::new(folder);
-        let theirs = rows_of_study(&other, &settings, &config)?;
+        let (theirs, their_provenance) = rows_of_study(&other, &settings, &config)?;
+        merged_from.push(serde_json::json!({
+            "folder": folder.display().to_string(),
+            "device": their_provenance["device"],
+        }));
         let have = finished_arms(&rows);
         for (arm, repeat) in finished_arms(&theirs) {
             if have.contains(&(arm, repeat)) {
@@ -346,11 +366,26 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
                     arm.name()
                 );
             }
-            merged_rounds.push((other.rounds(arm, repeat), dir.rounds(arm, repeat)));
+            merged_rounds.push((
+                (arm, repeat),
+                other.rounds(arm, repeat),
+                dir.rounds(arm, repeat),
+            ));
         }
         rows.extend(theirs);
     }
-    for (from, to) in merged_rounds.iter().filter(|(from, _)| from.exists()) {
+    if args.gather_only {
+        rows = paired_rows(rows, &arms);
+        let kept = finished_arms(&rows);
+        merged_rounds.retain(|(pair, _, _)| kept.contains(pair));
+        let paired: std::collections::BTreeSet<usize> =
+            kept.iter().map(|&(_, repeat)| repeat).collect();
+        println!(
+            "gathered the {} of {repeats} repeats that every arm finished ({paired:?}); nothing else is run",
+            paired.len()
+        );
+    }
+    for (_, from, to) in merged_rounds.iter().filter(|(_, from, _)| from.exists()) {
         let bytes =
             std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
         crate::io::atomic::write_bytes(to, &bytes)?;
@@ -393,6 +428,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         "test_frames": test.len(),
         "pool_frames": pool.len(),
         "validation_frames": args.validation,
+        "merged_from": merged_from,
     });
     let write_json = |finished: bool, summary| -> Result<()> {
         let file = ResultsFile {
@@ -415,6 +451,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let started_with = finished_arms(&rows);
     let pending: Vec<(Arm, usize)> = schedule(&arms, repeats)
         .into_iter()
+        .filter(|_| !args.gather_only)
         .filter(|pair| !started_with.contains(pair))
         .filter(|&(_, repeat)| args.shard.is_none_or(|shard| shard.includes(repeat)))
         .collect();
