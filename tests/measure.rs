@@ -242,6 +242,28 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         }
     }
 
+    // A spread scale outside 0–2 is refused, naming the value.
+    let out = sula(&[
+        "tstr",
+        "--vae",
+        vae.to_str().unwrap(),
+        "--data",
+        &pool,
+        "--test",
+        &test,
+        "--size",
+        "32",
+        "--speckle-scale",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--speckle-scale must be between 0 and 2, not 3"),
+        "{stderr}"
+    );
+
     // Validity of prior draws and of moved points, with F's gradient as the direction.
     let f = dir.path().join("f.safetensors");
     sula_ok(&[

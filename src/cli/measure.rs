@@ -83,6 +83,11 @@ pub struct TstrArgs {
     /// Decode the mean images without speckle (to measure what the speckle model buys).
     #[arg(long)]
     no_speckle: bool,
+    /// Multiply the fitted speckle spread of every decoded image by this factor (0–2):
+    /// how much of the spread, which also absorbs what the mean image misses, is worth
+    /// sampling.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "no_speckle")]
+    speckle_scale: f64,
     #[command(flatten)]
     fit: FitArgs,
 }
@@ -247,6 +252,12 @@ fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
 }
 
 pub fn run_tstr(args: &TstrArgs) -> Result<()> {
+    if !(0.0..=2.0).contains(&args.speckle_scale) {
+        bail!(
+            "--speckle-scale must be between 0 and 2, not {}",
+            args.speckle_scale
+        );
+    }
     let fit = args.fit.fit_config()?;
     let device = args.fit.device.resolve()?;
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, Some(args.fit.size))?;
@@ -261,8 +272,10 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     }
     let texture = if args.no_speckle {
         Texture::Mean
-    } else {
+    } else if args.speckle_scale == 1.0 {
         Texture::Speckle
+    } else {
+        Texture::ScaledSpeckle(args.speckle_scale)
     };
     let decode = |latents: &[Vec<f32>]| -> Result<Vec<Decoded>> {
         let mut out = Vec::with_capacity(latents.len());
@@ -301,10 +314,10 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         "train on synthetic, test on real: {} steps each, {device:?}; test {} frames; decoded images {}",
         fit.steps,
         test.len(),
-        if args.no_speckle {
-            "without speckle (mean)"
-        } else {
-            "with speckle"
+        match texture {
+            Texture::Mean => "without speckle (mean)".to_string(),
+            Texture::Speckle => "with speckle".to_string(),
+            Texture::ScaledSpeckle(scale) => format!("with speckle, spread × {scale}"),
         }
     );
     println!(
@@ -344,6 +357,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         serde_json::json!({
             "vae": args.vae.display().to_string(),
             "speckle": !args.no_speckle,
+            "speckle_scale": if args.no_speckle { 0.0 } else { args.speckle_scale },
             "fit": fit,
             "rows": rows,
             "skipped": skipped,

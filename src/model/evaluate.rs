@@ -156,12 +156,14 @@ pub fn decode_latents(
 }
 
 /// Which image a decoded sample carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Texture {
     /// The sample: mean plus speckle (what the loop trains on).
     Speckle,
     /// The decoder's mean image alone (smooth), for measuring what the speckle buys.
     Mean,
+    /// Mean plus speckle whose fitted spread is multiplied by the factor.
+    ScaledSpeckle(f64),
 }
 
 /// [`decode_latents`] with a choice of image. Each point is decoded on its own: libtorch's
@@ -185,6 +187,9 @@ pub fn decode_latents_as(
             Texture::Mean => {
                 let parts = vae.decode_parts(&z);
                 (parts.mean, parts.label_logits)
+            }
+            Texture::ScaledSpeckle(scale) => {
+                vae.decode_with_spread(&z, crate::model::vae::SpeckleSeed::PerPoint, scale)
             }
         };
         samples.extend(decoded(vae, &image, logits.as_ref())?);

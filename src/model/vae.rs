@@ -311,9 +311,21 @@ impl Vae {
 
     /// Decodes with the speckle realisation `seed` picks.
     pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Option<Tensor>) {
+        self.decode_with_spread(z, seed, 1.0)
+    }
+
+    /// Decodes with the fitted speckle spread multiplied by `scale`: the spread absorbs
+    /// whatever the mean image misses, not only speckle, so `sula tstr` measures how much
+    /// of it is worth sampling (1: the sample the loop trains on).
+    pub fn decode_with_spread(
+        &self,
+        z: &Tensor,
+        seed: SpeckleSeed,
+        scale: f64,
+    ) -> (Tensor, Option<Tensor>) {
         let parts = self.decode_parts(z);
         let noise = self.speckle_noise(z, seed);
-        let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
+        let image = (&parts.mean + parts.log_spread.exp() * noise * scale).clamp(0.0, 1.0);
         (image, parts.label_logits)
     }
 
@@ -602,5 +614,30 @@ mod tests {
             );
             assert!((variance.double_value(&[]) - 1.0).abs() < 0.1);
         }
+    }
+
+    #[test]
+    fn the_spread_scale_interpolates_between_the_mean_and_the_sample() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            ..VaeConfig::new(32)
+        };
+        let vae = Vae::new(&vs.root(), config);
+        let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3]).view([1, 3]);
+        let seed = SpeckleSeed::PerPoint;
+        let sample = vae.decode(&z).0;
+        assert!(vae.decode_with_spread(&z, seed, 1.0).0.equal(&sample));
+        let mean = vae.decode_parts(&z).mean.clamp(0.0, 1.0);
+        assert!(vae.decode_with_spread(&z, seed, 0.0).0.equal(&mean));
+        let deviation = |scale: f64| {
+            (vae.decode_with_spread(&z, seed, scale).0 - &mean)
+                .abs()
+                .mean(Kind::Double)
+                .double_value(&[])
+        };
+        assert!(0.0 < deviation(0.5) && deviation(0.5) < deviation(1.0));
     }
 }
