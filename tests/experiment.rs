@@ -308,7 +308,16 @@ fn shards_merged_give_the_whole_study() {
     // without that repeat, and nothing is run.
     let partial = dir.path().join("partial");
     std::fs::create_dir(&partial).unwrap();
-    std::fs::copy(second.join("results.json"), partial.join("results.json")).unwrap();
+    // It was also written before F's input blur existed: older studies read as none.
+    let mut older: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("results.json")).unwrap())
+            .unwrap();
+    let removed = older["config"]["loop"]
+        .as_object_mut()
+        .unwrap()
+        .remove("regressor_input_blur");
+    assert!(removed.is_some());
+    std::fs::write(partial.join("results.json"), older.to_string()).unwrap();
     let csv = std::fs::read_to_string(second.join("results.csv")).unwrap();
     let unfinished: Vec<&str> = csv.lines().filter(|l| !l.starts_with("tta,")).collect();
     std::fs::write(partial.join("results.csv"), unfinished.join("\n") + "\n").unwrap();

@@ -251,21 +251,24 @@ impl ExperimentArgs {
 /// ran them), refused unless it was run with `settings`.
 fn rows_of_study(
     dir: &ResultsDir,
-    settings: &serde_json::Value,
-    config: &LoopConfig,
+    settings: &StudySettings,
 ) -> Result<(Vec<Row>, serde_json::Value)> {
     let text = std::fs::read_to_string(dir.json())
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
     let previous: ResultsFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
-    if &previous.config != settings {
+    // Compared as settings, not as JSON, so that a field added since (read with its
+    // default, which is what older studies did) does not refuse an older folder.
+    let same = serde_json::from_value::<StudySettings>(previous.config)
+        .is_ok_and(|theirs| &theirs == settings);
+    if !same {
         bail!(
             "{} was written with other settings; rerun with the same options or choose another --out",
             dir.json().display()
         );
     }
     let rows = if dir.csv().exists() {
-        finished_rows(read_csv(&dir.csv())?, config)
+        finished_rows(read_csv(&dir.csv())?, &settings.loop_config)
     } else {
         Vec::new()
     };
@@ -324,7 +327,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let mut arms = args.arms.clone();
     arms.sort_unstable();
     arms.dedup();
-    let settings = serde_json::to_value(StudySettings {
+    let study = StudySettings {
         loop_config: config.clone(),
         arms: arms.clone(),
         repeats,
@@ -332,10 +335,11 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         data: source.clone(),
         size,
         vae: vae_ref,
-    })?;
+    };
+    let settings = serde_json::to_value(&study)?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
-        rows_of_study(&dir, &settings, &config)?.0
+        rows_of_study(&dir, &study)?.0
     } else {
         if dir.csv().exists() || dir.json().exists() {
             bail!(
@@ -352,7 +356,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let mut merged_from = Vec::new();
     for folder in &args.merge {
         let other = ResultsDir::new(folder);
-        let (theirs, their_provenance) = rows_of_study(&other, &settings, &config)?;
+        let (theirs, their_provenance) = rows_of_study(&other, &study)?;
         merged_from.push(serde_json::json!({
             "folder": folder.display().to_string(),
             "device": their_provenance["device"],
@@ -506,8 +510,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         .map(|&(_, repeat)| repeat)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    // The adaptive arm's legend names the method; a control run says what it changed.
+    let control = if config.variant.random_direction {
+        " (control: adaptive steps along random directions, not F's gradient)"
+    } else {
+        ""
+    };
     let title = format!(
-        "{}, {} test frames",
+        "{}, {} test frames{control}",
         plot::study_title(config.mode, &arms, repeats_run, size),
         test.len()
     );
