@@ -22,6 +22,19 @@ fn sula_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// F's batch and width for these tiny runs.
+const SMALL_F: [&str; 4] = ["--batch-size", "4", "--width", "4"];
+
+/// Runs `sula`, expecting it to fail with a message that contains `expected`.
+fn sula_refused(args: &[&str], expected: &str) {
+    let out = sula(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(expected),
+        "{stderr}"
+    );
+}
+
 fn phantom(dir: &Path, count: usize, seed: u64) -> String {
     let out = dir.to_str().unwrap().to_string();
     sula_ok(&[
@@ -76,23 +89,21 @@ fn oracle_and_image_regressors_train_and_record_their_input() {
         assert_eq!(sidecar["training"]["config"]["schedule"], "cosine");
     }
     // Levels that the size cannot halve into are refused in one line.
-    let out = sula(&[
-        "train",
-        "--data",
-        &data,
-        "--out",
-        dir.path().join("bad.safetensors").to_str().unwrap(),
-        "--size",
-        "32",
-        "--levels",
-        "6",
-        "--device",
-        "cpu",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("--levels 6"),
-        "{stderr}"
+    sula_refused(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--out",
+            dir.path().join("bad.safetensors").to_str().unwrap(),
+            "--size",
+            "32",
+            "--levels",
+            "6",
+            "--device",
+            "cpu",
+        ],
+        "--levels 6",
     );
 }
 
@@ -103,7 +114,7 @@ fn learning_curve_trains_one_f_per_size_with_the_same_steps() {
     let test = phantom(&dir.path().join("test"), 8, 7);
     let table = dir.path().join("curve.json");
     let png = dir.path().join("curve.png");
-    let text = sula_ok(&[
+    let curve = [
         "learning-curve",
         "--data",
         &pool,
@@ -111,21 +122,26 @@ fn learning_curve_trains_one_f_per_size_with_the_same_steps() {
         &test,
         "--size",
         "32",
-        "--sizes",
-        "8,24",
-        "--steps",
-        "6",
-        "--batch-size",
-        "4",
-        "--width",
-        "4",
-        "--json",
-        table.to_str().unwrap(),
-        "--png",
-        png.to_str().unwrap(),
         "--device",
         "cpu",
-    ]);
+    ];
+    let text = sula_ok(
+        &[
+            &curve[..],
+            &SMALL_F,
+            &[
+                "--sizes",
+                "8,24",
+                "--steps",
+                "6",
+                "--json",
+                table.to_str().unwrap(),
+                "--png",
+                png.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert!(text.contains("8 random real frames") && text.contains("24 random real frames"));
     let rows = json(&table)["rows"].as_array().unwrap().clone();
     let frames: Vec<u64> = rows
@@ -141,24 +157,7 @@ fn learning_curve_trains_one_f_per_size_with_the_same_steps() {
     }
     assert!(image::open(&png).unwrap().width() > 400);
     // More frames than the pool holds is an error naming the pool.
-    let out = sula(&[
-        "learning-curve",
-        "--data",
-        &pool,
-        "--test",
-        &test,
-        "--size",
-        "32",
-        "--sizes",
-        "100",
-        "--device",
-        "cpu",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("has 24"),
-        "{stderr}"
-    );
+    sula_refused(&[&curve[..], &["--sizes", "100"]].concat(), "has 24");
 }
 
 #[test]
@@ -189,7 +188,7 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         "cpu",
     ]);
     let table = dir.path().join("tstr.json");
-    let text = sula_ok(&[
+    let tstr = [
         "tstr",
         "--vae",
         vae.to_str().unwrap(),
@@ -199,19 +198,24 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         &test,
         "--size",
         "32",
-        "--count",
-        "8",
-        "--steps",
-        "4",
-        "--batch-size",
-        "4",
-        "--width",
-        "4",
-        "--json",
-        table.to_str().unwrap(),
         "--device",
         "cpu",
-    ]);
+    ];
+    let text = sula_ok(
+        &[
+            &tstr[..],
+            &SMALL_F,
+            &[
+                "--count",
+                "8",
+                "--steps",
+                "4",
+                "--json",
+                table.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert!(text.contains("MSE ratio"), "{text}");
     let report = json(&table);
     let rows = report["rows"].as_array().unwrap();
@@ -243,25 +247,9 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
     }
 
     // A spread scale outside 0–2 is refused, naming the value.
-    let out = sula(&[
-        "tstr",
-        "--vae",
-        vae.to_str().unwrap(),
-        "--data",
-        &pool,
-        "--test",
-        &test,
-        "--size",
-        "32",
-        "--speckle-scale",
-        "3",
-        "--device",
-        "cpu",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("--speckle-scale must be between 0 and 2, not 3"),
-        "{stderr}"
+    sula_refused(
+        &[&tstr[..], &["--speckle-scale", "3"]].concat(),
+        "--speckle-scale must be between 0 and 2, not 3",
     );
 
     // Validity of prior draws and of moved points, with F's gradient as the direction.

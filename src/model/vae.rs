@@ -584,8 +584,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn decoding_is_a_function_of_z_and_the_grain_sets_the_noise_correlation() {
+    /// An untrained VAE at 32² with a latent of 3, quick to build.
+    fn tiny_vae() -> (nn::VarStore, Vae) {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let config = VaeConfig {
             width: 4,
@@ -593,7 +593,13 @@ mod tests {
             prior_components: 2,
             ..VaeConfig::new(32)
         };
-        let mut vae = Vae::new(&vs.root(), config);
+        let vae = Vae::new(&vs.root(), config);
+        (vs, vae)
+    }
+
+    #[test]
+    fn decoding_is_a_function_of_z_and_the_grain_sets_the_noise_correlation() {
+        let (_vs, mut vae) = tiny_vae();
         let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3, 1.0, 2.0, 3.0]).view([2, 3]);
         let a = vae.decode(&z).0;
         let b = vae.decode(&z).0;
@@ -618,14 +624,7 @@ mod tests {
 
     #[test]
     fn the_spread_scale_interpolates_between_the_mean_and_the_sample() {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let config = VaeConfig {
-            width: 4,
-            latent_dim: 3,
-            prior_components: 2,
-            ..VaeConfig::new(32)
-        };
-        let vae = Vae::new(&vs.root(), config);
+        let (_vs, vae) = tiny_vae();
         let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3]).view([1, 3]);
         let seed = SpeckleSeed::PerPoint;
         let sample = vae.decode(&z).0;
