@@ -212,6 +212,7 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
                 "4",
                 "--json",
                 table.to_str().unwrap(),
+                "--real-stress-row",
             ],
         ]
         .concat(),
@@ -221,13 +222,19 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
     let rows = report["rows"].as_array().unwrap();
     let skipped = report["skipped"].as_array().unwrap();
     // A VAE this small may decode no closed vessel: such a set is reported as skipped,
-    // never trained on; the real frames always train.
-    assert_eq!(rows.len() + skipped.len(), 3, "{report}");
+    // never trained on; the real frames always train, and so do the reconstructions
+    // paired with the real frames' maps, which need no FEA.
+    assert_eq!(rows.len() + skipped.len(), 4, "{report}");
     assert_eq!(rows[0]["assessment"]["train_frames"], 8);
+    assert_eq!(rows.last().unwrap()["assessment"]["train_frames"], 8);
     let real = rows[0]["assessment"]["metrics"]["mse"].as_f64().unwrap();
     for (key, prefix) in [
-        ("tstr_ratio_reconstructions", "reconstructions"),
+        ("tstr_ratio_reconstructions", "reconstructions G"),
         ("tstr_ratio_prior", "draws"),
+        (
+            "tstr_ratio_reconstructions_real_stress",
+            "reconstructions with the real",
+        ),
     ] {
         let row = rows
             .iter()

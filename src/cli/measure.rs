@@ -88,6 +88,10 @@ pub struct TstrArgs {
     /// sampling.
     #[arg(long, default_value_t = 1.0, conflicts_with = "no_speckle")]
     speckle_scale: f64,
+    /// Also train on the reconstructions paired with their real frames' label and stress
+    /// maps: separates what the decoded label maps cost from what the decoded images cost.
+    #[arg(long)]
+    real_stress_row: bool,
     #[command(flatten)]
     fit: FitArgs,
 }
@@ -285,8 +289,15 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         Ok(out)
     };
     let real = assess::random_subset(&pool, args.count, args.fit.seed);
-    let (reconstructions, recon_dropped) =
-        labelled(decode(&encode_means(&vae, &real, device))?, args.fit.size);
+    let decoded_reconstructions = decode(&encode_means(&vae, &real, device))?;
+    let with_real_stress = args.real_stress_row.then(|| FrameSet {
+        images: decoded_reconstructions
+            .iter()
+            .map(|d| d.image.clone())
+            .collect(),
+        ..real.clone()
+    });
+    let (reconstructions, recon_dropped) = labelled(decoded_reconstructions, args.fit.size);
     // Draw from the prior until `count` samples are labellable (at most 10× as many draws).
     let prior = vae.prior();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed);
@@ -335,7 +346,14 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             &reconstructions,
         ),
         ("draws from the VAE's prior".to_string(), &draws),
-    ] {
+    ]
+    .into_iter()
+    .chain(with_real_stress.as_ref().map(|set| {
+        (
+            "reconstructions with the real frames' stress".to_string(),
+            set,
+        )
+    })) {
         if set.is_empty() {
             println!("{name}: none decoded to a closed vessel the FEA can label; skipped");
             skipped.push(name);
@@ -361,8 +379,9 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "fit": fit,
             "rows": rows,
             "skipped": skipped,
-            "tstr_ratio_reconstructions": ratio("reconstructions"),
+            "tstr_ratio_reconstructions": ratio("reconstructions G"),
             "tstr_ratio_prior": ratio("draws"),
+            "tstr_ratio_reconstructions_real_stress": ratio("reconstructions with"),
             "prior_draws": drawn,
             "per_pixel_mean": trivial,
         }),
