@@ -16,7 +16,7 @@ use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
 use crate::model::regressor::{Regressor, RegressorConfig, RegressorInput};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig, TrainReport};
-use crate::model::vae::{LabelWeighting, VAE_REVISION, Vae, VaeConfig};
+use crate::model::vae::{ImageLikelihood, LabelWeighting, VAE_REVISION, Vae, VaeConfig};
 
 /// Where to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +97,10 @@ pub struct TrainVaeArgs {
     /// How the label cross-entropy weighs the tissue classes.
     #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting)]
     label_weighting: LabelWeighting,
+    /// How the mean image is fitted: plain squared error, or weighted per pixel by the
+    /// fitted speckle spread.
+    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood)]
+    image_likelihood: ImageLikelihood,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +282,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         revision: VAE_REVISION,
         labelled: data.is_labelled() && !args.image_only,
         label_weighting: args.label_weighting,
+        image_likelihood: args.image_likelihood,
     };
     if !vae_config.labelled {
         println!(
