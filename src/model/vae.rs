@@ -644,13 +644,16 @@ mod tests {
         let log_spread = Tensor::from_slice(&spreads.map(f32::ln))
             .view([1, 1, 2, 2])
             .set_requires_grad(true);
-        let mean = image.zeros_like();
+        let mean = image.zeros_like().set_requires_grad(true);
         let squared = ImageLikelihood::SquaredError.error(&mean, &log_spread, &image);
         assert!((squared.double_value(&[]) - 0.3).abs() < 1e-6);
         // ½ (0.01 / 1 + 0.04 / 0.1 + 0.09 / 0.01 (the floor, not 0.001) + 0.16 / 0.5).
         let weighted = ImageLikelihood::SpreadWeighted.error(&mean, &log_spread, &image);
         assert!((weighted.double_value(&[]) - 4.865).abs() < 1e-4);
         weighted.backward();
+        // The mean's gradient is its error over the floored spread; the spread gets none.
+        let expected = Tensor::from_slice(&[-0.1f32, -2.0, -30.0, -0.8]).view([1, 1, 2, 2]);
+        assert!(mean.grad().allclose(&expected, 1e-4, 1e-5, false));
         let grad = log_spread.grad();
         assert!(!grad.defined() || grad.abs().max().double_value(&[]) == 0.0);
     }
