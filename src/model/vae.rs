@@ -419,10 +419,9 @@ impl Vae {
         }
     }
 
-    /// Image term (squared error or spread-weighted, per [`ImageLikelihood`]) + speckle NLL
-    /// + label cross-entropy (weighted per class by
-    /// `class_weights`, `[5]`, when given) + `beta`·KL, each summed per sample, mean over the
-    /// batch. The terms stay on the device: reading them would wait for it.
+    /// Image term (per [`ImageLikelihood`]) + speckle NLL + label cross-entropy (weighted
+    /// per class by `class_weights`, `[5]`, when given) + `beta`·KL, each summed per sample,
+    /// mean over the batch. The terms stay on the device: reading them would wait for it.
     pub fn loss(
         &self,
         out: &VaeOutput,
