@@ -17,13 +17,15 @@
 # PART study: `sula experiment` at the default protocol with the settings chosen by sel-si
 #          and sel-snn, both modes side by side, 10 repeats (the GPU default), test reported
 # PART paper: the paper-sized protocol (`--protocol paper`, 10 repeats, every arm), both
-#          modes, each split into 5 shards of 2 repeats that run side by side (one CPU
-#          thread each). It needs about an hour of one process per mode, more than a
-#          lease: shards resume from docs/results/cuda_paper/MODE/shardI when those
-#          folders exist (after each lease, unpack lease.tgz and copy paper-MODE-I to
-#          docs/results/cuda_paper/MODE/shardI, then commit); once every shard is finished, `sula experiment --protocol paper
-#          --mode MODE --repeats 10 --merge SHARD... --out DIR` gathers them, on any machine
-#          (adding --gather-only summarises the repeats every arm finished so far).
+#          modes. It needs about an hour of one process per mode, more than a lease, so each
+#          repeat's unfinished arms run two to a process (one CPU thread each), every process
+#          in its own folder paper-MODE-rREPEAT-ARMS. An arm that a lease cut off restarts
+#          its repeat at the next lease, so units are kept small. After each lease, unpack
+#          lease.tgz, copy every paper-MODE-NAME to docs/results/cuda_paper/MODE/NAME and
+#          commit: the next lease runs only what no folder there finished. Once all is
+#          finished, `sula experiment --protocol paper --mode MODE --repeats 10 --merge
+#          docs/results/cuda_paper/MODE/* --out DIR` gathers them, on any machine (adding
+#          --gather-only summarises the repeats every arm finished so far).
 set -uo pipefail
 LIMIT="${1:-540}"
 PART="${2:-measure}"
@@ -78,16 +80,30 @@ study)
 paper)
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
     for mode in si snn; do
-        for shard in 0 1 2 3 4; do
-            out="$WORK/paper-$mode-$shard"
-            kept="docs/results/cuda_paper/$mode/shard$shard"
-            resume=()
-            if [ -f "$kept/results.json" ]; then
-                cp -r "$kept" "$out"
-                resume=(--resume)
-            fi
-            job "paper_${mode}_$shard" "$SULA" experiment --protocol paper --mode "$mode" --repeats 10 \
-                --shard "$shard/5" --device cuda --out "$out" "${resume[@]}" &
+        kept_root="docs/results/cuda_paper/$mode"
+        # "arm repeat" of every arm that some kept folder ran to the last size.
+        finished=$(cat "$kept_root"/*/results.csv 2>/dev/null | awk -F, '
+            $1 != "arm" { rows[NR] = $1 " " $3; size[NR] = $5; if ($5 > last) last = $5 }
+            END { for (i in rows) if (size[i] == last) print rows[i] }' | sort -u)
+        for repeat in 0 1 2 3 4 5 6 7 8 9; do
+            missing=()
+            for arm in adaptive baseline core-set tta; do
+                grep -qx "$arm $repeat" <<<"$finished" || missing+=("$arm")
+            done
+            for ((i = 0; i < ${#missing[@]}; i += 2)); do
+                arms=$(IFS=,; echo "${missing[*]:i:2}")
+                name="r$repeat-${arms//,/+}"
+                out="$WORK/paper-$mode-$name"
+                kept="$kept_root/$name"
+                resume=()
+                if [ -f "$kept/results.json" ]; then
+                    cp -r "$kept" "$out"
+                    resume=(--resume)
+                fi
+                job "paper_${mode}_$name" "$SULA" experiment --protocol paper --mode "$mode" \
+                    --repeats 10 --shard "$repeat/10" --arms "$arms" --device cuda --out "$out" \
+                    "${resume[@]}" &
+            done
         done
     done
     ;;

@@ -304,6 +304,30 @@ fn shards_merged_give_the_whole_study() {
     assert_close(&summary(&merged), &summary(complete), "summary");
     assert!(merged.join("rounds/tta_repeat1.json").exists());
 
+    // A repeat split between processes that each run some of the arms merges into the
+    // same study.
+    let arm_groups: Vec<PathBuf> = ["adaptive,baseline", "core-set,tta"]
+        .into_iter()
+        .enumerate()
+        .map(|(index, arms)| {
+            let out = dir.path().join(format!("arms{index}"));
+            run_ok(tiny_study(&out, "si").args(["--shard", "1/2", "--arms", arms]));
+            out
+        })
+        .collect();
+    let by_arm = dir.path().join("by-arm");
+    let log = run_ok(
+        tiny_study(&by_arm, "si")
+            .arg("--merge")
+            .arg(&first)
+            .args(&arm_groups),
+    );
+    assert!(!log.contains("repeat 1 size"), "nothing is rerun: {log}");
+    assert_eq!(
+        without_time(&by_arm.join("results.csv")),
+        without_time(&complete.join("results.csv"))
+    );
+
     // Between leases: a shard whose last arm did not finish its repeat is gathered
     // without that repeat, and nothing is run.
     let partial = dir.path().join("partial");
@@ -369,6 +393,15 @@ fn shards_merged_give_the_whole_study() {
     assert!(
         !other.status.success(),
         "merging a study of other settings is refused"
+    );
+    let fewer_arms = tiny_study(&dir.path().join("fewer"), "si")
+        .args(["--arms", "adaptive,baseline", "--merge"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(
+        !fewer_arms.status.success(),
+        "merging arms this study does not run is refused"
     );
 }
 

@@ -138,9 +138,9 @@ pub struct ExperimentArgs {
     /// one GPU (each is launch-bound at 64²); gather their folders with --merge.
     #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard, conflicts_with = "select")]
     shard: Option<Shard>,
-    /// Folders of the same study (shards, or interrupted runs) whose finished arms this
-    /// study starts from: rows and rounds are copied into --out, and only the repeats none
-    /// of them finished are run.
+    /// Folders of the same study (shards, interrupted runs, or runs of some of its --arms)
+    /// whose finished arms this study starts from: rows and rounds are copied into --out,
+    /// and only the arms and repeats none of them finished are run.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with = "select")]
     merge: Vec<PathBuf>,
     /// With --merge: summarise only the repeats that every arm finished, and run nothing
@@ -252,6 +252,7 @@ impl ExperimentArgs {
 fn rows_of_study(
     dir: &ResultsDir,
     settings: &StudySettings,
+    merging: bool,
 ) -> Result<(Vec<Row>, serde_json::Value)> {
     let text = std::fs::read_to_string(dir.json())
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
@@ -260,7 +261,7 @@ fn rows_of_study(
     // Compared as settings, not as JSON, so that a field added since (read with its
     // default, which is what older studies did) does not refuse an older folder.
     let same = serde_json::from_value::<StudySettings>(previous.config)
-        .is_ok_and(|theirs| &theirs == settings);
+        .is_ok_and(|theirs| joins_study(&theirs, settings, merging));
     if !same {
         bail!(
             "{} was written with other settings; rerun with the same options or choose another --out",
@@ -273,6 +274,21 @@ fn rows_of_study(
         Vec::new()
     };
     Ok((rows, previous.provenance))
+}
+
+/// Whether a folder's rows belong to this study: the same settings, except that a merged
+/// folder may have run only some of the arms, so that one GPU lease can give each arm of
+/// a long repeat its own process (each arm depends only on its repeat's seed).
+fn joins_study(theirs: &StudySettings, ours: &StudySettings, merging: bool) -> bool {
+    if merging && theirs.arms.iter().all(|arm| ours.arms.contains(arm)) {
+        let as_ours = StudySettings {
+            arms: ours.arms.clone(),
+            ..theirs.clone()
+        };
+        &as_ours == ours
+    } else {
+        theirs == ours
+    }
 }
 
 /// The (arm, repeat) pairs that have rows, each once.
@@ -339,7 +355,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let settings = serde_json::to_value(&study)?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
-        rows_of_study(&dir, &study)?.0
+        rows_of_study(&dir, &study, false)?.0
     } else {
         if dir.csv().exists() || dir.json().exists() {
             bail!(
@@ -356,7 +372,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let mut merged_from = Vec::new();
     for folder in &args.merge {
         let other = ResultsDir::new(folder);
-        let (theirs, their_provenance) = rows_of_study(&other, &study)?;
+        let (theirs, their_provenance) = rows_of_study(&other, &study, true)?;
         merged_from.push(serde_json::json!({
             "folder": folder.display().to_string(),
             "device": their_provenance["device"],
