@@ -63,7 +63,7 @@ mkdir -p "$COPY/packaging" && cp "$ROOT/packaging/sula.png" "$COPY/packaging/"
 (
     cd "$COPY"
     unset LIBTORCH_USE_PYTORCH
-    export LIBTORCH="$LIBTORCH" LIBTORCH_BYPASS_VERSION_CHECK=1
+    export LIBTORCH="$LIBTORCH" LIBTORCH_BYPASS_VERSION_CHECK=1 SULA_LIBTORCH_VERSION="$VERSION"
     export RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined"
     cargo build --release --bin sula --config "patch.crates-io.torch-sys.path=\"$SYS\""
 )

@@ -18,6 +18,14 @@ pub fn keep_freed_memory_for_reuse() {
     }
 }
 
+/// The libtorch version this binary was built against: the project's 2.13.0, or the one
+/// `scripts/build-for-device.sh` built it for (a lent GPU machine's own PyTorch), so
+/// that version lines and results' provenance say which arithmetic produced them.
+pub const LIBTORCH_VERSION: &str = match option_env!("SULA_LIBTORCH_VERSION") {
+    Some(version) => version,
+    None => "2.13.0",
+};
+
 /// Where tensors live: the first CUDA device when libtorch sees one, else the CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComputeDevice {

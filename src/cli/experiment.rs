@@ -443,7 +443,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     };
     let provenance = serde_json::json!({
         "sula_version": env!("CARGO_PKG_VERSION"),
-        "libtorch": "2.13.0",
+        "libtorch": crate::device::LIBTORCH_VERSION,
         "device": compute.to_string(),
         "test_frames": test.len(),
         "pool_frames": pool.len(),

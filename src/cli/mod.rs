@@ -74,8 +74,9 @@ enum Command {
 /// The version line: crate version, libtorch and the compute device.
 pub fn version_line() -> String {
     format!(
-        "sula {} (libtorch 2.13.0, {})",
+        "sula {} (libtorch {}, {})",
         env!("CARGO_PKG_VERSION"),
+        crate::device::LIBTORCH_VERSION,
         ComputeDevice::detect()
     )
 }
