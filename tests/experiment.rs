@@ -399,9 +399,11 @@ fn shards_merged_give_the_whole_study() {
         .arg(&first)
         .output()
         .unwrap();
+    assert!(!fewer_arms.status.success());
+    let message = String::from_utf8_lossy(&fewer_arms.stderr);
     assert!(
-        !fewer_arms.status.success(),
-        "merging arms this study does not run is refused"
+        message.contains("holds the core-set arm"),
+        "merging arms this study does not run is refused, naming the arm: {message}"
     );
 }
 

@@ -260,9 +260,19 @@ fn rows_of_study(
         .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
     // Compared as settings, not as JSON, so that a field added since (read with its
     // default, which is what older studies did) does not refuse an older folder.
-    let same = serde_json::from_value::<StudySettings>(previous.config)
-        .is_ok_and(|theirs| joins_study(&theirs, settings, merging));
-    if !same {
+    let theirs = serde_json::from_value::<StudySettings>(previous.config).ok();
+    let extra_arm = theirs
+        .iter()
+        .flat_map(|theirs| &theirs.arms)
+        .find(|arm| !settings.arms.contains(arm));
+    if let Some(extra) = extra_arm.filter(|_| merging) {
+        bail!(
+            "{} holds the {} arm, which this study's --arms leaves out; add it or merge without that folder",
+            dir.json().display(),
+            extra.name()
+        );
+    }
+    if !theirs.is_some_and(|theirs| joins_study(&theirs, settings, merging)) {
         bail!(
             "{} was written with other settings; rerun with the same options or choose another --out",
             dir.json().display()
