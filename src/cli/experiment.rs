@@ -287,18 +287,16 @@ fn rows_of_study(
 }
 
 /// Whether a folder's rows belong to this study: the same settings, except that a merged
-/// folder may have run only some of the arms, so that one GPU lease can give each arm of
-/// a long repeat its own process (each arm depends only on its repeat's seed).
+/// folder may have run only some of the arms (the caller refuses arms the study leaves
+/// out), so that one GPU lease can give each arm of a long repeat its own process (each
+/// arm depends only on its repeat's seed).
 fn joins_study(theirs: &StudySettings, ours: &StudySettings, merging: bool) -> bool {
-    if merging && theirs.arms.iter().all(|arm| ours.arms.contains(arm)) {
-        let as_ours = StudySettings {
-            arms: ours.arms.clone(),
-            ..theirs.clone()
-        };
-        &as_ours == ours
-    } else {
-        theirs == ours
-    }
+    let arms = if merging { &ours.arms } else { &theirs.arms };
+    let compared = StudySettings {
+        arms: arms.clone(),
+        ..theirs.clone()
+    };
+    &compared == ours
 }
 
 /// The (arm, repeat) pairs that have rows, each once.
