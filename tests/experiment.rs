@@ -1004,6 +1004,46 @@ fn highest_loss_moves_the_members_f_fits_worst() {
 }
 
 #[test]
+fn si_walks_on_when_a_round_moves_members_twice_and_never_trains_on_a_copy() {
+    with_context(|ctx, _| {
+        for movers in [Movers::Random, Movers::HighestLoss] {
+            // k = 16 from 8 members: every member moves about twice in round 1.
+            let config = LoopConfig {
+                sizes: vec![8, 24, 40],
+                ..with_variant(
+                    Mode::Si,
+                    Variant {
+                        movers,
+                        ..Variant::default()
+                    },
+                )
+            };
+            let run = run_config(Arm::Adaptive, &config, ctx);
+            assert_eq!(run.members.len(), 40);
+            let mut images = run.train.images.clone();
+            images.sort_unstable();
+            images.dedup();
+            assert_eq!(images.len(), 40, "{movers:?}: a decoded sample was a copy");
+            let moved = &run.history[1].moved;
+            assert!(moved.iter().any(|m| m.walk_step >= 2));
+            for m in moved {
+                let earlier = moved
+                    .iter()
+                    .find(|e| e.original == m.original && e.walk_step + 1 == m.walk_step);
+                match m.walk_step {
+                    1 => assert_eq!(m.z, run.members[m.original].latent),
+                    _ => assert_eq!(
+                        Some(&m.z),
+                        earlier.map(|e| &e.z_moved),
+                        "a second move starts where the first ended"
+                    ),
+                }
+            }
+        }
+    });
+}
+
+#[test]
 fn every_arm_starts_from_the_same_real_frames_and_takes_the_same_steps() {
     with_context(|ctx, _| {
         let mut paired = config(Mode::Snn);

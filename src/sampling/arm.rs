@@ -3,6 +3,7 @@
 //! (SI or SNN); the baseline by random real pool samples. Both use the same round sizes,
 //! epochs, optimiser, batch size and therefore the same number of optimiser steps.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -49,8 +50,16 @@ pub struct MovedSample {
     /// Training-set index of the original.
     pub original: usize,
     pub original_origin: Origin,
+    /// Where this step started: the original's embedding, or (SI, `walk_step` > 1) where
+    /// its previous step this round ended.
     pub z: Vec<f32>,
     pub z_moved: Vec<f32>,
+    /// Which step of the original's walk this round this is, from 1. SI steps on from the
+    /// previous z' when an original moves again within a round, so that no two moves
+    /// decode the same sample; SNN starts every move at the original's embedding and
+    /// snaps a repeated z' to the next unused frame.
+    #[serde(default = "first_step")]
+    pub walk_step: usize,
     pub gradient_norm: f64,
     /// L(F(G_image(z)), y) in kPa²: the original's loss through the generator.
     pub loss_before: f64,
@@ -76,6 +85,11 @@ pub struct MovedSample {
     /// every training-set member (false: no free frame did, the nearest was taken).
     #[serde(default)]
     pub outside_radius: Option<bool>,
+}
+
+/// Rounds written before walks were recorded took every step from the original.
+fn first_step() -> usize {
+    1
 }
 
 /// Everything one round did, as plain data.
@@ -534,18 +548,22 @@ impl ArmRun {
         Ok((added, rejected))
     }
 
-    /// The training-set members to move: `count` of those allowed to move (all, or only real
-    /// ones without chaining), at random or those with the highest loss under F now.
+    /// The training-set members to move: `count` of the first `eligible` members (those of
+    /// the round's start) allowed to move (all, or only real ones without chaining), at
+    /// random or those with the highest loss under F now.
     /// Members that moved fewer times this round (`moved`, by training-set index) come
     /// first, so a redraw after open vessels tries other members instead of repeating the
-    /// same failed moves.
+    /// same failed moves. With `distinct`, at most one move per member is returned (the
+    /// caller asks again for the rest); otherwise fewer candidates than `count` are cycled.
     fn pick_movers(
         &mut self,
         ctx: &Context,
         count: usize,
+        eligible: usize,
         moved: &[usize],
+        distinct: bool,
     ) -> Result<Vec<usize>, SamplingError> {
-        let mut candidates: Vec<usize> = (0..self.train.len())
+        let mut candidates: Vec<usize> = (0..eligible)
             .filter(|&i| {
                 self.config.variant.chaining || self.members[i].origin != Origin::Generated
             })
@@ -567,6 +585,11 @@ impl ArmRun {
             }
         }
         candidates.sort_by_key(|&i| moved.get(i).copied().unwrap_or(0));
+        let count = if distinct {
+            count.min(candidates.len())
+        } else {
+            count
+        };
         // Fewer candidates than needed: cycle through them (a member may move twice).
         Ok((0..count)
             .map(|k| candidates[k % candidates.len()])
@@ -617,7 +640,9 @@ impl ArmRun {
 
     /// Later rounds of the adaptive arm: move random training samples' latents along the
     /// normalised gradient of F's loss (or, as a control, a random direction) and label
-    /// what lies there.
+    /// what lies there. When a round needs more moves than members may move, SI walks: a
+    /// member's next move starts where its last one this round ended, since the same
+    /// deterministic step twice would decode, label and train on the same sample twice.
     pub(super) fn add_moved(
         &mut self,
         ctx: &Context,
@@ -628,7 +653,10 @@ impl ArmRun {
         let mut added = Vec::with_capacity(need);
         let mut records = Vec::with_capacity(need);
         let mut rejected = 0;
-        let mut moved_count: Vec<usize> = vec![0; self.train.len()];
+        let at_start = self.train.len();
+        let mut moved_count: Vec<usize> = vec![0; at_start];
+        let walks = self.config.mode == Mode::Si;
+        let mut walk_ends: HashMap<usize, Vec<f32>> = HashMap::new();
         while added.len() < need {
             if rejected > MAX_REJECTIONS_PER_SAMPLE * need {
                 return Err(SamplingError::Exhausted(format!(
@@ -636,16 +664,16 @@ impl ArmRun {
                     added.len()
                 )));
             }
-            let originals = self.pick_movers(ctx, need - added.len(), &moved_count)?;
+            let originals =
+                self.pick_movers(ctx, need - added.len(), at_start, &moved_count, walks)?;
+            let mut walk_steps = Vec::with_capacity(originals.len());
             for &i in &originals {
-                if moved_count.len() <= i {
-                    moved_count.resize(i + 1, 0);
-                }
                 moved_count[i] += 1;
+                walk_steps.push(if walks { moved_count[i] } else { 1 });
             }
             let latents: Vec<Vec<f32>> = originals
                 .iter()
-                .map(|&i| self.members[i].latent.clone())
+                .map(|i| walk_ends.get(i).unwrap_or(&self.members[*i].latent).clone())
                 .collect();
             let targets = self.train.stress_batch(&originals, pressure, ctx.device);
             let solid = self.train.solid_batch(&originals, ctx.device);
@@ -681,6 +709,9 @@ impl ArmRun {
                     }
                 })
                 .unzip();
+            if walks {
+                walk_ends.extend(originals.iter().copied().zip(moved.iter().cloned()));
+            }
             let at_moved = gradients(&moved);
             let first_new = self.train.len();
             let mut outside_radius: Vec<Option<bool>> = Vec::with_capacity(moved.len());
@@ -742,6 +773,7 @@ impl ArmRun {
                     original_origin: self.members[original].origin,
                     z: latents[k].clone(),
                     z_moved: moved[k].clone(),
+                    walk_step: walk_steps[k],
                     gradient_norm: f64::from(norm(&at_original[k].gradient)),
                     loss_before: to_kpa2(at_original[k].loss),
                     loss_moved: to_kpa2(at_moved[k].loss),
