@@ -19,7 +19,7 @@
 #   f24_300  F(image) at width 24 (chosen on validation at 150 epochs) for 300 epochs, 64²
 #   f128     F(image) at 128² (width 16, 150 epochs): does a finer image let F see lipid
 #            and calcium in speckle? Pool, validation and test made at 128², same seeds.
-#          Write the rule that reads them into docs/results/models/ before the lease.
+#          The rule that reads them: docs/results/models/f_next_rule.md (written before).
 # PART study: `sula experiment` at the default protocol with the settings chosen by sel-si
 #          and sel-snn, both modes side by side, 10 repeats (the GPU default), test reported
 # PART paper: the paper-sized protocol (`--protocol paper`, 10 repeats, every arm), both
