@@ -6,7 +6,7 @@
 # .device/run-on-device.sh; SULA=PATH runs another binary). Everything lands in
 # $OUT/lease.tgz (the device tool returns at most 8 files) and a summary in $OUT/lease.txt.
 #
-#   scripts/device-lease.sh [SECONDS] [PART]   # on the device machine; every job ends by then
+#   scripts/device-lease.sh [SECONDS] [PART] [MODES]   # on the device machine; every job ends by then
 #
 # PART measure (default), jobs each with 4 CPU threads, 16 cores in all:
 #   f300   F(image) for 300 epochs, validation (phantom seed 3) and test reported
@@ -20,8 +20,9 @@
 #   f128     F(image) at 128² (width 16, 150 epochs): does a finer image let F see lipid
 #            and calcium in speckle? Pool, validation and test made at 128², same seeds.
 #          The rule that reads them: docs/results/models/f_next_rule.md (written before).
-# PART study: `sula experiment` at the default protocol with the settings chosen by sel-si
-#          and sel-snn, both modes side by side, 10 repeats (the GPU default), test reported
+# PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
+#          settings chosen on validation), 10 repeats (the GPU default), test reported; the
+#          modes side by side (default "si snn"; `study si` after a change to SI alone)
 # PART paper: the paper-sized protocol (`--protocol paper`, 10 repeats, every arm), both
 #          modes. It needs about an hour of one process per mode, more than a lease, so each
 #          repeat's unfinished arms run two to a process (one CPU thread each), every process
@@ -94,10 +95,9 @@ f-next)
     ;;
 study)
     export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
-    job study_si "$SULA" experiment --mode si --variant paper --step 0.25 --movers highest-loss \
-        --sizes 40,120,200,240 --device cuda --out "$WORK/study-si" &
-    job study_snn "$SULA" experiment --mode snn --variant paper --step 2 --device cuda \
-        --out "$WORK/study-snn" &
+    for mode in ${3:-si snn}; do
+        job "study_$mode" "$SULA" experiment --mode "$mode" --device cuda --out "$WORK/study-$mode" &
+    done
     ;;
 paper)
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
