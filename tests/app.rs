@@ -87,7 +87,7 @@ fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_readin
     h.step();
     let s = &h.state().settings;
     assert_eq!(s.mode, Mode::Si);
-    assert_eq!((s.step, s.k), (chosen(Mode::Si).step, 80));
+    assert_eq!((s.step, s.k), (chosen(Mode::Si).step, 40));
     assert_eq!(s.variant, chosen(Mode::Si).variant);
 
     h.get_by_label("Variant of the method").click();

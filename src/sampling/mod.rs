@@ -190,18 +190,20 @@ impl Setting {
     };
 }
 
-/// The setting `sula experiment --select` chose for `mode` on the validation split
-/// (2026-11-27, H100, the default protocol, 4 repeats, the shipped VAE); docs/RESULTS.md
-/// records every trial and its score, `docs/results/selection_{si,snn}.json` the runs.
+/// The setting `sula experiment --select` chose for `mode` on the validation split (the
+/// default protocol, 4 repeats, the shipped VAE; SNN on an H100, SI again on the 2-vCPU VM
+/// after SI's duplicate samples were fixed); docs/RESULTS.md records every trial and its
+/// score, `docs/results/selection_{si,snn}.json` the runs.
 pub fn chosen(mode: Mode) -> Setting {
     match mode {
         Mode::Si => Setting {
             step: 0.25,
             variant: Variant {
+                round_zero: RoundZero::Real,
                 movers: Movers::HighestLoss,
                 ..Setting::PAPER.variant
             },
-            k_factor: 2.0,
+            k_factor: 1.0,
         },
         Mode::Snn => Setting {
             step: 2.0,
