@@ -44,12 +44,13 @@ bench-models: build
 
 # The CPU default study (docs/RESULTS.md): each mode's chosen setting against random,
 # core-set and TTA uncertainty, 5 repeats, into $(OUT)/si and $(OUT)/snn; prints the
-# wall time of both together.
+# wall time of both together. Random, core-set and TTA do not depend on the mode, so SNN
+# takes them from the SI folder and runs only its own arm.
 OUT ?= results
 study: build
 	@start=$$(date +%s); \
 	./target/release/sula experiment --mode si --out $(OUT)/si && \
-	./target/release/sula experiment --mode snn --out $(OUT)/snn && \
+	./target/release/sula experiment --mode snn --merge $(OUT)/si --out $(OUT)/snn && \
 	echo "both modes in $$(( $$(date +%s) - start )) s"
 
 # Debian packages with libtorch bundled (see packaging/README.md); the CPU one is

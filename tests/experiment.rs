@@ -250,6 +250,53 @@ fn resume_keeps_finished_rows_and_redoes_the_interrupted_arm() {
 }
 
 #[test]
+fn the_other_modes_pool_arms_are_merged_and_equal_a_run_of_their_own() {
+    let (si, snn) = (finished_run("si"), finished_run("snn"));
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("snn");
+    let log = run_ok(tiny_study(&merged, "snn").arg("--merge").arg(si));
+    assert!(
+        log.contains("only its random, core-set and TTA arms are merged"),
+        "{log}"
+    );
+    assert!(
+        log.contains("adaptive repeat 0 size"),
+        "SNN's own arm runs: {log}"
+    );
+    assert!(
+        !log.contains("baseline repeat 0 size"),
+        "random is not rerun: {log}"
+    );
+    // The merged pool arms are the rows SNN's own run gave them (CPU runs are
+    // deterministic), and carry SNN's mode.
+    let rows_without_time = |path: &Path| -> Vec<String> {
+        let mut rows: Vec<String> = std::fs::read_to_string(path.join("results.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(10);
+                f.join(",")
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(rows_without_time(&merged), rows_without_time(snn));
+    // Settings the pool arms depend on must still agree.
+    let other = tiny_study(&dir.path().join("other"), "snn")
+        .args(["--seed", "9", "--merge"])
+        .arg(si)
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("was written with other settings"),
+        "{other:?}"
+    );
+}
+
+#[test]
 fn shards_merged_give_the_whole_study() {
     let complete = finished_run("si");
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +433,7 @@ fn shards_merged_give_the_whole_study() {
     let message = String::from_utf8_lossy(&twice.stderr);
     assert!(message.contains("merge each repeat once"), "{message}");
     let other = tiny_study(&dir.path().join("other"), "si")
-        .args(["--step", "3", "--merge"])
+        .args(["--epochs-per-round", "3", "--merge"])
         .arg(&first)
         .output()
         .unwrap();

@@ -249,21 +249,29 @@ impl ExperimentArgs {
 
 /// The finished rows of the study in `dir` and the provenance it recorded (which machine
 /// ran them), refused unless it was run with `settings`.
-fn rows_of_study(
-    dir: &ResultsDir,
-    settings: &StudySettings,
-    merging: bool,
-) -> Result<(Vec<Row>, serde_json::Value)> {
+fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> Result<MergedRows> {
     let text = std::fs::read_to_string(dir.json())
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
     let previous: ResultsFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
     // Compared as settings, not as JSON, so that a field added since (read with its
     // default, which is what older studies did) does not refuse an older folder.
-    let theirs = serde_json::from_value::<StudySettings>(previous.config).ok();
+    let Some(theirs) = serde_json::from_value::<StudySettings>(previous.config).ok() else {
+        bail!(
+            "{} was written with other settings; rerun with the same options or choose another --out",
+            dir.json().display()
+        );
+    };
+    // A merged folder whose adaptive arm ran another mode or setting still gives its
+    // random, core-set and TTA arms, which do not depend on those settings.
+    let pool_arms_only = merging
+        && !joins_study(&theirs, settings, true)
+        && joins_study(&theirs.with_adaptive_settings_of(settings), settings, true);
+    let given = |arm: &Arm| !(pool_arms_only && *arm == Arm::Adaptive);
     let extra_arm = theirs
+        .arms
         .iter()
-        .flat_map(|theirs| &theirs.arms)
+        .filter(|arm| given(arm))
         .find(|arm| !settings.arms.contains(arm));
     if let Some(extra) = extra_arm.filter(|_| merging) {
         bail!(
@@ -272,7 +280,7 @@ fn rows_of_study(
             extra.name()
         );
     }
-    if !theirs.is_some_and(|theirs| joins_study(&theirs, settings, merging)) {
+    if !pool_arms_only && !joins_study(&theirs, settings, merging) {
         bail!(
             "{} was written with other settings; rerun with the same options or choose another --out",
             dir.json().display()
@@ -280,10 +288,29 @@ fn rows_of_study(
     }
     let rows = if dir.csv().exists() {
         finished_rows(read_csv(&dir.csv())?, &settings.loop_config)
+            .into_iter()
+            .filter(|row| given(&row.arm))
+            .map(|row| Row {
+                mode: settings.loop_config.mode,
+                ..row
+            })
+            .collect()
     } else {
         Vec::new()
     };
-    Ok((rows, previous.provenance))
+    Ok(MergedRows {
+        rows,
+        provenance: previous.provenance,
+        pool_arms_only,
+    })
+}
+
+/// A folder's finished rows that join this study.
+struct MergedRows {
+    rows: Vec<Row>,
+    provenance: serde_json::Value,
+    /// Its adaptive arm ran other settings, so only its pool arms were taken.
+    pool_arms_only: bool,
 }
 
 /// Whether a folder's rows belong to this study: the same settings, except that a merged
@@ -363,7 +390,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let settings = serde_json::to_value(&study)?;
     let dir = ResultsDir::new(&args.out);
     let mut rows = if args.resume && dir.json().exists() {
-        rows_of_study(&dir, &study, false)?.0
+        rows_of_study(&dir, &study, false)?.rows
     } else {
         if dir.csv().exists() || dir.json().exists() {
             bail!(
@@ -380,11 +407,19 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let mut merged_from = Vec::new();
     for folder in &args.merge {
         let other = ResultsDir::new(folder);
-        let (theirs, their_provenance) = rows_of_study(&other, &study, true)?;
+        let merged = rows_of_study(&other, &study, true)?;
+        if merged.pool_arms_only {
+            println!(
+                "{}: its adaptive arm ran other settings, so only its random, core-set and TTA arms are merged",
+                folder.display()
+            );
+        }
         merged_from.push(serde_json::json!({
             "folder": folder.display().to_string(),
-            "device": their_provenance["device"],
+            "device": merged.provenance["device"],
+            "pool_arms_only": merged.pool_arms_only,
         }));
+        let theirs = merged.rows;
         let have = finished_arms(&rows);
         for (arm, repeat) in finished_arms(&theirs) {
             if have.contains(&(arm, repeat)) {

@@ -101,6 +101,18 @@ impl StudySettings {
             .map_err(|e| IoError::format(&path, format!("has no usable study settings ({e})")))?;
         Ok((settings, file))
     }
+
+    /// These settings with the adaptive arm's own ones (mode, η, normalisation, variant)
+    /// taken from `other`. Random, core-set and TTA depend on everything else only, so two
+    /// studies equal after this ran the same pool arms, and may share them.
+    pub fn with_adaptive_settings_of(&self, other: &StudySettings) -> StudySettings {
+        let mut shared = self.clone();
+        shared.loop_config.mode = other.loop_config.mode;
+        shared.loop_config.step = other.loop_config.step;
+        shared.loop_config.normalisation = other.loop_config.normalisation;
+        shared.loop_config.variant = other.loop_config.variant;
+        shared
+    }
 }
 
 /// Reads the per-round records of one arm and repeat of the run folder `root`.
