@@ -249,6 +249,19 @@ fn resume_keeps_finished_rows_and_redoes_the_interrupted_arm() {
     );
 }
 
+/// The lines of a results.csv without the wall-time column, which no two runs share.
+fn csv_without_time(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(10);
+            f.join(",")
+        })
+        .collect()
+}
+
 #[test]
 fn the_other_modes_pool_arms_are_merged_and_equal_a_run_of_their_own() {
     let (si, snn) = (finished_run("si"), finished_run("snn"));
@@ -269,20 +282,12 @@ fn the_other_modes_pool_arms_are_merged_and_equal_a_run_of_their_own() {
     );
     // The merged pool arms are the rows SNN's own run gave them (CPU runs are
     // deterministic), and carry SNN's mode.
-    let rows_without_time = |path: &Path| -> Vec<String> {
-        let mut rows: Vec<String> = std::fs::read_to_string(path.join("results.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(',').collect();
-                f.remove(10);
-                f.join(",")
-            })
-            .collect();
+    let sorted = |path: &Path| {
+        let mut rows = csv_without_time(&path.join("results.csv"));
         rows.sort();
         rows
     };
-    assert_eq!(rows_without_time(&merged), rows_without_time(snn));
+    assert_eq!(sorted(&merged), sorted(snn));
     // Settings the pool arms depend on must still agree.
     let other = tiny_study(&dir.path().join("other"), "snn")
         .args(["--seed", "9", "--merge"])
@@ -325,20 +330,9 @@ fn shards_merged_give_the_whole_study() {
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(!log.contains("repeat 0 size"), "nothing is rerun: {log}");
     // CPU runs are deterministic: the merged rows are the whole study's but for times.
-    let without_time = |path: &Path| -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(',').collect();
-                f.remove(10);
-                f.join(",")
-            })
-            .collect()
-    };
     assert_eq!(
-        without_time(&merged.join("results.csv")),
-        without_time(&complete.join("results.csv"))
+        csv_without_time(&merged.join("results.csv")),
+        csv_without_time(&complete.join("results.csv"))
     );
     let summary = |path: &Path| {
         let json: ResultsFile =
@@ -371,8 +365,8 @@ fn shards_merged_give_the_whole_study() {
     );
     assert!(!log.contains("repeat 1 size"), "nothing is rerun: {log}");
     assert_eq!(
-        without_time(&by_arm.join("results.csv")),
-        without_time(&complete.join("results.csv"))
+        csv_without_time(&by_arm.join("results.csv")),
+        csv_without_time(&complete.join("results.csv"))
     );
 
     // Between leases: a shard whose last arm did not finish its repeat is gathered
