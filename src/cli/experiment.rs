@@ -248,7 +248,8 @@ impl ExperimentArgs {
 }
 
 /// The finished rows of the study in `dir` and the provenance it recorded (which machine
-/// ran them), refused unless it was run with `settings`.
+/// ran them), refused unless it was run with `settings`; when merging, a folder whose
+/// adaptive arm ran other settings gives only its random, core-set and TTA rows.
 fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> Result<MergedRows> {
     let text = std::fs::read_to_string(dir.json())
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
