@@ -265,8 +265,9 @@ fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> R
     };
     // A merged folder whose adaptive arm ran another mode or setting still gives its
     // random, core-set and TTA arms, which do not depend on those settings.
+    let joins = joins_study(&theirs, settings, merging);
     let pool_arms_only = merging
-        && !joins_study(&theirs, settings, true)
+        && !joins
         && joins_study(&theirs.with_adaptive_settings_of(settings), settings, true);
     let given = |arm: &Arm| !(pool_arms_only && *arm == Arm::Adaptive);
     let extra_arm = theirs
@@ -281,7 +282,7 @@ fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> R
             extra.name()
         );
     }
-    if !pool_arms_only && !joins_study(&theirs, settings, merging) {
+    if !joins && !pool_arms_only {
         bail!(
             "{} was written with other settings; rerun with the same options or choose another --out",
             dir.json().display()
