@@ -74,17 +74,14 @@ fn vae_32() -> &'static Path {
 }
 
 fn tiny_study(out: &Path, mode: &str) -> Command {
+    tiny_study_of_repeats(out, mode, 2)
+}
+
+fn tiny_study_of_repeats(out: &Path, mode: &str, repeats: usize) -> Command {
     let mut command = sula();
     command
-        .args([
-            "experiment",
-            "--mode",
-            mode,
-            "--sizes",
-            "6,12",
-            "--repeats",
-            "2",
-        ])
+        .args(["experiment", "--mode", mode, "--sizes", "6,12", "--repeats"])
+        .arg(repeats.to_string())
         .args([
             "--epochs-per-round",
             "1",
@@ -298,6 +295,37 @@ fn the_other_modes_pool_arms_are_merged_and_equal_a_run_of_their_own() {
     assert!(
         String::from_utf8_lossy(&other.stderr).contains("was written with other settings"),
         "{other:?}"
+    );
+}
+
+#[test]
+fn a_study_with_fewer_repeats_is_merged_into_one_with_more() {
+    let complete = finished_run("si");
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    run_ok(&mut tiny_study_of_repeats(&one, "si", 1));
+    let merged = dir.path().join("two");
+    let log = run_ok(tiny_study(&merged, "si").arg("--merge").arg(&one));
+    assert!(!log.contains("repeat 0 size"), "repeat 0 is merged: {log}");
+    assert!(
+        log.contains("adaptive repeat 1 size"),
+        "repeat 1 runs: {log}"
+    );
+    assert_eq!(
+        csv_without_time(&merged.join("results.csv")),
+        csv_without_time(&complete.join("results.csv"))
+    );
+    // The other way round, a study keeps only the repeats it has.
+    let fewer = dir.path().join("fewer");
+    let log = run_ok(
+        tiny_study_of_repeats(&fewer, "si", 1)
+            .arg("--merge")
+            .arg(complete),
+    );
+    assert!(!log.contains("repeat 0 size"), "nothing is rerun: {log}");
+    assert_eq!(
+        csv_without_time(&fewer.join("results.csv")),
+        csv_without_time(&one.join("results.csv"))
     );
 }
 

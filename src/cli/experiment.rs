@@ -291,7 +291,7 @@ fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> R
     let rows = if dir.csv().exists() {
         finished_rows(read_csv(&dir.csv())?, &settings.loop_config)
             .into_iter()
-            .filter(|row| given(&row.arm))
+            .filter(|row| given(&row.arm) && row.repeat < settings.repeats)
             .map(|row| Row {
                 mode: settings.loop_config.mode,
                 ..row
@@ -317,12 +317,18 @@ struct MergedRows {
 
 /// Whether a folder's rows belong to this study: the same settings, except that a merged
 /// folder may have run only some of the arms (the caller refuses arms the study leaves
-/// out), so that one GPU lease can give each arm of a long repeat its own process (each
-/// arm depends only on its repeat's seed).
+/// out), so that one GPU lease can give each arm of a long repeat its own process, and
+/// fewer or more repeats (the caller keeps those this study has), so that a 5-repeat CPU
+/// study grows to 10. Both hold because each arm depends only on its repeat's seed.
 fn joins_study(theirs: &StudySettings, ours: &StudySettings, merging: bool) -> bool {
-    let arms = if merging { &ours.arms } else { &theirs.arms };
+    let (arms, repeats) = if merging {
+        (&ours.arms, ours.repeats)
+    } else {
+        (&theirs.arms, theirs.repeats)
+    };
     let compared = StudySettings {
         arms: arms.clone(),
+        repeats,
         ..theirs.clone()
     };
     &compared == ours
