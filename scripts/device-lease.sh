@@ -32,7 +32,10 @@
 #          commit: the next lease runs only what no folder there finished. Once all is
 #          finished, `sula experiment --protocol paper --mode MODE --repeats 10 --merge
 #          docs/results/cuda_paper/MODE/* --out DIR` gathers them, on any machine (adding
-#          --gather-only summarises the repeats every arm finished so far).
+#          --gather-only summarises the repeats every arm finished so far). SI's random,
+#          core-set and TTA arms are SNN's (they depend on neither mode nor η; k is 100 in
+#          both): docs/results/cuda_paper/si/pool-arms-from-snn holds them, merged from
+#          SNN's folders, so SI's paper part runs only its ten adaptive repeats.
 set -uo pipefail
 LIMIT="${1:-540}"
 PART="${2:-measure}"
