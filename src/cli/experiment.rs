@@ -138,9 +138,9 @@ pub struct ExperimentArgs {
     /// one GPU (each is launch-bound at 64²); gather their folders with --merge.
     #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard, conflicts_with = "select")]
     shard: Option<Shard>,
-    /// Folders of the same study (shards, interrupted runs, or runs of some of its --arms)
-    /// whose finished arms this study starts from: rows and rounds are copied into --out,
-    /// and only the arms and repeats none of them finished are run.
+    /// Folders of the same study (shards, interrupted runs, runs of some of its --arms or
+    /// of fewer repeats) whose finished arms this study starts from: rows and rounds are
+    /// copied into --out, and only the arms and repeats none of them finished are run.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with = "select")]
     merge: Vec<PathBuf>,
     /// With --merge: summarise only the repeats that every arm finished, and run nothing
