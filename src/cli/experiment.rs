@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -255,16 +255,16 @@ fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> R
         .with_context(|| format!("cannot read {}", dir.json().display()))?;
     let previous: ResultsFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
-    // Compared as settings, not as JSON, so that a field added since (read with its
-    // default, which is what older studies did) does not refuse an older folder.
-    let Some(theirs) = serde_json::from_value::<StudySettings>(previous.config).ok() else {
-        bail!(
+    let other_settings = || {
+        anyhow!(
             "{} was written with other settings; rerun with the same options or choose another --out",
             dir.json().display()
-        );
+        )
     };
-    // A merged folder whose adaptive arm ran another mode or setting still gives its
-    // random, core-set and TTA arms, which do not depend on those settings.
+    // Compared as settings, not as JSON, so that a field added since (read with its
+    // default, which is what older studies did) does not refuse an older folder.
+    let theirs =
+        serde_json::from_value::<StudySettings>(previous.config).map_err(|_| other_settings())?;
     let joins = joins_study(&theirs, settings, merging);
     let pool_arms_only = merging
         && !joins
@@ -283,10 +283,7 @@ fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> R
         );
     }
     if !joins && !pool_arms_only {
-        bail!(
-            "{} was written with other settings; rerun with the same options or choose another --out",
-            dir.json().display()
-        );
+        return Err(other_settings());
     }
     let rows = if dir.csv().exists() {
         finished_rows(read_csv(&dir.csv())?, &settings.loop_config)
