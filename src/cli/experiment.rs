@@ -22,7 +22,7 @@ use crate::model::regressor::RegressorConfig;
 use crate::model::train::Control;
 use crate::sampling::{
     Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Setting,
-    Variant, chosen,
+    Variant, chosen, redrawn_note,
 };
 
 #[derive(Debug, Args)]
@@ -544,11 +544,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
                     record.size,
                     record.metrics.mse,
                     record.metrics.accuracy,
-                    if record.rejected > 0 {
-                        format!(" ({} open vessels redrawn)", record.rejected)
-                    } else {
-                        String::new()
-                    }
+                    redrawn_note(record.rejected)
                 );
                 if bar.is_hidden() {
                     println!("{line}");

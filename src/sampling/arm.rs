@@ -120,6 +120,16 @@ pub struct RoundRecord {
     pub wall_s: f64,
 }
 
+/// The note a progress line adds when `rejected` decoded samples had to be drawn again,
+/// so a reader sees how often the generator left the space the FEA can label.
+pub fn redrawn_note(rejected: usize) -> String {
+    match rejected {
+        0 => String::new(),
+        1 => " (1 open vessel redrawn)".to_owned(),
+        n => format!(" ({n} open vessels redrawn)"),
+    }
+}
+
 /// The seed of repeat `repeat`: both arms of a repeat start F from the same weights.
 pub fn repeat_seed(seed: u64, repeat: usize) -> u64 {
     seed.wrapping_add(1000 * repeat as u64)
@@ -822,4 +832,16 @@ fn trust_region(z: &[f32], full: Vec<f32>, ctx: &Context) -> (Vec<f32>, bool) {
         }
     }
     (at(inside), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redrawn_note;
+
+    #[test]
+    fn the_redrawn_note_is_silent_at_zero_and_counts_in_words_otherwise() {
+        assert_eq!(redrawn_note(0), "");
+        assert_eq!(redrawn_note(1), " (1 open vessel redrawn)");
+        assert_eq!(redrawn_note(3), " (3 open vessels redrawn)");
+    }
 }

@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use crate::model::gradient::Normalisation;
 use crate::model::regressor::RegressorConfig;
-pub use arm::{ArmRun, MovedSample, Origin, RoundRecord};
+pub use arm::{ArmRun, MovedSample, Origin, RoundRecord, redrawn_note};
 pub use pool::{Context, Pool};
 pub use projection::Projection;
 

@@ -27,7 +27,9 @@ use crate::model::evaluate::{decode_latents, reconstruct};
 use crate::model::train::{self, Control, Progress, TrainConfig};
 use crate::model::vae::{Vae, VaeConfig};
 use crate::sampling::Projection;
-use crate::sampling::{Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, SamplingError};
+use crate::sampling::{
+    Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, SamplingError, redrawn_note,
+};
 
 /// The loaded dataset: pool frames (ids, images, labels) and the labelled test set.
 struct Data {

@@ -370,11 +370,7 @@ fn round_event(
         (Arm::Adaptive, 0) => format!(
             "Round 0: {} points drawn from the VAE's prior, decoded and labelled{}; F trained {} epochs; test MSE {:.0} kPa².",
             record.added.len(),
-            if record.rejected > 0 {
-                format!(" ({} open vessels redrawn)", record.rejected)
-            } else {
-                String::new()
-            },
+            redrawn_note(record.rejected),
             config.epochs_per_round,
             m.mse
         ),
