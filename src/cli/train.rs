@@ -14,7 +14,7 @@ use crate::fea::DEFAULT_PRESSURE_KPA;
 use crate::model::assess;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
-use crate::model::regressor::{Regressor, RegressorConfig, RegressorInput};
+use crate::model::regressor::{FrameWeighting, Regressor, RegressorConfig, RegressorInput};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig, TrainReport};
 use crate::model::vae::{ImageLikelihood, LabelWeighting, VAE_REVISION, Vae, VaeConfig};
 
@@ -125,6 +125,10 @@ pub struct TrainArgs {
     /// Compute the loss over solid pixels only.
     #[arg(long)]
     masked: bool,
+    /// How the stress loss weighs frames: pooled squared error, or each frame relative to
+    /// its own peak stress (needs --masked).
+    #[arg(long, value_enum, default_value_t = RegressorConfig::new(64).frame_weighting)]
+    frame_weighting: FrameWeighting,
     /// Luminal pressure the stress maps were computed with (kPa).
     #[arg(long, default_value_t = DEFAULT_PRESSURE_KPA)]
     pressure_kpa: f64,
@@ -342,12 +346,18 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
         );
     }
     check_input_blur(args.input_blur)?;
+    if args.frame_weighting == FrameWeighting::PeakRelative && !args.masked {
+        bail!(
+            "--frame-weighting peak-relative weighs each frame by its peak stress over solid pixels, so it needs --masked"
+        );
+    }
     let model_config = RegressorConfig {
         width: args.width,
         levels,
         input: args.input,
         tissue_weight: args.tissue_weight,
         input_blur: args.input_blur,
+        frame_weighting: args.frame_weighting,
         ..RegressorConfig::new(common.size)
     };
     let model = Regressor::new(&vs.root(), model_config);

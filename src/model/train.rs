@@ -14,8 +14,9 @@ use super::ModelError;
 use super::augment::Symmetry;
 use super::data::FrameSet;
 use super::optim::FlatAdam;
-use super::regressor::Regressor;
+use super::regressor::{FrameWeighting, Regressor, peak_relative_weights};
 use super::vae::Vae;
+use crate::metrics::peak_stress;
 
 /// Optimiser and schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -289,7 +290,7 @@ fn finish_vae(vae: &mut Vae, data: &FrameSet, seed: u64, device: Device) -> Resu
 }
 
 /// Trains F on image → stress/pressure with Adam; `masked` restricts the loss to solid
-/// pixels.
+/// pixels (always so under [`FrameWeighting::PeakRelative`], whose peaks are over them).
 pub fn train_regressor(
     model: &Regressor,
     vs: &nn::VarStore,
@@ -305,14 +306,34 @@ pub fn train_regressor(
         ));
     }
     let device = vs.device();
+    let frame_weights = match model.config.frame_weighting {
+        FrameWeighting::Absolute => None,
+        FrameWeighting::PeakRelative => {
+            let stress = data.stress.as_deref().unwrap_or_default();
+            let peaks: Vec<f64> = stress
+                .iter()
+                .zip(&data.labels)
+                .map(|(map, labels)| peak_stress(map, labels))
+                .collect();
+            Some(peak_relative_weights(&peaks))
+        }
+    };
     run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let (indices, symmetry) = (batch.indices, batch.symmetry);
         let input = symmetry.apply(&model.input_batch(data, indices, device));
         let target = symmetry.apply(&data.stress_batch(indices, pressure_kpa, device));
-        let solid = masked.then(|| symmetry.apply(&data.solid_batch(indices, device)));
+        let solid = (masked || frame_weights.is_some())
+            .then(|| symmetry.apply(&data.solid_batch(indices, device)));
         let labels = symmetry.apply(&data.label_batch(indices, device));
         let (stress, tissue) = model.forward_with_tissue(&input);
-        let loss = Regressor::loss(&stress, &target, solid.as_ref());
+        let loss = match (&frame_weights, &solid) {
+            (Some(weights), Some(solid)) => {
+                let batch_weights: Vec<f32> = indices.iter().map(|&i| weights[i]).collect();
+                let batch_weights = Tensor::from_slice(&batch_weights).to_device(device);
+                Regressor::frame_weighted_loss(&stress, &target, solid, &batch_weights)
+            }
+            _ => Regressor::loss(&stress, &target, solid.as_ref()),
+        };
         let tissue_loss =
             tissue.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
         optimiser.backward_step(&(&loss + tissue_loss * model.config.tissue_weight))?;
