@@ -8,8 +8,9 @@ use sula::data::phantom::{self, PhantomConfig};
 use sula::fea::{self, FeaParams, StressMeasure};
 use sula::model::checkpoint::{self, Architecture, Sidecar};
 use sula::model::data::{FrameSet, to_vec};
+use sula::model::evaluate::DiceCounts;
 use sula::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
-use sula::model::regressor::{Regressor, RegressorConfig};
+use sula::model::regressor::{FrameWeighting, Regressor, RegressorConfig};
 use sula::model::train::{self, Control, LrSchedule, TrainConfig, TrainReport};
 use sula::model::vae::{CLASSES, Vae, VaeConfig};
 use tch::{Device, Kind, Tensor, nn};
@@ -288,6 +289,19 @@ fn regressor_loss_falls() {
     let predictions = train::predict_kpa(&model, frames(), fea::DEFAULT_PRESSURE_KPA, Device::Cpu);
     assert_eq!(predictions.len(), 24);
     assert!(predictions.iter().flatten().all(|v| v.is_finite()));
+
+    // The tissue head's label maps: one per frame, valid classes, and after three epochs
+    // it already finds the background that covers most of each frame.
+    let seen = train::predict_tissue(&model, frames(), Device::Cpu);
+    assert_eq!(seen.len(), 24);
+    assert!(seen.iter().all(|map| map.len() == SIZE * SIZE));
+    assert!(seen.iter().flatten().all(|&c| i64::from(c) < CLASSES));
+    let mut counts = DiceCounts::default();
+    for (map, truth) in seen.iter().zip(&frames().labels) {
+        counts.add(map, truth.values());
+    }
+    let outside = counts.dice()[0].unwrap();
+    assert!(outside > 0.7, "background Dice {outside}");
 }
 
 fn sidecar(architecture: Architecture) -> Sidecar {
@@ -393,6 +407,30 @@ fn an_input_blurred_regressor_round_trips_its_blur_and_is_blind_to_the_finest_gr
         blurred_change < 0.05 * sharp_change,
         "a pixel-scale checkerboard moves the blurred F by {blurred_change}, the sharp one by {sharp_change}"
     );
+}
+
+#[test]
+fn a_peak_relative_regressor_trains_and_round_trips_its_weighting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.safetensors");
+    train::seed_torch(6);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = RegressorConfig {
+        width: 8,
+        frame_weighting: FrameWeighting::PeakRelative,
+        ..RegressorConfig::new(SIZE)
+    };
+    let model = Regressor::new(&vs.root(), config);
+    let report = train_tiny_regressor(&vs, &model, 3);
+    assert!(
+        report.epoch_losses[2] < report.epoch_losses[0],
+        "{:?}",
+        report.epoch_losses
+    );
+    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Regressor(config))).unwrap();
+    let (_vs2, loaded, _) = checkpoint::load_regressor(&path, Device::Cpu, Some(SIZE)).unwrap();
+    assert_eq!(loaded.config.frame_weighting, FrameWeighting::PeakRelative);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_ui;
 mod eval;
+mod eval_regressor;
 mod experiment;
 mod export;
 mod info;
@@ -45,6 +46,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a VAE on held-out frames (Dice per class, image error, picture).
     EvalVae(eval::EvalVaeArgs),
+    /// Evaluate a trained F on held-out frames (metrics with and without plaque, tissue Dice).
+    EvalF(eval_regressor::EvalRegressorArgs),
     /// F's test MSE against the number of random real training frames (fixed steps).
     LearningCurve(measure::LearningCurveArgs),
     /// Train on synthetic, test on real: F on the VAE's samples against F on real frames.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Some(Command::TrainVae(args)) => train::run_vae(&args),
         Some(Command::Train(args)) => train::run_regressor(&args),
         Some(Command::EvalVae(args)) => eval::run(&args),
+        Some(Command::EvalF(args)) => eval_regressor::run(&args),
         Some(Command::LearningCurve(args)) => measure::run_learning_curve(&args),
         Some(Command::Tstr(args)) => measure::run_tstr(&args),
         Some(Command::Experiment(args)) => experiment::run(&args),

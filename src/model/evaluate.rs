@@ -84,20 +84,12 @@ pub fn draw_latents(prior: &LatentPrior, count: usize, rng: &mut impl rand::Rng)
 
 /// Dice per class and image MSE over every frame of `data`.
 pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> Result<VaeEvaluation, NoLabelMaps> {
-    let mut overlap = [0usize; CLASSES as usize];
-    let mut truth_count = [0usize; CLASSES as usize];
-    let mut recon_count = [0usize; CLASSES as usize];
+    let mut counts = DiceCounts::default();
     let mut squared = 0.0;
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(64) {
         for (decoded, &i) in reconstruct(vae, data, chunk, device)?.iter().zip(chunk) {
-            for (&r, &t) in decoded.labels.values().iter().zip(data.labels[i].values()) {
-                recon_count[usize::from(r)] += 1;
-                truth_count[usize::from(t)] += 1;
-                if r == t {
-                    overlap[usize::from(t)] += 1;
-                }
-            }
+            counts.add(decoded.labels.values(), data.labels[i].values());
         }
         let _guard = tch::no_grad_guard();
         let images = data.image_batch(chunk, device);
@@ -108,16 +100,50 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> Result<VaeEvaluat
             .mse_loss(&images, tch::Reduction::Sum)
             .double_value(&[]);
     }
-    let dice = std::array::from_fn(|c| {
-        let total = truth_count[c] + recon_count[c];
-        (total > 0).then(|| 2.0 * overlap[c] as f64 / total as f64)
-    });
     let pixels = (data.len() * data.size * data.size).max(1) as f64;
     Ok(VaeEvaluation {
         frames: data.len(),
-        dice,
+        dice: counts.dice(),
         image_mse: squared / pixels,
     })
+}
+
+/// Pixel counts behind a Dice score per tissue class, pooled over frames: rare classes
+/// (lipid, calcium) get one score over all their pixels rather than a mean of noisy
+/// per-frame ones.
+#[derive(Debug, Clone, Default)]
+pub struct DiceCounts {
+    overlap: [usize; CLASSES as usize],
+    truth: [usize; CLASSES as usize],
+    predicted: [usize; CLASSES as usize],
+}
+
+impl DiceCounts {
+    /// Counts one frame's predicted label values against the true ones; values outside
+    /// the classes are skipped.
+    pub fn add(&mut self, predicted: &[u8], truth: &[u8]) {
+        let classes = CLASSES as usize;
+        for (&p, &t) in predicted.iter().zip(truth) {
+            let (p, t) = (usize::from(p), usize::from(t));
+            if p < classes {
+                self.predicted[p] += 1;
+            }
+            if t < classes {
+                self.truth[t] += 1;
+                if p == t {
+                    self.overlap[t] += 1;
+                }
+            }
+        }
+    }
+
+    /// Dice per class; `None` for a class in neither the truth nor the prediction.
+    pub fn dice(&self) -> [Option<f64>; CLASSES as usize] {
+        std::array::from_fn(|c| {
+            let total = self.truth[c] + self.predicted[c];
+            (total > 0).then(|| 2.0 * self.overlap[c] as f64 / total as f64)
+        })
+    }
 }
 
 /// Whether the FEA can label a decoded label map as a closed vessel (lumen enclosed by
@@ -211,4 +237,27 @@ pub fn encode_means(vae: &Vae, data: &FrameSet, device: Device) -> Vec<Vec<f32>>
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dice_counts_pool_pixels_over_frames_and_skip_absent_classes() {
+        let mut counts = DiceCounts::default();
+        // Frame 1: lipid predicted on 2 pixels, true on 1 of them and on 1 other.
+        counts.add(&[3, 3, 2, 0], &[3, 2, 3, 0]);
+        // Frame 2: lipid right on its only pixel; an invalid predicted value is skipped.
+        counts.add(&[3, 9, 0, 0], &[3, 2, 0, 0]);
+        let dice = counts.dice();
+        // Lipid: overlap 2, truth 3, predicted 3.
+        assert!((dice[3].unwrap() - 4.0 / 6.0).abs() < 1e-12);
+        // Outside: overlap 3, truth 3, predicted 3.
+        assert_eq!(dice[0], Some(1.0));
+        assert_eq!(dice[1], None);
+        assert_eq!(dice[4], None);
+        // Fibrous: overlap 0, truth 2, predicted 1.
+        assert_eq!(dice[2], Some(0.0));
+    }
 }

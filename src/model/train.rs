@@ -361,6 +361,25 @@ pub fn predict_kpa(
         .collect()
 }
 
+/// The label map F's auxiliary tissue head sees in every frame of `data` (the most likely
+/// class per pixel): how well F perceives the tissue its stress depends on.
+pub fn predict_tissue(model: &Regressor, data: &FrameSet, device: Device) -> Vec<Vec<u8>> {
+    let _guard = tch::no_grad_guard();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let per = data.size * data.size;
+    indices
+        .chunks(64)
+        .flat_map(|chunk| {
+            let (_, tissue) = model.forward_with_tissue(&model.input_batch(data, chunk, device));
+            let classes = super::data::to_vec(&tissue.argmax(1, false));
+            classes
+                .chunks(per)
+                .map(|frame| frame.iter().map(|&c| c as u8).collect())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Per-sample loss of F on `indices` of `data` (MSE over solid pixels, kPa²), without
 /// training: how hard F finds each sample now.
 pub fn regressor_losses(
