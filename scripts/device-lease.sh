@@ -14,11 +14,14 @@
 #   curve  F's learning curve at 1500 steps per size, seeds 1, 2, 3
 #   sel-si, sel-snn   `sula experiment --select` at the default protocol, 4 repeats per
 #          setting, with the shipped VAE (the test set is not loaded)
-# PART f-next: issue 12's open F target (accuracy 0.64 against 0.7; docs/MODELS.md), two
-#          jobs with 8 CPU threads each, validation (phantom seed 3) and test reported:
+# PART f-next: issue 12's open F target (accuracy 0.64 against 0.7; docs/MODELS.md), three
+#          jobs with 5 CPU threads each, validation (phantom seed 3) and test reported:
 #   f24_300  F(image) at width 24 (chosen on validation at 150 epochs) for 300 epochs, 64²
 #   f128     F(image) at 128² (width 16, 150 epochs): does a finer image let F see lipid
 #            and calcium in speckle? Pool, validation and test made at 128², same seeds.
+#   oracle   F(label map) at 64² (150 epochs, validation only), and `sula eval-f` on every
+#            F above: accuracy on fibrous-only frames against frames with plaque, and the
+#            tissue head's Dice (needs a binary built after eval-f was added).
 #          The rule that reads them: docs/results/models/f_next_rule.md (written before).
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
@@ -81,10 +84,20 @@ measure)
     done
     ;;
 f-next)
-    export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
-    job f24_300 "$SULA" train --data "$DATA/pool64" --out "$DATA/f24_300ep.safetensors" --size 64 \
-        --width 24 --epochs 300 --masked --validation "$DATA/val64" --test "$DATA/test64" --seed 1 \
-        --device cuda &
+    export OMP_NUM_THREADS=5 MKL_NUM_THREADS=5 RAYON_NUM_THREADS=5
+    (
+        job f24_300 "$SULA" train --data "$DATA/pool64" --out "$DATA/f24_300ep.safetensors" --size 64 \
+            --width 24 --epochs 300 --masked --validation "$DATA/val64" --test "$DATA/test64" --seed 1 \
+            --device cuda
+        job eval_f24_300 "$SULA" eval-f --regressor "$DATA/f24_300ep.safetensors" --data "$DATA/val64" \
+            --device cuda
+    ) &
+    (
+        job oracle "$SULA" train --data "$DATA/pool64" --out "$DATA/oracle150.safetensors" --size 64 \
+            --input label-map --epochs 150 --masked --validation "$DATA/val64" --seed 1 --device cuda
+        job eval_oracle "$SULA" eval-f --regressor "$DATA/oracle150.safetensors" --data "$DATA/val64" \
+            --device cuda
+    ) &
     (
         for set in pool:1200:1 val:300:3 test:300:2; do
             IFS=: read -r name count seed <<<"$set"
@@ -93,6 +106,8 @@ f-next)
         done
         job f128 "$SULA" train --data "$DATA/pool128" --out "$DATA/f128.safetensors" --size 128 \
             --epochs 150 --masked --validation "$DATA/val128" --test "$DATA/test128" --seed 1 \
+            --device cuda
+        job eval_f128 "$SULA" eval-f --regressor "$DATA/f128.safetensors" --data "$DATA/val128" \
             --device cuda
     ) &
     ;;
