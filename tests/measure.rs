@@ -57,7 +57,7 @@ fn json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn oracle_and_image_regressors_train_and_record_their_input() {
+fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f() {
     let dir = tempfile::tempdir().unwrap();
     let data = phantom(&dir.path().join("pool"), 16, 5);
     for input in ["image", "label-map"] {
@@ -104,6 +104,44 @@ fn oracle_and_image_regressors_train_and_record_their_input() {
             "cpu",
         ],
         "--levels 6",
+    );
+    // eval-f scores each F on all frames, splits them by plaque, and reads the tissue head.
+    for input in ["image", "label-map"] {
+        let f = dir.path().join(format!("{input}.safetensors"));
+        let text = sula_ok(&[
+            "eval-f",
+            "--regressor",
+            f.to_str().unwrap(),
+            "--data",
+            &data,
+            "--device",
+            "cpu",
+        ]);
+        assert!(text.contains("all (16 frames): MSE"), "{text}");
+        assert!(text.contains("tissue head Dice: outside"), "{text}");
+        let split: usize = ["with lipid or calcium (", "fibrous only ("]
+            .iter()
+            .filter_map(|part| text.split(part).nth(1))
+            .map(|rest| rest.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(split, 16, "{text}");
+    }
+    // The peak-relative loss needs the solid mask its peaks are taken over.
+    sula_refused(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--out",
+            dir.path().join("relative.safetensors").to_str().unwrap(),
+            "--size",
+            "32",
+            "--frame-weighting",
+            "peak-relative",
+            "--device",
+            "cpu",
+        ],
+        "needs --masked",
     );
 }
 
