@@ -23,6 +23,9 @@
 #            F above: accuracy on fibrous-only frames against frames with plaque, and the
 #            tissue head's Dice (needs a binary built after eval-f was added).
 #          The rule that reads them: docs/results/models/f_next_rule.md (written before).
+# PART f-next2: the second lease of that rule's addendum 2, side by side, 5 threads each:
+#   f24_600 (64², width 24, 600 epochs), f16_128_300 and f24_128_300 (128², widths 16 and
+#          24, 300 epochs), each followed by `sula eval-f` on validation.
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
 #          modes side by side (default "si snn"; `study si` after a change to SI alone)
@@ -110,6 +113,24 @@ f-next)
         job eval_f128 "$SULA" eval-f --regressor "$DATA/f128.safetensors" --data "$DATA/val128" \
             --device cuda
     ) &
+    ;;
+f-next2)
+    export OMP_NUM_THREADS=5 MKL_NUM_THREADS=5 RAYON_NUM_THREADS=5
+    for set in pool:1200:1 val:300:3 test:300:2; do
+        IFS=: read -r name count seed <<<"$set"
+        [ -d "$DATA/${name}128" ] || "$SULA" phantom --count "$count" --size 128 --seed "$seed" \
+            --out "$DATA/${name}128" --with-stress
+    done
+    for run in f24_600:64:24:600 f16_128_300:128:16:300 f24_128_300:128:24:300; do
+        IFS=: read -r name size width epochs <<<"$run"
+        (
+            job "$name" "$SULA" train --data "$DATA/pool$size" --out "$DATA/$name.safetensors" \
+                --size "$size" --width "$width" --epochs "$epochs" --masked --validation "$DATA/val$size" \
+                --test "$DATA/test$size" --seed 1 --device cuda
+            job "eval_$name" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
+                --data "$DATA/val$size" --device cuda
+        ) &
+    done
     ;;
 study)
     export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
