@@ -337,3 +337,117 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         assert!(text.contains(line), "{line}: {text}");
     }
 }
+
+#[test]
+fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = phantom(&dir.path().join("pool"), 12, 8);
+    let init = dir.path().join("init.safetensors");
+    let tiny = ["--size", "32", "--batch-size", "4", "--device", "cpu"];
+    sula_ok(
+        &[
+            &[
+                "train-vae",
+                "--data",
+                &pool,
+                "--out",
+                init.to_str().unwrap(),
+                "--epochs",
+                "2",
+                "--latent-dim",
+                "4",
+                "--width",
+                "8",
+                "--prior-components",
+                "2",
+            ][..],
+            &tiny,
+        ]
+        .concat(),
+    );
+    let init_weights = std::fs::read(&init).unwrap();
+    for weight in ["1", "0"] {
+        let out = dir.path().join(format!("tuned{weight}.safetensors"));
+        let text = sula_ok(
+            &[
+                &[
+                    "train-vae",
+                    "--data",
+                    &pool,
+                    "--init",
+                    init.to_str().unwrap(),
+                    "--adversarial-weight",
+                    weight,
+                    "--epochs",
+                    "1",
+                    "--lr",
+                    "1e-4",
+                    "--out",
+                    out.to_str().unwrap(),
+                ][..],
+                &tiny,
+            ]
+            .concat(),
+        );
+        assert!(
+            text.contains("against a patch critic") && text.contains("saved"),
+            "{text}"
+        );
+        assert_ne!(
+            std::fs::read(&out).unwrap(),
+            init_weights,
+            "weight {weight}"
+        );
+        let sidecar: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("tuned{weight}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            sidecar["data"]["adversarial_weight"].as_f64(),
+            Some(weight.parse().unwrap())
+        );
+        assert!(
+            sidecar["data"]["fine_tuned_from"]
+                .as_str()
+                .unwrap()
+                .ends_with("init.safetensors")
+        );
+        assert_eq!(sidecar["architecture"]["latent_dim"], 4, "{sidecar}");
+    }
+    let out = dir.path().join("refused.safetensors");
+    let out = out.to_str().unwrap();
+    sula_refused(
+        &[
+            &[
+                "train-vae",
+                "--data",
+                &pool,
+                "--adversarial-weight",
+                "1",
+                "--out",
+                out,
+            ][..],
+            &tiny,
+        ]
+        .concat(),
+        "--init",
+    );
+    sula_refused(
+        &[
+            &[
+                "train-vae",
+                "--data",
+                &pool,
+                "--init",
+                init.to_str().unwrap(),
+                "--adversarial-weight=-1",
+                "--out",
+                out,
+            ][..],
+            &tiny,
+        ]
+        .concat(),
+        "must be a number ≥ 0",
+    );
+    assert!(!Path::new(out).exists(), "nothing written when refused");
+}

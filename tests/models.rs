@@ -755,3 +755,69 @@ fn an_image_only_vae_trains_on_images_alone_and_decodes_no_label_maps() {
     let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
     assert_eq!(to_vec(&vae.decode(&z).0), to_vec(&loaded.decode(&z).0));
 }
+
+#[test]
+fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
+    use sula::model::adversarial::{PatchCritic, critic_hinge_loss};
+    let (vs, mut vae, _) = train_tiny_vae(11);
+    let before = to_vec(&vae.head_weight().detach().copy());
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed: 11,
+        schedule: LrSchedule::Constant,
+        augment: false,
+    };
+    let critic_vs = nn::VarStore::new(Device::Cpu);
+    let critic = PatchCritic::new(&critic_vs.root());
+    let data = frames();
+    let all: Vec<usize> = (0..data.len()).collect();
+    let images = data.image_batch(&all, Device::Cpu);
+    let labels = data.label_batch(&all, Device::Cpu);
+    // How well the critic tells real pairs from the decoder's, before and after.
+    let critic_loss = |vae: &Vae| {
+        let _guard = tch::no_grad_guard();
+        let out = vae.forward(&images, Some(&labels), false);
+        let decoded = out.decoding.label_logits.as_ref().unwrap().argmax(1, false);
+        let sample = vae.training_sample(&out.decoding);
+        critic_hinge_loss(
+            &critic.logits(&images, &labels),
+            &critic.logits(&sample, &decoded),
+        )
+        .double_value(&[])
+    };
+    let untrained = critic_loss(&vae);
+    let report = train::fine_tune_vae_adversarially(
+        &mut vae, &vs, &critic, &critic_vs, data, 1.0, &config, &mut quiet,
+    )
+    .unwrap();
+    assert_eq!(report.epoch_losses.len(), 3);
+    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
+    let trained = critic_loss(&vae);
+    assert!(
+        trained < 0.5 * untrained,
+        "critic hinge loss {untrained} before, {trained} after"
+    );
+    assert_ne!(before, to_vec(vae.head_weight()), "the decoder moved");
+
+    // An unannotated set is refused: the critic judges images with their label maps.
+    let images_only = FrameSet {
+        labels: Vec::new(),
+        stress: None,
+        ..data.clone()
+    };
+    let refused = train::fine_tune_vae_adversarially(
+        &mut vae,
+        &vs,
+        &critic,
+        &critic_vs,
+        &images_only,
+        1.0,
+        &config,
+        &mut quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("label map"), "{refused}");
+}

@@ -11,6 +11,7 @@ use tch::Device;
 use super::open::OpenArgs;
 use crate::data::dataset::Dataset;
 use crate::fea::DEFAULT_PRESSURE_KPA;
+use crate::model::adversarial::PatchCritic;
 use crate::model::assess;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
@@ -101,6 +102,17 @@ pub struct TrainVaeArgs {
     /// fitted speckle spread.
     #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood)]
     image_likelihood: ImageLikelihood,
+    /// Fine-tune this trained, labelled VAE instead of training a new one (its
+    /// architecture options are the ones it was trained with); needs
+    /// --adversarial-weight.
+    #[arg(long, value_name = "VAE.safetensors", requires = "adversarial_weight")]
+    init: Option<PathBuf>,
+    /// With --init: fine-tune against a patch critic that judges images with their label
+    /// maps, its term scaled by this factor times the adaptive weight (1: the critic's
+    /// gradient at the decoder's last layer as strong as the likelihood's; 0: the same
+    /// fine-tuning without the critic, a control).
+    #[arg(long, value_name = "W", requires = "init")]
+    adversarial_weight: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +282,9 @@ fn with_progress(
 }
 
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
+    if let (Some(init), Some(weight)) = (&args.init, args.adversarial_weight) {
+        return fine_tune_vae(args, init, weight);
+    }
     let common = &args.common;
     let (dataset, data, config, vs) = prepare(common, Frames::All, 8)?;
     let device = vs.device();
@@ -313,6 +328,62 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         (&dataset, &data, &config),
         &report,
         serde_json::json!({}),
+    )?;
+    println!("saved {}", common.out.display());
+    Ok(())
+}
+
+/// `sula train-vae --init VAE --adversarial-weight W`: the VAE in `init` fine-tuned
+/// against a patch critic on the pool's annotated frames.
+fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Result<()> {
+    let common = &args.common;
+    if !(weight.is_finite() && weight >= 0.0) {
+        bail!("--adversarial-weight {weight} must be a number ≥ 0");
+    }
+    let (dataset, data, config, _) = prepare(common, Frames::Annotated { stress: false }, 8)?;
+    let device = common.device.resolve()?;
+    let (vs, mut vae, _) = checkpoint::load_vae(init, device, Some(common.size))?;
+    if !vae.config.labelled {
+        bail!(
+            "{} is an image-only VAE; adversarial fine-tuning needs one that decodes label maps",
+            init.display()
+        );
+    }
+    println!(
+        "fine-tuning {} (its architecture: latent {}, width {}) against a patch critic, weight {weight}",
+        init.display(),
+        vae.config.latent_dim,
+        vae.config.width
+    );
+    let critic_vs = tch::nn::VarStore::new(device);
+    let critic = PatchCritic::new(&critic_vs.root());
+    let report = with_progress(
+        "the VAE adversarially",
+        &data,
+        &config,
+        device,
+        |progress| {
+            train::fine_tune_vae_adversarially(
+                &mut vae, &vs, &critic, &critic_vs, &data, weight, &config, progress,
+            )
+        },
+    )?;
+    println!(
+        "speckle grain {:.2} px; latent prior: {} Gaussians fitted to {} encoder means",
+        vae.grain(),
+        vae.config.prior_components,
+        data.len()
+    );
+    save_checkpoint(
+        &vs,
+        common,
+        Architecture::Vae(vae.config),
+        (&dataset, &data, &config),
+        &report,
+        serde_json::json!({
+            "fine_tuned_from": init.display().to_string(),
+            "adversarial_weight": weight,
+        }),
     )?;
     println!("saved {}", common.out.display());
     Ok(())

@@ -3,6 +3,7 @@
 //! This module and `device` are the only places that touch tch; everything leaving it is
 //! plain data (`Vec<f32>`, label maps).
 
+pub mod adversarial;
 pub mod assess;
 pub mod augment;
 pub mod checkpoint;

@@ -11,6 +11,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use super::ModelError;
+use super::adversarial::{PatchCritic, adaptive_weight, critic_hinge_loss, generator_hinge_loss};
 use super::augment::Symmetry;
 use super::data::FrameSet;
 use super::optim::FlatAdam;
@@ -221,21 +222,7 @@ pub fn train_vae(
     }
     let device = vs.device();
     let model: &Vae = vae;
-    let class_weights = model
-        .config
-        .labelled
-        .then(|| {
-            model
-                .config
-                .label_weighting
-                .class_weights(&data.class_counts())
-        })
-        .flatten()
-        .map(|w| {
-            Tensor::from_slice(&w)
-                .to_kind(Kind::Float)
-                .to_device(device)
-        });
+    let class_weights = class_weight_tensor(model, data, device);
     let report = run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let images = batch
             .symmetry
@@ -251,6 +238,115 @@ pub fn train_vae(
         optimiser.backward_step(&loss.total)?;
         Ok(loss.total.double_value(&[]))
     })?;
+    if !report.stopped {
+        finish_vae(vae, data, config.seed, device)?;
+    }
+    Ok(report)
+}
+
+/// The label cross-entropy's class weights for `vae` on `data`, if it weighs classes.
+fn class_weight_tensor(vae: &Vae, data: &FrameSet, device: Device) -> Option<Tensor> {
+    vae.config
+        .labelled
+        .then(|| {
+            vae.config
+                .label_weighting
+                .class_weights(&data.class_counts())
+        })
+        .flatten()
+        .map(|w| {
+            Tensor::from_slice(&w)
+                .to_kind(Kind::Float)
+                .to_device(device)
+        })
+}
+
+/// Fine-tunes a trained, labelled VAE against a fresh [`PatchCritic`] (in `critic_vs`):
+/// each step first trains the critic on the batch's real (image, label map) pairs against
+/// the VAE's speckled reconstructions with their decoded label maps, then the VAE on its
+/// own loss (KL at full β) plus `adversarial_weight` × the adaptive weight × the
+/// generator's hinge loss. The critic and the VAE each have their own Adam on the
+/// schedule. A weight of 0 is the control: the same fine-tuning without the critic.
+/// Afterwards the speckle grain and the prior are measured again, since the
+/// encoder moved too. The critic is not kept: sampling never needs it.
+pub fn fine_tune_vae_adversarially(
+    vae: &mut Vae,
+    vs: &nn::VarStore,
+    critic: &PatchCritic,
+    critic_vs: &nn::VarStore,
+    data: &FrameSet,
+    adversarial_weight: f64,
+    config: &TrainConfig,
+    on_progress: &mut dyn FnMut(&Progress) -> Control,
+) -> Result<TrainReport, ModelError> {
+    if !vae.config.labelled || !data.is_labelled() {
+        return Err(ModelError::Data(
+            "adversarial fine-tuning needs a labelled VAE and a label map for every frame: the critic judges images with their label maps".into(),
+        ));
+    }
+    if !(adversarial_weight.is_finite() && adversarial_weight >= 0.0) {
+        return Err(ModelError::Data(format!(
+            "the adversarial weight must be a number ≥ 0, not {adversarial_weight}"
+        )));
+    }
+    let device = vs.device();
+    let model: &Vae = vae;
+    let class_weights = class_weight_tensor(model, data, device);
+    let mut generator = FlatAdam::new(vs, config.learning_rate)?;
+    let mut discriminator = FlatAdam::new(critic_vs, config.learning_rate)?;
+    let total = config.epochs * data.len().div_ceil(config.batch_size.max(1));
+    let report = run_epochs(
+        data.len(),
+        config,
+        |batch| {
+            let rate = config
+                .schedule
+                .rate(config.learning_rate, batch.done, total);
+            generator.set_lr(rate);
+            discriminator.set_lr(rate);
+            let images = batch
+                .symmetry
+                .apply(&data.image_batch(batch.indices, device));
+            let labels = batch
+                .symmetry
+                .apply(&data.label_batch(batch.indices, device));
+            let out = model.forward(&images, Some(&labels), true);
+            let loss = model.loss(
+                &out,
+                &images,
+                Some(&labels),
+                class_weights.as_ref(),
+                model.config.beta,
+            );
+            if adversarial_weight == 0.0 {
+                generator.backward_step(&loss.total)?;
+                return Ok(loss.total.double_value(&[]));
+            }
+            let decoded_labels = out
+                .decoding
+                .label_logits
+                .as_ref()
+                .expect("a labelled VAE decodes label maps")
+                .argmax(1, false)
+                .detach();
+            let sample = model.training_sample(&out.decoding);
+            let critic_loss = critic_hinge_loss(
+                &critic.logits(&images, &labels),
+                &critic.logits(&sample.detach(), &decoded_labels),
+            );
+            discriminator.backward_step(&critic_loss)?;
+            let adversarial = generator_hinge_loss(&critic.logits(&sample, &decoded_labels));
+            let weight = adversarial_weight
+                * adaptive_weight(
+                    &(&loss.image + &loss.labels),
+                    &adversarial,
+                    model.head_weight(),
+                )?;
+            generator.backward_step(&(&loss.total + adversarial * weight))?;
+            Ok(loss.total.double_value(&[]))
+        },
+        on_progress,
+    )?;
     if !report.stopped {
         finish_vae(vae, data, config.seed, device)?;
     }

@@ -374,6 +374,25 @@ impl Vae {
         (image, parts.label_logits)
     }
 
+    /// A speckled sample of a training forward pass, with fresh noise of the measured
+    /// grain: gradients reach the mean and the spread, so a critic that judges it can
+    /// train both.
+    pub fn training_sample(&self, decoding: &Decoding) -> Tensor {
+        let noise = gaussian_blur(
+            &decoding.mean.randn_like(),
+            self.grain(),
+            TapScale::UnitEnergy,
+        );
+        (&decoding.mean + decoding.log_spread.exp() * noise).clamp(0.0, 1.0)
+    }
+
+    /// The weights of the decoder's last convolution (mean image and label logits): where
+    /// [`super::adversarial::adaptive_weight`] compares the likelihood's and the critic's
+    /// gradients.
+    pub fn head_weight(&self) -> &Tensor {
+        &self.head.ws
+    }
+
     /// Unit-variance noise `[n, 1, s, s]` with the measured speckle grain.
     fn speckle_noise(&self, z: &Tensor, seed: SpeckleSeed) -> Tensor {
         let n = z.size()[0];
