@@ -769,8 +769,7 @@ fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
         schedule: LrSchedule::Constant,
         augment: false,
     };
-    let critic_vs = nn::VarStore::new(Device::Cpu);
-    let critic = PatchCritic::new(&critic_vs.root());
+    let critic = PatchCritic::new(Device::Cpu);
     let data = frames();
     let all: Vec<usize> = (0..data.len()).collect();
     let images = data.image_batch(&all, Device::Cpu);
@@ -788,10 +787,9 @@ fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
         .double_value(&[])
     };
     let untrained = critic_loss(&vae);
-    let report = train::fine_tune_vae_adversarially(
-        &mut vae, &vs, &critic, &critic_vs, data, 1.0, &config, &mut quiet,
-    )
-    .unwrap();
+    let report =
+        train::fine_tune_vae_adversarially(&mut vae, &vs, &critic, data, 1.0, &config, &mut quiet)
+            .unwrap();
     assert_eq!(report.epoch_losses.len(), 3);
     assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
     let trained = critic_loss(&vae);
@@ -811,7 +809,6 @@ fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
         &mut vae,
         &vs,
         &critic,
-        &critic_vs,
         &images_only,
         1.0,
         &config,

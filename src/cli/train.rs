@@ -355,8 +355,7 @@ fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Re
         vae.config.latent_dim,
         vae.config.width
     );
-    let critic_vs = tch::nn::VarStore::new(device);
-    let critic = PatchCritic::new(&critic_vs.root());
+    let critic = PatchCritic::new(device);
     let report = with_progress(
         "the VAE adversarially",
         &data,
@@ -364,7 +363,7 @@ fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Re
         device,
         |progress| {
             train::fine_tune_vae_adversarially(
-                &mut vae, &vs, &critic, &critic_vs, &data, weight, &config, progress,
+                &mut vae, &vs, &critic, &data, weight, &config, progress,
             )
         },
     )?;

@@ -25,16 +25,19 @@ const MAX_ADAPTIVE_WEIGHT: f64 = 1e4;
 
 /// A fully convolutional critic over (image, one-hot label map): one logit per patch of
 /// about 22 pixels, `[n, 1, s/4, s/4]`. GroupNorm rather than BatchNorm, so that a real
-/// and a decoded batch are judged alike.
+/// and a decoded batch are judged alike. It owns its weights: it only exists while a VAE
+/// is fine-tuned, and no checkpoint keeps it.
 #[derive(Debug)]
 pub struct PatchCritic {
+    vs: nn::VarStore,
     net: nn::Sequential,
 }
 
 impl PatchCritic {
-    /// A critic with fresh weights under `critic/` in `root`'s VarStore.
-    pub fn new(root: &nn::Path) -> PatchCritic {
-        let p = root / "critic";
+    /// A critic with fresh weights on `device`.
+    pub fn new(device: tch::Device) -> PatchCritic {
+        let vs = nn::VarStore::new(device);
+        let p = vs.root() / "critic";
         let down = nn::ConvConfig {
             stride: 2,
             padding: 1,
@@ -55,7 +58,12 @@ impl PatchCritic {
             .add(nn::group_norm(&p / "norm2", 8, 2 * w, Default::default()))
             .add_fn(|x| x.leaky_relu())
             .add(nn::conv2d(&p / "logits", 2 * w, 1, 3, same));
-        PatchCritic { net }
+        PatchCritic { vs, net }
+    }
+
+    /// The critic's weights, for its optimiser.
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
     /// Patch logits for images `[n, 1, s, s]` shown with label maps `[n, s, s]` (class
@@ -91,7 +99,7 @@ pub fn adaptive_weight(
 ) -> Result<f64, tch::TchError> {
     let norm = |loss: &Tensor| -> Result<f64, tch::TchError> {
         let grads = Tensor::f_run_backward(&[loss], &[last_layer], true, false)?;
-        Ok(grads[0].f_norm()?.f_double_value(&[])?)
+        grads[0].f_norm()?.f_double_value(&[])
     };
     let reconstruction = norm(reconstruction)?;
     let adversarial = norm(adversarial)?;
@@ -105,8 +113,7 @@ mod tests {
 
     #[test]
     fn critic_scores_every_quarter_resolution_patch() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let critic = PatchCritic::new(&vs.root());
+        let critic = PatchCritic::new(Device::Cpu);
         let image = Tensor::rand([3, 1, 32, 32], (Kind::Float, Device::Cpu));
         let labels = Tensor::randint(CLASSES, [3, 32, 32], (Kind::Int64, Device::Cpu));
         assert_eq!(critic.logits(&image, &labels).size(), vec![3, 1, 8, 8]);

@@ -261,7 +261,7 @@ fn class_weight_tensor(vae: &Vae, data: &FrameSet, device: Device) -> Option<Ten
         })
 }
 
-/// Fine-tunes a trained, labelled VAE against a fresh [`PatchCritic`] (in `critic_vs`):
+/// Fine-tunes a trained, labelled VAE against a fresh [`PatchCritic`]:
 /// each step first trains the critic on the batch's real (image, label map) pairs against
 /// the VAE's speckled reconstructions with their decoded label maps, then the VAE on its
 /// own loss (KL at full β) plus `adversarial_weight` × the adaptive weight × the
@@ -273,7 +273,6 @@ pub fn fine_tune_vae_adversarially(
     vae: &mut Vae,
     vs: &nn::VarStore,
     critic: &PatchCritic,
-    critic_vs: &nn::VarStore,
     data: &FrameSet,
     adversarial_weight: f64,
     config: &TrainConfig,
@@ -293,7 +292,7 @@ pub fn fine_tune_vae_adversarially(
     let model: &Vae = vae;
     let class_weights = class_weight_tensor(model, data, device);
     let mut generator = FlatAdam::new(vs, config.learning_rate)?;
-    let mut discriminator = FlatAdam::new(critic_vs, config.learning_rate)?;
+    let mut discriminator = FlatAdam::new(critic.var_store(), config.learning_rate)?;
     let total = config.epochs * data.len().div_ceil(config.batch_size.max(1));
     let report = run_epochs(
         data.len(),
