@@ -26,6 +26,9 @@
 # PART f-next2: the second lease of that rule's addendum 2, side by side, 5 threads each:
 #   f24_600 (64², width 24, 600 epochs), f16_128_300 and f24_128_300 (128², widths 16 and
 #          24, 300 epochs), each followed by `sula eval-f` on validation.
+# PART vae-adv: the adversarially fine-tuned VAE, its control without the critic and the
+#          shipped VAE, each with eval-vae and TSTR on validation (rule:
+#          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each.
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
 #          modes side by side (default "si snn"; `study si` after a change to SI alone)
@@ -129,6 +132,26 @@ f-next2)
                 --test "$DATA/test$size" --seed 1 --device cuda
             job "eval_$name" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
                 --data "$DATA/val$size" --device cuda
+        ) &
+    done
+    ;;
+vae-adv)
+    # docs/results/models/cpu_val_vae_adversarial.md's candidate and control on the GPU,
+    # with the shipped VAE's TSTR beside them as the same card's reference.
+    export OMP_NUM_THREADS=5 MKL_NUM_THREADS=5 RAYON_NUM_THREADS=5
+    for run in adv:1 ctl:0 shipped:-; do
+        IFS=: read -r name weight <<<"$run"
+        (
+            vae="$DATA/$name.safetensors"
+            if [ "$weight" = - ]; then
+                vae=assets/phantom64_vae.safetensors
+            else
+                job "train_$name" "$SULA" train-vae --data "$DATA/pool64" --init assets/phantom64_vae.safetensors \
+                    --adversarial-weight "$weight" --epochs 20 --lr 1e-4 --seed 1 --device cuda --out "$vae"
+            fi
+            job "eval_$name" "$SULA" eval-vae --vae "$vae" --data "$DATA/val64" --png "$WORK/$name.png" --device cuda
+            job "tstr_$name" "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/val64" --count 320 \
+                --steps 1500 --device cuda --real-stress-row --json "$WORK/tstr_$name.json"
         ) &
     done
     ;;

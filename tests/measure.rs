@@ -390,7 +390,11 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
             .concat(),
         );
         assert!(
-            text.contains("against a patch critic") && text.contains("saved"),
+            text.contains(if weight == "1" {
+                "against a patch critic, weight 1"
+            } else {
+                "without a critic (the control)"
+            }) && text.contains("saved"),
             "{text}"
         );
         assert_ne!(

@@ -349,8 +349,13 @@ fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Re
             init.display()
         );
     }
+    let against = if weight > 0.0 {
+        format!("against a patch critic, weight {weight}")
+    } else {
+        "without a critic (the control)".to_string()
+    };
     println!(
-        "fine-tuning {} (its architecture: latent {}, width {}) against a patch critic, weight {weight}",
+        "fine-tuning {} (its architecture: latent {}, width {}) {against}",
         init.display(),
         vae.config.latent_dim,
         vae.config.width
