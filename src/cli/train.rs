@@ -361,17 +361,14 @@ fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Re
         vae.config.width
     );
     let critic = PatchCritic::new(device);
-    let report = with_progress(
-        "the VAE adversarially",
-        &data,
-        &config,
-        device,
-        |progress| {
-            train::fine_tune_vae_adversarially(
-                &mut vae, &vs, &critic, &data, weight, &config, progress,
-            )
-        },
-    )?;
+    let what = if weight > 0.0 {
+        "the VAE against the critic"
+    } else {
+        "the VAE further"
+    };
+    let report = with_progress(what, &data, &config, device, |progress| {
+        train::fine_tune_vae_adversarially(&mut vae, &vs, &critic, &data, weight, &config, progress)
+    })?;
     println!(
         "speckle grain {:.2} px; latent prior: {} Gaussians fitted to {} encoder means",
         vae.grain(),
