@@ -14,7 +14,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::vae::CLASSES;
+use super::vae::{CLASSES, halving_conv, same_size_conv};
 
 /// Channels of the critic's first convolution.
 const CRITIC_WIDTH: i64 = 32;
@@ -38,15 +38,7 @@ impl PatchCritic {
     pub fn new(device: tch::Device) -> PatchCritic {
         let vs = nn::VarStore::new(device);
         let p = vs.root() / "critic";
-        let down = nn::ConvConfig {
-            stride: 2,
-            padding: 1,
-            ..Default::default()
-        };
-        let same = nn::ConvConfig {
-            padding: 1,
-            ..Default::default()
-        };
+        let (down, same) = (halving_conv(), same_size_conv());
         let w = CRITIC_WIDTH;
         let net = nn::seq()
             .add(nn::conv2d(&p / "conv0", 1 + CLASSES, w, 4, down))

@@ -241,15 +241,7 @@ pub struct VaeLoss {
 impl Vae {
     pub fn new(root: &nn::Path, config: VaeConfig) -> Vae {
         let w = config.width as i64;
-        let down = nn::ConvConfig {
-            stride: 2,
-            padding: 1,
-            ..Default::default()
-        };
-        let same = nn::ConvConfig {
-            padding: 1,
-            ..Default::default()
-        };
+        let (down, same) = (halving_conv(), same_size_conv());
         let p = root / "vae";
         let mut encoder = nn::seq();
         for (k, (c_in, c_out)) in [(config.input_channels(), w), (w, 2 * w), (2 * w, 4 * w)]
@@ -554,6 +546,23 @@ impl Vae {
                     .to_device(device),
             );
         });
+    }
+}
+
+/// Stride 2, padding 1: with a kernel of 4 the convolution halves the resolution.
+pub(super) fn halving_conv() -> nn::ConvConfig {
+    nn::ConvConfig {
+        stride: 2,
+        padding: 1,
+        ..Default::default()
+    }
+}
+
+/// Padding 1: with a kernel of 3 the convolution keeps the resolution.
+pub(super) fn same_size_conv() -> nn::ConvConfig {
+    nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
     }
 }
 
