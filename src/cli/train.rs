@@ -340,8 +340,8 @@ fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Re
     if !(weight.is_finite() && weight >= 0.0) {
         bail!("--adversarial-weight {weight} must be a number ≥ 0");
     }
-    let (dataset, data, config, _) = prepare(common, Frames::Annotated { stress: false }, 8)?;
-    let device = common.device.resolve()?;
+    let (dataset, data, config, unused) = prepare(common, Frames::Annotated { stress: false }, 8)?;
+    let device = unused.device();
     let (vs, mut vae, _) = checkpoint::load_vae(init, device, Some(common.size))?;
     if !vae.config.labelled {
         bail!(
