@@ -28,7 +28,8 @@
 #          24, 300 epochs), each followed by `sula eval-f` on validation.
 # PART vae-adv: the adversarially fine-tuned VAE, its control without the critic and the
 #          shipped VAE, each with eval-vae and TSTR on validation (rule:
-#          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each.
+#          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each
+#          (needs a binary built after `train-vae --init` was added, 2026-11-28).
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
 #          modes side by side (default "si snn"; `study si` after a change to SI alone)
