@@ -339,6 +339,52 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
 }
 
 #[test]
+fn train_vae_records_a_label_conditioned_image_and_eval_vae_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = phantom(&dir.path().join("pool"), 12, 8);
+    let vae = dir.path().join("lc.safetensors");
+    let vae = vae.to_str().unwrap();
+    let args = [
+        "train-vae",
+        "--data",
+        &pool,
+        "--out",
+        vae,
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "4",
+        "--width",
+        "8",
+        "--prior-components",
+        "2",
+        "--label-conditioned-image",
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ];
+    sula_ok(&args);
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("lc.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        sidecar["architecture"]["label_conditioned_image"], true,
+        "{sidecar}"
+    );
+    let text = sula_ok(&[
+        "eval-vae", "--vae", vae, "--data", &pool, "--draws", "4", "--device", "cpu",
+    ]);
+    assert!(text.contains("Dice"), "{text}");
+    sula_refused(
+        &[&args[..], &["--image-only"]].concat(),
+        "--label-conditioned-image needs a labelled VAE",
+    );
+}
+
+#[test]
 fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let pool = phantom(&dir.path().join("pool"), 12, 8);

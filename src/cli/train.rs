@@ -102,6 +102,10 @@ pub struct TrainVaeArgs {
     /// fitted speckle spread.
     #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood)]
     image_likelihood: ImageLikelihood,
+    /// Add to the mean image a convolution of the decoded label probabilities, so tissue
+    /// has its grey level where the decoded label map puts it (labelled VAEs only).
+    #[arg(long)]
+    label_conditioned_image: bool,
     /// Fine-tune this trained, labelled VAE instead of training a new one (its
     /// architecture options are the ones it was trained with); needs
     /// --adversarial-weight.
@@ -302,7 +306,11 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         labelled: data.is_labelled() && !args.image_only,
         label_weighting: args.label_weighting,
         image_likelihood: args.image_likelihood,
+        label_conditioned_image: args.label_conditioned_image,
     };
+    if vae_config.label_conditioned_image && !vae_config.labelled {
+        bail!("--label-conditioned-image needs a labelled VAE: this one models the images alone");
+    }
     if !vae_config.labelled {
         println!(
             "image-only VAE: {} of {} frames are annotated, so it models the images alone (SNN works with it, SI does not)",

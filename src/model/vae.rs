@@ -63,6 +63,12 @@ pub struct VaeConfig {
     /// the option existed).
     #[serde(default)]
     pub image_likelihood: ImageLikelihood,
+    /// Whether the mean image adds a 3×3 convolution of the decoded label probabilities
+    /// to its logit, so tissue takes its grey level where the decoded label map puts it,
+    /// with the label map's sharp edges (labelled VAEs only; absent, hence false, in files
+    /// written before the option existed).
+    #[serde(default)]
+    pub label_conditioned_image: bool,
 }
 
 /// The likelihood under which the decoder's mean image is fitted.
@@ -163,6 +169,7 @@ impl VaeConfig {
             labelled: true,
             label_weighting: LabelWeighting::InverseSqrtFrequency,
             image_likelihood: ImageLikelihood::SquaredError,
+            label_conditioned_image: false,
         }
     }
 
@@ -195,6 +202,9 @@ pub struct Vae {
     decoder: nn::Sequential,
     /// Mean grey level and label logits.
     head: nn::Conv2D,
+    /// With [`VaeConfig::label_conditioned_image`]: the decoded label probabilities' part
+    /// of the mean image's logit.
+    label_to_image: Option<nn::Conv2D>,
     /// Log speckle spread. In training it reads the trunk's features detached, so the
     /// many per-pixel likelihood terms of the speckle model cannot pull the trunk away
     /// from the geometry the label maps need.
@@ -274,6 +284,8 @@ impl Vae {
         let head_channels = if config.labelled { 1 + CLASSES } else { 1 };
         let head = nn::conv2d(&p / "head", w, head_channels, 3, same);
         let spread_head = nn::conv2d(&p / "spread_head", w, 1, 3, same);
+        let label_to_image = (config.labelled && config.label_conditioned_image)
+            .then(|| nn::conv2d(&p / "label_to_image", CLASSES, 1, 3, same));
         let k = config.prior_components.max(1) as i64;
         let prior = &p / "prior";
         Vae {
@@ -283,6 +295,7 @@ impl Vae {
             from_latent,
             decoder,
             head,
+            label_to_image,
             spread_head,
             speckle_grain: p.zeros_no_train("speckle_grain", &[1]),
             prior_weights: prior.zeros_no_train("weights", &[k]),
@@ -316,9 +329,10 @@ impl Vae {
         self.decode_with(z, false)
     }
 
-    /// [`Vae::decode_parts`]; with `detach_spread`, the spread head reads detached
-    /// features (training).
-    fn decode_with(&self, z: &Tensor, detach_spread: bool) -> Decoding {
+    /// [`Vae::decode_parts`]; with `training`, the spread head reads detached features and
+    /// the mean image detached label probabilities, so neither the speckle likelihood nor
+    /// the image term pulls the geometry the label maps need.
+    fn decode_with(&self, z: &Tensor, training: bool) -> Decoding {
         let (channels, side) = self.config.bottleneck();
         let h = self
             .from_latent
@@ -327,15 +341,26 @@ impl Vae {
             .view([-1, channels, side, side]);
         let features = self.decoder.forward(&h);
         let out = self.head.forward(&features);
-        let spread_input = if detach_spread {
+        let label_logits = self.config.labelled.then(|| out.narrow(1, 1, CLASSES));
+        let mut mean_logit = out.narrow(1, 0, 1);
+        if let (Some(conv), Some(logits)) = (&self.label_to_image, &label_logits) {
+            let probabilities = logits.softmax(1, Kind::Float);
+            let probabilities = if training {
+                probabilities.detach()
+            } else {
+                probabilities
+            };
+            mean_logit = mean_logit + conv.forward(&probabilities);
+        }
+        let spread_input = if training {
             features.detach()
         } else {
             features
         };
         Decoding {
-            mean: out.narrow(1, 0, 1).sigmoid(),
+            mean: mean_logit.sigmoid(),
             log_spread: self.spread_head.forward(&spread_input).clamp(-7.0, 0.0),
-            label_logits: self.config.labelled.then(|| out.narrow(1, 1, CLASSES)),
+            label_logits,
         }
     }
 
@@ -647,17 +672,21 @@ mod tests {
         let fields = json.as_object_mut().expect("object");
         fields.remove("label_weighting");
         fields.remove("image_likelihood");
+        fields.remove("label_conditioned_image");
         let config: VaeConfig = serde_json::from_value(json).expect("deserialise");
         assert_eq!(config.label_weighting, LabelWeighting::Uniform);
         assert_eq!(config.image_likelihood, ImageLikelihood::SquaredError);
+        assert!(!config.label_conditioned_image);
         let weighted = VaeConfig {
             label_weighting: LabelWeighting::InverseSqrtFrequency,
             image_likelihood: ImageLikelihood::SpreadWeighted,
+            label_conditioned_image: true,
             ..VaeConfig::new(32)
         };
         let json = serde_json::to_string(&weighted).expect("serialise");
         assert!(json.contains("\"label_weighting\":\"inverse-sqrt-frequency\""));
         assert!(json.contains("\"image_likelihood\":\"spread-weighted\""));
+        assert!(json.contains("\"label_conditioned_image\":true"));
         assert_eq!(
             serde_json::from_str::<VaeConfig>(&json).expect("read"),
             weighted
@@ -696,6 +725,101 @@ mod tests {
         };
         let vae = Vae::new(&vs.root(), config);
         (vs, vae)
+    }
+
+    #[test]
+    fn a_label_conditioned_mean_takes_each_class_grey_from_the_decoded_label_map() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            label_conditioned_image: true,
+            ..VaeConfig::new(32)
+        };
+        let vae = Vae::new(&vs.root(), config);
+        let conv = vae
+            .label_to_image
+            .as_ref()
+            .expect("a label-conditioned VAE");
+        // The head's own mean logit is switched off and each class maps, through the
+        // centre tap alone, to a logit of its own: the mean is then sigmoid(Σ p_k v_k).
+        let logits = [-2.0f32, -1.0, 0.0, 1.0, 2.0];
+        tch::no_grad(|| {
+            let _ = vae.head.ws.get(0).zero_();
+            if let Some(bias) = &vae.head.bs {
+                let _ = bias.get(0).zero_();
+            }
+            let _ = conv.ws.shallow_clone().zero_();
+            for (k, v) in logits.iter().enumerate() {
+                let _ = conv
+                    .ws
+                    .get(0)
+                    .get(k as i64)
+                    .get(1)
+                    .get(1)
+                    .fill_(f64::from(*v));
+            }
+            if let Some(bias) = &conv.bs {
+                let _ = bias.shallow_clone().zero_();
+            }
+        });
+        let z = Tensor::from_slice(&[0.3f32, -0.7, 1.1]).view([1, 3]);
+        let parts = vae.decode_parts(&z);
+        let p = parts
+            .label_logits
+            .as_ref()
+            .expect("label logits")
+            .softmax(1, Kind::Float);
+        let expected = (p * Tensor::from_slice(&logits).view([1, 5, 1, 1]))
+            .sum_dim_intlist(1, true, Kind::Float)
+            .sigmoid();
+        assert!(parts.mean.allclose(&expected, 1e-5, 1e-6, false));
+        let plain = Vae::new(
+            &nn::VarStore::new(tch::Device::Cpu).root(),
+            VaeConfig {
+                label_conditioned_image: false,
+                ..config
+            },
+        );
+        assert!(plain.label_to_image.is_none());
+    }
+
+    #[test]
+    fn in_training_the_image_term_does_not_reach_the_label_logits() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            label_conditioned_image: true,
+            ..VaeConfig::new(32)
+        };
+        let vae = Vae::new(&vs.root(), config);
+        let z = Tensor::from_slice(&[0.3f32, -0.7, 1.1]).view([1, 3]);
+        // Gradient of the mean image alone on the head's label rows (channels 1..6).
+        let label_rows_grad = |training: bool| {
+            vs.variables().values().for_each(|v| {
+                let mut grad = v.grad();
+                if grad.defined() {
+                    let _ = grad.zero_();
+                }
+            });
+            vae.decode_with(&z, training)
+                .mean
+                .sum(Kind::Float)
+                .backward();
+            vae.head
+                .ws
+                .grad()
+                .narrow(0, 1, CLASSES)
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[])
+        };
+        assert_eq!(label_rows_grad(true), 0.0);
+        // When sampling (the loop's latent gradients), the image depends on the labels.
+        assert!(label_rows_grad(false) > 0.0);
     }
 
     #[test]
