@@ -342,16 +342,18 @@ impl Vae {
         let features = self.decoder.forward(&h);
         let out = self.head.forward(&features);
         let label_logits = self.config.labelled.then(|| out.narrow(1, 1, CLASSES));
-        let mut mean_logit = out.narrow(1, 0, 1);
-        if let (Some(conv), Some(logits)) = (&self.label_to_image, &label_logits) {
-            let probabilities = logits.softmax(1, Kind::Float);
-            let probabilities = if training {
-                probabilities.detach()
-            } else {
-                probabilities
-            };
-            mean_logit = mean_logit + conv.forward(&probabilities);
-        }
+        let mean_logit = match (&self.label_to_image, &label_logits) {
+            (Some(conv), Some(logits)) => {
+                let probabilities = logits.softmax(1, Kind::Float);
+                let probabilities = if training {
+                    probabilities.detach()
+                } else {
+                    probabilities
+                };
+                out.narrow(1, 0, 1) + conv.forward(&probabilities)
+            }
+            _ => out.narrow(1, 0, 1),
+        };
         let spread_input = if training {
             features.detach()
         } else {
