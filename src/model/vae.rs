@@ -718,11 +718,17 @@ mod tests {
 
     /// An untrained VAE at 32² with a latent of 3, quick to build.
     fn tiny_vae() -> (nn::VarStore, Vae) {
+        tiny_vae_with(false)
+    }
+
+    /// [`tiny_vae`], with or without the label-conditioned mean image.
+    fn tiny_vae_with(label_conditioned_image: bool) -> (nn::VarStore, Vae) {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let config = VaeConfig {
             width: 4,
             latent_dim: 3,
             prior_components: 2,
+            label_conditioned_image,
             ..VaeConfig::new(32)
         };
         let vae = Vae::new(&vs.root(), config);
@@ -731,15 +737,7 @@ mod tests {
 
     #[test]
     fn a_label_conditioned_mean_takes_each_class_grey_from_the_decoded_label_map() {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let config = VaeConfig {
-            width: 4,
-            latent_dim: 3,
-            prior_components: 2,
-            label_conditioned_image: true,
-            ..VaeConfig::new(32)
-        };
-        let vae = Vae::new(&vs.root(), config);
+        let (_vs, vae) = tiny_vae_with(true);
         let conv = vae
             .label_to_image
             .as_ref()
@@ -777,27 +775,12 @@ mod tests {
             .sum_dim_intlist(1, true, Kind::Float)
             .sigmoid();
         assert!(parts.mean.allclose(&expected, 1e-5, 1e-6, false));
-        let plain = Vae::new(
-            &nn::VarStore::new(tch::Device::Cpu).root(),
-            VaeConfig {
-                label_conditioned_image: false,
-                ..config
-            },
-        );
-        assert!(plain.label_to_image.is_none());
+        assert!(tiny_vae_with(false).1.label_to_image.is_none());
     }
 
     #[test]
     fn in_training_the_image_term_does_not_reach_the_label_logits() {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let config = VaeConfig {
-            width: 4,
-            latent_dim: 3,
-            prior_components: 2,
-            label_conditioned_image: true,
-            ..VaeConfig::new(32)
-        };
-        let vae = Vae::new(&vs.root(), config);
+        let (vs, vae) = tiny_vae_with(true);
         let z = Tensor::from_slice(&[0.3f32, -0.7, 1.1]).view([1, 3]);
         // Gradient of the mean image alone on the head's label rows (channels 1..6).
         let label_rows_grad = |training: bool| {
