@@ -22,6 +22,19 @@ fn sula_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A VAE small enough to train in seconds.
+const TINY_VAE: [&str; 6] = [
+    "--latent-dim",
+    "4",
+    "--width",
+    "8",
+    "--prior-components",
+    "2",
+];
+
+/// Size, batch and device of these tiny training runs.
+const TINY_RUN: [&str; 6] = ["--size", "32", "--batch-size", "4", "--device", "cpu"];
+
 /// F's batch and width for these tiny runs.
 const SMALL_F: [&str; 4] = ["--batch-size", "4", "--width", "4"];
 
@@ -345,27 +358,20 @@ fn train_vae_records_a_label_conditioned_image_and_eval_vae_reads_it_back() {
     let vae = dir.path().join("lc.safetensors");
     let vae = vae.to_str().unwrap();
     let args = [
-        "train-vae",
-        "--data",
-        &pool,
-        "--out",
-        vae,
-        "--epochs",
-        "1",
-        "--latent-dim",
-        "4",
-        "--width",
-        "8",
-        "--prior-components",
-        "2",
-        "--label-conditioned-image",
-        "--size",
-        "32",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-    ];
+        &[
+            "train-vae",
+            "--data",
+            &pool,
+            "--out",
+            vae,
+            "--epochs",
+            "1",
+            "--label-conditioned-image",
+        ][..],
+        &TINY_VAE,
+        &TINY_RUN,
+    ]
+    .concat();
     sula_ok(&args);
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("lc.json")).unwrap())
@@ -389,7 +395,7 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let pool = phantom(&dir.path().join("pool"), 12, 8);
     let init = dir.path().join("init.safetensors");
-    let tiny = ["--size", "32", "--batch-size", "4", "--device", "cpu"];
+    let tiny = TINY_RUN;
     sula_ok(
         &[
             &[
@@ -400,13 +406,8 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
                 init.to_str().unwrap(),
                 "--epochs",
                 "2",
-                "--latent-dim",
-                "4",
-                "--width",
-                "8",
-                "--prior-components",
-                "2",
             ][..],
+            &TINY_VAE,
             &tiny,
         ]
         .concat(),
