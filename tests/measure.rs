@@ -395,7 +395,6 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let pool = phantom(&dir.path().join("pool"), 12, 8);
     let init = dir.path().join("init.safetensors");
-    let tiny = TINY_RUN;
     sula_ok(
         &[
             &[
@@ -408,7 +407,7 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
                 "2",
             ][..],
             &TINY_VAE,
-            &tiny,
+            &TINY_RUN,
         ]
         .concat(),
     );
@@ -432,7 +431,7 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
                     "--out",
                     out.to_str().unwrap(),
                 ][..],
-                &tiny,
+                &TINY_RUN,
             ]
             .concat(),
         );
@@ -478,7 +477,7 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
                 "--out",
                 out,
             ][..],
-            &tiny,
+            &TINY_RUN,
         ]
         .concat(),
         "--init",
@@ -495,7 +494,7 @@ fn train_vae_fine_tunes_a_vae_against_a_patch_critic_and_records_it() {
                 "--out",
                 out,
             ][..],
-            &tiny,
+            &TINY_RUN,
         ]
         .concat(),
         "must be a number ≥ 0",
