@@ -98,8 +98,8 @@ pub struct TrainVaeArgs {
     /// How the label cross-entropy weighs the tissue classes.
     #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting)]
     label_weighting: LabelWeighting,
-    /// How the mean image is fitted: plain squared error, or weighted per pixel by the
-    /// fitted speckle spread.
+    /// How the mean image is fitted: plain squared error, weighted per pixel by the fitted
+    /// speckle spread, or an absolute error that keeps hard edges.
     #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood)]
     image_likelihood: ImageLikelihood,
     /// Add to the mean image a convolution of the decoded label probabilities, so tissue
