@@ -60,7 +60,7 @@ def vae_loss(out, image, labels):
     n = image.shape[0]
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()
     speckle = 0.5 * ((image - mean.detach()).pow(2) * torch.exp(-2 * log_spread) + 2 * log_spread).sum()
-    return (F.mse_loss(mean, image, reduction="sum") + speckle
+    return (2.0 * (mean - image).abs().sum() + speckle
             + F.cross_entropy(logits, labels, reduction="sum") + kl) / n
 
 

@@ -81,7 +81,8 @@ pub struct VaeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageLikelihood {
-    /// Squared error of the mean image, every pixel alike.
+    /// Squared error of the mean image, every pixel alike (what a sidecar written before
+    /// the option existed was trained with; new VAEs default to [`ImageLikelihood::Laplace`]).
     #[default]
     SquaredError,
     /// The speckle model's own Gaussian likelihood: each pixel's squared error divided by
@@ -174,7 +175,7 @@ impl VaeConfig {
             revision: VAE_REVISION,
             labelled: true,
             label_weighting: LabelWeighting::InverseSqrtFrequency,
-            image_likelihood: ImageLikelihood::SquaredError,
+            image_likelihood: ImageLikelihood::Laplace,
             label_conditioned_image: false,
         }
     }
