@@ -30,6 +30,9 @@
 #          shipped VAE, each with eval-vae and TSTR on validation (rule:
 #          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each
 #          (needs a binary built after `train-vae --init` was added, 2026-11-28).
+# PART vae-width: CUDA throughput (alone), then a width-48 VAE, its width-32 control and the
+#          shipped VAE, each with eval-vae and TSTR on validation at seeds 1-5, side by side
+#          (rule: docs/results/models/cuda_val_vae_width.md).
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
 #          modes side by side (default "si snn"; `study si` after a change to SI alone)
@@ -156,6 +159,31 @@ vae-adv)
         ) &
     done
     ;;
+vae-width)
+    # docs/results/models/cuda_val_vae_width.md: CUDA throughput alone first, then a VAE at
+    # width 48, its width-32 control trained here and the shipped VAE, each with eval-vae
+    # and TSTR on validation at seeds 1-5, side by side with one CPU thread per job.
+    export OMP_NUM_THREADS=16 MKL_NUM_THREADS=16 RAYON_NUM_THREADS=16
+    job bench64 python3 bench/models_reference.py --sula "$SULA" --size 64 --batch 32 --steps 50
+    job bench128 python3 bench/models_reference.py --sula "$SULA" --size 128 --batch 64 --steps 30
+    export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
+    for width in 48 32; do
+        job "train_w$width" "$SULA" train-vae --data "$DATA/pool64" --out "$WORK/w$width.safetensors" \
+            --size 64 --epochs 80 --seed 1 --width "$width" --device cuda &
+    done
+    wait
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
+    for name in w48 w32 shipped; do
+        vae="$WORK/$name.safetensors"
+        [ "$name" = shipped ] && vae=assets/phantom64_vae.safetensors
+        job "eval_$name" "$SULA" eval-vae --vae "$vae" --data "$DATA/val64" --draws 1000 \
+            --png "$WORK/$name.png" --device cuda &
+        for seed in 1 2 3 4 5; do
+            job "tstr_${name}_s$seed" "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/val64" \
+                --count 320 --steps 1500 --seed "$seed" --device cuda --json "$WORK/tstr_${name}_s$seed.json" &
+        done
+    done
+    ;;
 study)
     export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
     for mode in ${3:-si snn}; do
@@ -202,5 +230,9 @@ for f in "$WORK"/*.log; do
 done >>"$WORK/lease.txt"
 # The paper-sized shards' rounds/ (about 10 MB a mode) stay behind: resuming and merging
 # need only results.csv and results.json, and the working tree that travels is limited.
-tar czf "$OUT/lease.tgz" --exclude='./paper-*/rounds' -C "$WORK" .
+# Checkpoints come back as files of their own (16 MiB each at most), not in the archive.
+tar czf "$OUT/lease.tgz" --exclude='./paper-*/rounds' --exclude='*.safetensors' -C "$WORK" .
 cp "$WORK/lease.txt" "$OUT/"
+for ckpt in "$WORK"/*.safetensors; do
+    [ -f "$ckpt" ] && cp "$ckpt" "$OUT/"
+done
