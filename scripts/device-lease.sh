@@ -32,7 +32,8 @@
 #          (needs a binary built after `train-vae --init` was added, 2026-11-28).
 # PART vae-width: CUDA throughput (alone), then a width-48 VAE, its width-32 control and the
 #          shipped VAE, each with eval-vae and TSTR on validation at seeds 1-5, side by side
-#          (rule: docs/results/models/cuda_val_vae_width.md).
+#          (rule: docs/results/models/cuda_val_vae_width.md). `vae-width SEED`: the two
+#          widths' VAEs at another training seed, without the bench and the shipped VAE.
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
 #          modes side by side (default "si snn"; `study si` after a change to SI alone)
@@ -163,17 +164,26 @@ vae-width)
     # docs/results/models/cuda_val_vae_width.md: CUDA throughput alone first, then a VAE at
     # width 48, its width-32 control trained here and the shipped VAE, each with eval-vae
     # and TSTR on validation at seeds 1-5, side by side with one CPU thread per job.
-    export OMP_NUM_THREADS=16 MKL_NUM_THREADS=16 RAYON_NUM_THREADS=16
-    job bench64 python3 bench/models_reference.py --sula "$SULA" --size 64 --batch 32 --steps 50
-    job bench128 python3 bench/models_reference.py --sula "$SULA" --size 128 --batch 64 --steps 30
+    # A third argument, the training seed (default 1), trains the two VAEs at that seed
+    # (named w48sSEED, w32sSEED) and skips the bench and the shipped VAE's runs.
+    train_seed="${3:-1}"
+    suffix="" names="w48 w32 shipped"
+    if [ "$train_seed" != 1 ]; then
+        suffix="s$train_seed" names="w48s$train_seed w32s$train_seed"
+    else
+        export OMP_NUM_THREADS=16 MKL_NUM_THREADS=16 RAYON_NUM_THREADS=16
+        job bench64 python3 bench/models_reference.py --sula "$SULA" --size 64 --batch 32 --steps 50
+        job bench128 python3 bench/models_reference.py --sula "$SULA" --size 128 --batch 64 --steps 30
+    fi
     export OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 RAYON_NUM_THREADS=8
     for width in 48 32; do
-        job "train_w$width" "$SULA" train-vae --data "$DATA/pool64" --out "$WORK/w$width.safetensors" \
-            --size 64 --epochs 80 --seed 1 --width "$width" --device cuda &
+        job "train_w$width$suffix" "$SULA" train-vae --data "$DATA/pool64" \
+            --out "$WORK/w$width$suffix.safetensors" --size 64 --epochs 80 --seed "$train_seed" \
+            --width "$width" --device cuda &
     done
     wait
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
-    for name in w48 w32 shipped; do
+    for name in $names; do
         vae="$WORK/$name.safetensors"
         [ "$name" = shipped ] && vae=assets/phantom64_vae.safetensors
         job "eval_$name" "$SULA" eval-vae --vae "$vae" --data "$DATA/val64" --draws 1000 \
