@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Five-seed TSTR readings of several VAEs, alone and paired seed by seed.
+
+    scripts/tstr_paired.py DIR NAME... [--pair A:B ...]
+
+reads DIR/tstr_NAME_sSEED.json (`sula tstr --json`, seeds 1-5) and prints, per VAE, the
+mean ratio (synthetic / real frames' MSE) of its reconstructions and prior draws with a
+95 % t-interval, then for each A:B the per-seed differences A - B and their mean with its
+interval. Pairing by seed removes what the seeds share: the real frames drawn, F's
+initialisation and batch order. The docs/MODELS.md rules read their targets this way.
+"""
+import argparse
+import json
+import statistics
+
+SEEDS = range(1, 6)
+T_95_4DF = 2.776
+
+
+def ratios(path):
+    rows = {r["name"]: r["assessment"]["metrics"]["mse"] for r in json.load(open(path))["rows"]}
+    real = rows["320 random real frames"]
+    recon = next(v for k, v in rows.items() if k.startswith("reconstructions"))
+    prior = next(v for k, v in rows.items() if k.startswith("draws"))
+    return {"real": real, "recon": recon / real, "prior": prior / real}
+
+
+def interval(xs):
+    mean = statistics.mean(xs)
+    half = T_95_4DF * statistics.stdev(xs) / len(xs) ** 0.5
+    return f"{mean:+.3f} (95 % {mean - half:+.3f} to {mean + half:+.3f}; sd {statistics.stdev(xs):.3f})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir")
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--pair", action="append", default=[], metavar="A:B")
+    args = parser.parse_args()
+    runs = {n: [ratios(f"{args.dir}/tstr_{n}_s{s}.json") for s in SEEDS] for n in args.names}
+    print("seed  " + "  ".join(f"{n}: real kPa² / recon / prior" for n in args.names))
+    for i, seed in enumerate(SEEDS):
+        cells = (f"{r[i]['real']:.1f} / {r[i]['recon']:.3f} / {r[i]['prior']:.3f}" for r in runs.values())
+        print(f"{seed}     " + "  ".join(cells))
+    for name, rs in runs.items():
+        for kind in ("recon", "prior"):
+            print(f"{name} {kind}: mean {interval([r[kind] for r in rs])}")
+    for pair in args.pair:
+        a, b = pair.split(":")
+        for kind in ("recon", "prior"):
+            diffs = [x[kind] - y[kind] for x, y in zip(runs[a], runs[b])]
+            print(f"{a} - {b} {kind}: " + " ".join(f"{d:+.3f}" for d in diffs) + f" | mean {interval(diffs)}")
+
+
+if __name__ == "__main__":
+    main()
