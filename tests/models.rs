@@ -820,3 +820,55 @@ fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
     .to_string();
     assert!(refused.contains("label map"), "{refused}");
 }
+
+#[test]
+fn fine_tuning_refuses_architecture_options_it_would_ignore() {
+    // A fine-tuned VAE keeps its checkpoint's architecture and loss, so an option that
+    // would change them is refused before anything is read, naming both options.
+    for option in [
+        ["--width", "48"],
+        ["--latent-dim", "16"],
+        ["--image-likelihood", "squared-error"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+            .args([
+                "train-vae",
+                "--data",
+                "absent",
+                "--out",
+                "absent.safetensors",
+            ])
+            .args([
+                "--init",
+                "absent_vae.safetensors",
+                "--adversarial-weight",
+                "1",
+            ])
+            .args(option)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(option[0]) && err.contains("--init"),
+            "{option:?}: {err}"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+        .args([
+            "train-vae",
+            "--data",
+            "absent",
+            "--out",
+            "absent.safetensors",
+        ])
+        .args(["--image-only", "--label-conditioned-image"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("--label-conditioned-image")
+            && err.contains("--image-only"),
+        "{err}"
+    );
+}

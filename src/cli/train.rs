@@ -77,38 +77,38 @@ pub struct CommonArgs {
 pub struct TrainVaeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim)]
+    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim, conflicts_with = "init")]
     latent_dim: usize,
     /// Channels of the first convolution.
-    #[arg(long, default_value_t = VaeConfig::new(64).width)]
+    #[arg(long, default_value_t = VaeConfig::new(64).width, conflicts_with = "init")]
     width: usize,
     /// Weight of the KL term.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, conflicts_with = "init")]
     beta: f64,
     /// Epochs over which the KL weight ramps up from 0 to β.
-    #[arg(long, default_value_t = VaeConfig::new(64).kl_warmup_epochs)]
+    #[arg(long, default_value_t = VaeConfig::new(64).kl_warmup_epochs, conflicts_with = "init")]
     kl_warmup: usize,
     /// Gaussians in the latent prior fitted to the training frames' encoder means.
-    #[arg(long, default_value_t = VaeConfig::new(64).prior_components)]
+    #[arg(long, default_value_t = VaeConfig::new(64).prior_components, conflicts_with = "init")]
     prior_components: usize,
     /// Model the images alone, even when every frame has a label map (a pool with
     /// unannotated frames always gets an image-only VAE).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     image_only: bool,
     /// How the label cross-entropy weighs the tissue classes.
-    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting)]
+    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting, conflicts_with = "init")]
     label_weighting: LabelWeighting,
     /// How the mean image is fitted: plain squared error, weighted per pixel by the fitted
     /// speckle spread, or an absolute error that keeps hard edges.
-    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood)]
+    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood, conflicts_with = "init")]
     image_likelihood: ImageLikelihood,
     /// Add to the mean image a convolution of the decoded label probabilities, so tissue
     /// has its grey level where the decoded label map puts it (labelled VAEs only).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["init", "image_only"])]
     label_conditioned_image: bool,
-    /// Fine-tune this trained, labelled VAE instead of training a new one (its
-    /// architecture options are the ones it was trained with); needs
-    /// --adversarial-weight.
+    /// Fine-tune this trained, labelled VAE instead of training a new one. It keeps the
+    /// architecture and loss options it was trained with, so passing any of them here is
+    /// refused rather than ignored; needs --adversarial-weight.
     #[arg(long, value_name = "VAE.safetensors", requires = "adversarial_weight")]
     init: Option<PathBuf>,
     /// With --init: fine-tune against a patch critic that judges images with their label
