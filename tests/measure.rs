@@ -304,6 +304,35 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         }
     }
 
+    // Log-Rayleigh speckle changes the decoded images, not the real frames' row, and the
+    // table records which shape was drawn.
+    let shaped_table = dir.path().join("tstr_shaped.json");
+    let shaped_args = [
+        "--count",
+        "8",
+        "--steps",
+        "4",
+        "--speckle-shape",
+        "log-rayleigh",
+        "--json",
+        shaped_table.to_str().unwrap(),
+    ];
+    let shaped_text = sula_ok(&[&tstr[..], &SMALL_F, &shaped_args].concat());
+    assert!(shaped_text.contains("LogRayleigh speckle"), "{shaped_text}");
+    let shaped = json(&shaped_table);
+    assert_eq!(shaped["speckle_shape"], "log-rayleigh", "{shaped}");
+    assert_eq!(report["speckle_shape"], "gaussian", "{report}");
+    assert_eq!(shaped["rows"][0], rows[0], "{shaped}");
+    if let (Some(a), Some(b)) = (
+        report["tstr_ratio_prior"].as_f64(),
+        shaped["tstr_ratio_prior"].as_f64(),
+    ) {
+        assert_ne!(
+            a, b,
+            "the same prior draws with another speckle shape train F alike"
+        );
+    }
+
     // A spread scale outside 0–2 is refused, naming the value.
     sula_refused(
         &[&tstr[..], &["--speckle-scale", "3"]].concat(),

@@ -21,6 +21,7 @@ use crate::model::data::FrameSet;
 use crate::model::evaluate::{Decoded, Texture, decode_latents_as, draw_latents, encode_means};
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::{Control, Progress};
+use crate::model::vae::SpeckleShape;
 use crate::sampling::pool::label;
 
 #[derive(Debug, Args)]
@@ -88,6 +89,10 @@ pub struct TstrArgs {
     /// sampling.
     #[arg(long, default_value_t = 1.0, conflicts_with = "no_speckle")]
     speckle_scale: f64,
+    /// The distribution the speckle noise is drawn from: Gaussian (what the loop samples)
+    /// or the log of a Rayleigh envelope, the shape log compression gives real speckle.
+    #[arg(long, value_enum, default_value_t = SpeckleShape::Gaussian, conflicts_with = "no_speckle")]
+    speckle_shape: SpeckleShape,
     /// Also train on the reconstructions paired with their real frames' label and stress
     /// maps: separates what the decoded label maps cost from what the decoded images cost.
     #[arg(long)]
@@ -276,10 +281,13 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     }
     let texture = if args.no_speckle {
         Texture::Mean
-    } else if args.speckle_scale == 1.0 {
+    } else if args.speckle_scale == 1.0 && args.speckle_shape == SpeckleShape::Gaussian {
         Texture::Speckle
     } else {
-        Texture::ScaledSpeckle(args.speckle_scale)
+        Texture::ShapedSpeckle {
+            scale: args.speckle_scale,
+            shape: args.speckle_shape,
+        }
     };
     let decode = |latents: &[Vec<f32>]| -> Result<Vec<Decoded>> {
         let mut out = Vec::with_capacity(latents.len());
@@ -328,7 +336,9 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         match texture {
             Texture::Mean => "without speckle (mean)".to_string(),
             Texture::Speckle => "with speckle".to_string(),
-            Texture::ScaledSpeckle(scale) => format!("with speckle, spread × {scale}"),
+            Texture::ShapedSpeckle { scale, shape } => {
+                format!("with {shape:?} speckle, spread × {scale}")
+            }
         }
     );
     println!(
@@ -376,6 +386,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "vae": args.vae.display().to_string(),
             "speckle": !args.no_speckle,
             "speckle_scale": if args.no_speckle { 0.0 } else { args.speckle_scale },
+            "speckle_shape": args.speckle_shape,
             "fit": fit,
             "rows": rows,
             "skipped": skipped,

@@ -6,7 +6,7 @@ use tch::{Device, Tensor};
 
 use super::data::{FrameSet, to_vec};
 use super::prior::LatentPrior;
-use super::vae::{CLASSES, Vae};
+use super::vae::{CLASSES, SpeckleSeed, SpeckleShape, Vae};
 use crate::labels::LabelMap;
 
 /// Reconstruction quality over a frame set.
@@ -188,8 +188,8 @@ pub enum Texture {
     Speckle,
     /// The decoder's mean image alone (smooth), for measuring what the speckle buys.
     Mean,
-    /// Mean plus speckle whose fitted spread is multiplied by the factor.
-    ScaledSpeckle(f64),
+    /// Mean plus speckle of the given shape whose fitted spread is multiplied by `scale`.
+    ShapedSpeckle { scale: f64, shape: SpeckleShape },
 }
 
 /// [`decode_latents`] with a choice of image. Each point is decoded on its own: libtorch's
@@ -214,8 +214,8 @@ pub fn decode_latents_as(
                 let parts = vae.decode_parts(&z);
                 (parts.mean, parts.label_logits)
             }
-            Texture::ScaledSpeckle(scale) => {
-                vae.decode_with_spread(&z, crate::model::vae::SpeckleSeed::PerPoint, scale)
+            Texture::ShapedSpeckle { scale, shape } => {
+                vae.decode_with_spread(&z, SpeckleSeed::PerPoint, scale, shape)
             }
         };
         samples.extend(decoded(vae, &image, logits.as_ref())?);

@@ -382,20 +382,22 @@ impl Vae {
 
     /// Decodes with the speckle realisation `seed` picks.
     pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Option<Tensor>) {
-        self.decode_with_spread(z, seed, 1.0)
+        self.decode_with_spread(z, seed, 1.0, SpeckleShape::Gaussian)
     }
 
-    /// Decodes with the fitted speckle spread multiplied by `scale`: the spread absorbs
-    /// whatever the mean image misses, not only speckle, so `sula tstr` measures how much
-    /// of it is worth sampling (1: the sample the loop trains on).
+    /// Decodes with the fitted speckle spread multiplied by `scale` and noise of the given
+    /// `shape`: the spread absorbs whatever the mean image misses, not only speckle, so
+    /// `sula tstr` measures how much of it, and of which shape, is worth sampling (1 and
+    /// Gaussian: the sample the loop trains on).
     pub fn decode_with_spread(
         &self,
         z: &Tensor,
         seed: SpeckleSeed,
         scale: f64,
+        shape: SpeckleShape,
     ) -> (Tensor, Option<Tensor>) {
         let parts = self.decode_parts(z);
-        let noise = self.speckle_noise(z, seed);
+        let noise = self.speckle_noise(z, seed, shape);
         let image = (&parts.mean + parts.log_spread.exp() * noise * scale).clamp(0.0, 1.0);
         (image, parts.label_logits)
     }
@@ -419,13 +421,19 @@ impl Vae {
         &self.head.ws
     }
 
-    /// Unit-variance noise `[n, 1, s, s]` with the measured speckle grain.
-    fn speckle_noise(&self, z: &Tensor, seed: SpeckleSeed) -> Tensor {
+    /// Zero-mean, unit-variance noise `[n, 1, s, s]` with the measured speckle grain, of
+    /// the given shape. A Gaussian field is drawn first from each point's generator, so
+    /// its realisation does not depend on the shape asked for.
+    fn speckle_noise(&self, z: &Tensor, seed: SpeckleSeed, shape: SpeckleShape) -> Tensor {
         let n = z.size()[0];
         let d = z.size()[1] as usize;
         let s = self.config.size as i64;
+        let fields = match shape {
+            SpeckleShape::Gaussian => 1,
+            SpeckleShape::LogRayleigh => 2,
+        };
         let rows = super::data::to_vec(&z.detach());
-        let mut values = Vec::with_capacity((n * s * s) as usize);
+        let mut values = vec![Vec::with_capacity((n * s * s) as usize); fields];
         for row in rows.chunks(d.max(1)) {
             use rand::SeedableRng;
             use rand_distr::Distribution;
@@ -434,13 +442,34 @@ impl Vae {
                 SpeckleSeed::Common => COMMON_SPECKLE_SEED,
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(bits);
-            values
-                .extend((0..s * s).map(|_| -> f32 { rand_distr::StandardNormal.sample(&mut rng) }));
+            for field in &mut values {
+                field.extend(
+                    (0..s * s).map(|_| -> f32 { rand_distr::StandardNormal.sample(&mut rng) }),
+                );
+            }
         }
-        let white = Tensor::from_slice(&values)
-            .view([n, 1, s, s])
-            .to_device(z.device());
-        gaussian_blur(&white, self.grain(), TapScale::UnitEnergy)
+        let mut correlated = values.iter().map(|field| {
+            let white = Tensor::from_slice(field)
+                .view([n, 1, s, s])
+                .to_device(z.device());
+            gaussian_blur(&white, self.grain(), TapScale::UnitEnergy)
+        });
+        let in_phase = correlated.next().expect("at least one field");
+        match correlated.next() {
+            None => in_phase,
+            Some(quadrature) => {
+                // Log of the envelope of a complex Gaussian field (unit variance per part):
+                // R² is exponential with mean 2, so ln R has mean (ln 2 − γ) / 2 and
+                // variance π² / 24. Standardised, it keeps the fitted spread's meaning.
+                let log_envelope = (in_phase.square() + quadrature.square())
+                    .clamp_min(1e-12)
+                    .log()
+                    * 0.5;
+                let mean = (std::f64::consts::LN_2 - EULER_GAMMA) / 2.0;
+                let sd = std::f64::consts::PI / 24f64.sqrt();
+                (log_envelope - mean) / sd
+            }
+        }
     }
 
     /// The speckle grain in pixels (0: white noise).
@@ -599,6 +628,21 @@ pub(super) fn same_size_conv() -> nn::ConvConfig {
         ..Default::default()
     }
 }
+
+/// The distribution of the noise a decoded image's speckle is drawn from (zero mean, unit
+/// variance, times the fitted spread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeckleShape {
+    /// Symmetric: bright and dark outliers alike (what the spread was fitted under).
+    Gaussian,
+    /// The log of a Rayleigh envelope, as log compression turns fully developed speckle
+    /// into: a long tail of dark pixels and a short one of bright ones.
+    LogRayleigh,
+}
+
+/// The Euler–Mascheroni constant: minus the mean of the log of an exponential variate.
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
 /// Which speckle realisation a decoded image carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -844,7 +888,7 @@ mod tests {
         for (rho, lo, hi) in [(0.0, -0.03, 0.03), (0.6, 0.5, 0.7)] {
             vae.set_grain_from_correlation(rho);
             let zs = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
-            let noise = vae.speckle_noise(&zs, SpeckleSeed::PerPoint);
+            let noise = vae.speckle_noise(&zs, SpeckleSeed::PerPoint, SpeckleShape::Gaussian);
             let s = 32;
             let inner = noise.narrow(2, 8, 16).narrow(3, 8, 16);
             let lagged = (inner.narrow(3, 0, 15) * inner.narrow(3, 1, 15)).mean(Kind::Double);
@@ -864,15 +908,66 @@ mod tests {
         let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3]).view([1, 3]);
         let seed = SpeckleSeed::PerPoint;
         let sample = vae.decode(&z).0;
-        assert!(vae.decode_with_spread(&z, seed, 1.0).0.equal(&sample));
+        let gaussian = SpeckleShape::Gaussian;
+        assert!(
+            vae.decode_with_spread(&z, seed, 1.0, gaussian)
+                .0
+                .equal(&sample)
+        );
         let mean = vae.decode_parts(&z).mean.clamp(0.0, 1.0);
-        assert!(vae.decode_with_spread(&z, seed, 0.0).0.equal(&mean));
+        assert!(
+            vae.decode_with_spread(&z, seed, 0.0, gaussian)
+                .0
+                .equal(&mean)
+        );
         let deviation = |scale: f64| {
-            (vae.decode_with_spread(&z, seed, scale).0 - &mean)
+            (vae.decode_with_spread(&z, seed, scale, gaussian).0 - &mean)
                 .abs()
                 .mean(Kind::Double)
                 .double_value(&[])
         };
         assert!(0.0 < deviation(0.5) && deviation(0.5) < deviation(1.0));
+    }
+
+    #[test]
+    fn log_rayleigh_speckle_is_standardised_and_skewed_towards_dark_pixels() {
+        let (_vs, mut vae) = tiny_vae();
+        let zs = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
+        let moments = |noise: &Tensor| {
+            let values: Vec<f64> = Vec::<f32>::try_from(noise.flatten(0, -1))
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let skew = values.iter().map(|v| (v - mean).powi(3)).sum::<f64>() / n / var.powf(1.5);
+            (mean, var, skew)
+        };
+        for rho in [0.0, 0.6] {
+            vae.set_grain_from_correlation(rho);
+            let shaped = vae.speckle_noise(&zs, SpeckleSeed::PerPoint, SpeckleShape::LogRayleigh);
+            let (mean, var, skew) = moments(&shaped);
+            // The log of an exponential variate has skewness −1.14; halving keeps it.
+            assert!(
+                mean.abs() < 0.05 && (var - 1.0).abs() < 0.1,
+                "ρ {rho}: {mean} {var}"
+            );
+            assert!((-1.4..-0.9).contains(&skew), "ρ {rho}: skewness {skew}");
+            let gaussian = vae.speckle_noise(&zs, SpeckleSeed::PerPoint, SpeckleShape::Gaussian);
+            let (_, _, symmetric) = moments(&gaussian);
+            assert!(
+                symmetric.abs() < 0.1,
+                "ρ {rho}: Gaussian skewness {symmetric}"
+            );
+        }
+        // The shape leaves the decoded mean and the realisation's seed alone: the same z
+        // decodes to the same pixels, and a different image than the Gaussian sample.
+        let z = Tensor::from_slice(&[0.1f32, -0.2, 0.3]).view([1, 3]);
+        let seed = SpeckleSeed::PerPoint;
+        let shaped = |shape| vae.decode_with_spread(&z, seed, 1.0, shape).0;
+        assert!(shaped(SpeckleShape::LogRayleigh).equal(&shaped(SpeckleShape::LogRayleigh)));
+        assert!(!shaped(SpeckleShape::LogRayleigh).equal(&shaped(SpeckleShape::Gaussian)));
     }
 }
