@@ -3,18 +3,20 @@
 
     scripts/tstr_paired.py DIR NAME... [--pair A:B ...]
 
-reads DIR/tstr_NAME_sSEED.json (`sula tstr --json`, seeds 1-5) and prints, per VAE, the
-mean ratio (synthetic / real frames' MSE) of its reconstructions and prior draws with a
+reads DIR/tstr_NAME_sSEED.json (`sula tstr --json`, seeds 1-5; a seed missing for any
+name is left out for all, and said) and prints, per VAE, the mean ratio (synthetic / real frames' MSE) of its reconstructions and prior draws with a
 95 % t-interval, then for each A:B the per-seed differences A - B and their mean with its
 interval. Pairing by seed removes what the seeds share: the real frames drawn, F's
 initialisation and batch order. The docs/MODELS.md rules read their targets this way.
 """
 import argparse
 import json
+import os
 import statistics
 
 SEEDS = range(1, 6)
-T_95_4DF = 2.776
+# Two-sided 95 % quantiles of Student's t by degrees of freedom.
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}
 
 
 def ratios(path):
@@ -27,7 +29,7 @@ def ratios(path):
 
 def interval(xs):
     mean = statistics.mean(xs)
-    half = T_95_4DF * statistics.stdev(xs) / len(xs) ** 0.5
+    half = T_95[len(xs) - 1] * statistics.stdev(xs) / len(xs) ** 0.5
     return f"{mean:+.3f} (95 % {mean - half:+.3f} to {mean + half:+.3f}; sd {statistics.stdev(xs):.3f})"
 
 
@@ -37,9 +39,15 @@ def main():
     parser.add_argument("names", nargs="+")
     parser.add_argument("--pair", action="append", default=[], metavar="A:B")
     args = parser.parse_args()
-    runs = {n: [ratios(f"{args.dir}/tstr_{n}_s{s}.json") for s in SEEDS] for n in args.names}
+    path = lambda name, seed: f"{args.dir}/tstr_{name}_s{seed}.json"
+    seeds = [s for s in SEEDS if all(os.path.exists(path(n, s)) for n in args.names)]
+    if len(seeds) < 2:
+        raise SystemExit(f"fewer than two seeds with every name's table in {args.dir}")
+    if len(seeds) < len(SEEDS):
+        print(f"seeds with every name's table: {seeds}")
+    runs = {n: [ratios(path(n, s)) for s in seeds] for n in args.names}
     print("seed  " + "  ".join(f"{n}: real kPa² / recon / prior" for n in args.names))
-    for i, seed in enumerate(SEEDS):
+    for i, seed in enumerate(seeds):
         cells = (f"{r[i]['real']:.1f} / {r[i]['recon']:.3f} / {r[i]['prior']:.3f}" for r in runs.values())
         print(f"{seed}     " + "  ".join(cells))
     for name, rs in runs.items():
