@@ -823,13 +823,9 @@ fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
 
 #[test]
 fn fine_tuning_refuses_architecture_options_it_would_ignore() {
-    // A fine-tuned VAE keeps its checkpoint's architecture and loss, so an option that
-    // would change them is refused before anything is read, naming both options.
-    for option in [
-        ["--width", "48"],
-        ["--latent-dim", "16"],
-        ["--image-likelihood", "squared-error"],
-    ] {
+    // Runs `sula train-vae` on paths that do not exist, with `extra`: an option clash is
+    // refused before anything is read. Returns whether it failed, and its message.
+    let train_vae = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
             .args([
                 "train-vae",
@@ -838,37 +834,34 @@ fn fine_tuning_refuses_architecture_options_it_would_ignore() {
                 "--out",
                 "absent.safetensors",
             ])
-            .args([
-                "--init",
-                "absent_vae.safetensors",
-                "--adversarial-weight",
-                "1",
-            ])
-            .args(option)
+            .args(extra)
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!out.status.success(), err)
+    };
+    // A fine-tuned VAE keeps its checkpoint's architecture and loss, so an option that
+    // would change them is refused, naming both options.
+    for option in [
+        ["--width", "48"],
+        ["--latent-dim", "16"],
+        ["--image-likelihood", "squared-error"],
+    ] {
+        let init = [
+            "--init",
+            "absent_vae.safetensors",
+            "--adversarial-weight",
+            "1",
+        ];
+        let (failed, err) = train_vae(&[&init[..], &option].concat());
         assert!(
-            !out.status.success() && err.contains(option[0]) && err.contains("--init"),
+            failed && err.contains(option[0]) && err.contains("--init"),
             "{option:?}: {err}"
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-        .args([
-            "train-vae",
-            "--data",
-            "absent",
-            "--out",
-            "absent.safetensors",
-        ])
-        .args(["--image-only", "--label-conditioned-image"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (failed, err) = train_vae(&["--image-only", "--label-conditioned-image"]);
     assert!(
-        !out.status.success()
-            && err.contains("--label-conditioned-image")
-            && err.contains("--image-only"),
+        failed && err.contains("--label-conditioned-image") && err.contains("--image-only"),
         "{err}"
     );
 }
