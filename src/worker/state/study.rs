@@ -379,7 +379,7 @@ fn round_event(
             let before = record.moved.iter().map(|m| m.loss_before).sum::<f64>() / n;
             let after = record.moved.iter().map(|m| m.loss_moved).sum::<f64>() / n;
             format!(
-                "Round {}: {} training points moved by η = {} along {} (mean loss {:.0} to {:.0} kPa²), {} new samples labelled; F trained on {}; test MSE {:.0} kPa².",
+                "Round {}: {} training points moved by η = {} along {} (mean loss {:.0} to {:.0} kPa²), {} new samples labelled{}; F trained on {}; test MSE {:.0} kPa².",
                 record.round,
                 record.moved.len(),
                 config.step,
@@ -391,6 +391,7 @@ fn round_event(
                 before,
                 after,
                 record.added.len(),
+                redrawn_note(record.rejected),
                 record.size,
                 m.mse
             )
