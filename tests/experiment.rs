@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use sula::data::dataset::Dataset;
 use sula::experiment::results::read_csv;
@@ -508,7 +508,16 @@ fn assert_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
 }
 
 /// Runs `check` with a context over a pool and test set at 32² and the shared VAE.
+/// Libtorch has one random generator per process. The tests that train in this process hold
+/// this while they run, so each sees the stream its own seed starts rather than whatever a
+/// test running beside it left.
+fn torch_rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn with_context(check: impl FnOnce(&Context, &sula::model::data::FrameSet)) {
+    let _rng = torch_rng();
     let (vs, vae, _) = checkpoint::load_vae(vae_32(), Device::Cpu, Some(32)).unwrap();
     let fea = FeaParams {
         pixel_mm: 9.0 / 32.0,
@@ -834,6 +843,7 @@ fn an_image_only_vae_runs_snn_and_refuses_si_with_the_reason() {
         stress: None,
         ..frames.set.clone()
     };
+    let _rng = torch_rng();
     train::seed_torch(2);
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let mut vae = Vae::new(
