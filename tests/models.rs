@@ -895,3 +895,55 @@ fn fine_tuning_refuses_architecture_options_it_would_ignore() {
     );
 }
 
+#[test]
+fn a_polar_head_vae_trains_its_polar_weights_and_round_trips() {
+    let _rng = torch_rng();
+    train::seed_torch(6);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = VaeConfig {
+        polar_head: true,
+        ..tiny_vae_config()
+    };
+    let mut vae = Vae::new(&vs.root(), config);
+    let polar_weights = |vs: &nn::VarStore| -> Vec<(String, Vec<f32>)> {
+        let mut weights: Vec<_> = vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| name.contains("polar"))
+            .map(|(name, tensor)| (name, to_vec(&tensor)))
+            .collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        weights
+    };
+    let untrained = polar_weights(&vs);
+    assert_eq!(untrained.len(), 3, "conv weight, conv bias, radial profile");
+    let train_config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        seed: 6,
+        schedule: LrSchedule::Constant,
+        augment: false,
+    };
+    let report = train::train_vae(&mut vae, &vs, frames(), &train_config, &mut quiet).unwrap();
+    assert!(
+        report.epoch_losses[1] < report.epoch_losses[0],
+        "{:?}",
+        report.epoch_losses
+    );
+    for ((name, before), (_, after)) in untrained.iter().zip(&polar_weights(&vs)) {
+        assert_ne!(before, after, "{name} did not train");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vae.safetensors");
+    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("vae.json")).unwrap();
+    assert!(text.contains("\"polar_head\": true"), "{text}");
+    let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
+    let _guard = tch::no_grad_guard();
+    let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
+    let pixels = to_vec(&vae.decode(&z).0);
+    assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!(pixels, to_vec(&loaded.decode(&z).0));
+}

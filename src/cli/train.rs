@@ -106,6 +106,10 @@ pub struct TrainVaeArgs {
     /// has its grey level where the decoded label map puts it (labelled VAEs only).
     #[arg(long, conflicts_with_all = ["init", "image_only"])]
     label_conditioned_image: bool,
+    /// Draw part of the mean image on the scan's polar grid: shadows cast along the scan
+    /// lines behind whatever attenuates the beam, and rings at fixed radii.
+    #[arg(long, conflicts_with = "init")]
+    polar_head: bool,
     /// Fine-tune this trained, labelled VAE instead of training a new one. It keeps the
     /// architecture and loss options it was trained with, so passing any of them here is
     /// refused rather than ignored; needs --adversarial-weight.
@@ -307,6 +311,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         label_weighting: args.label_weighting,
         image_likelihood: args.image_likelihood,
         label_conditioned_image: args.label_conditioned_image,
+        polar_head: args.polar_head,
     };
     if vae_config.label_conditioned_image && !vae_config.labelled {
         bail!("--label-conditioned-image needs a labelled VAE: this one models the images alone");

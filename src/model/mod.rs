@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod filter;
 pub mod gradient;
 pub mod optim;
+pub mod polar;
 pub mod prior;
 pub mod regressor;
 pub mod train;

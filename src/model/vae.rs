@@ -18,6 +18,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::filter::{TapScale, gaussian_blur};
+use super::polar::PolarHead;
 use super::prior::LatentPrior;
 use crate::labels::Tissue;
 
@@ -69,6 +70,11 @@ pub struct VaeConfig {
     /// written before the option existed).
     #[serde(default)]
     pub label_conditioned_image: bool,
+    /// Whether a [`PolarHead`] draws shadows along the scan lines and a residual on the
+    /// scan's polar grid into the mean image (absent, hence false, in files written
+    /// before the option existed).
+    #[serde(default)]
+    pub polar_head: bool,
 }
 
 /// The likelihood under which the decoder's mean image is fitted.
@@ -177,6 +183,7 @@ impl VaeConfig {
             label_weighting: LabelWeighting::InverseSqrtFrequency,
             image_likelihood: ImageLikelihood::Laplace,
             label_conditioned_image: false,
+            polar_head: false,
         }
     }
 
@@ -212,6 +219,8 @@ pub struct Vae {
     /// With [`VaeConfig::label_conditioned_image`]: the decoded label probabilities' part
     /// of the mean image's logit.
     label_to_image: Option<nn::Conv2D>,
+    /// With [`VaeConfig::polar_head`]: shadows and rings drawn on the polar grid.
+    polar: Option<PolarHead>,
     /// Log speckle spread. In training it reads the trunk's features detached, so the
     /// many per-pixel likelihood terms of the speckle model cannot pull the trunk away
     /// from the geometry the label maps need.
@@ -293,6 +302,9 @@ impl Vae {
         let spread_head = nn::conv2d(&p / "spread_head", w, 1, 3, same);
         let label_to_image = (config.labelled && config.label_conditioned_image)
             .then(|| nn::conv2d(&p / "label_to_image", CLASSES, 1, 3, same));
+        let polar = config
+            .polar_head
+            .then(|| PolarHead::new(&(&p / "polar"), w, config.size));
         let k = config.prior_components.max(1) as i64;
         let prior = &p / "prior";
         Vae {
@@ -303,6 +315,7 @@ impl Vae {
             decoder,
             head,
             label_to_image,
+            polar,
             spread_head,
             speckle_grain: p.zeros_no_train("speckle_grain", &[1]),
             prior_weights: prior.zeros_no_train("weights", &[k]),
@@ -361,13 +374,20 @@ impl Vae {
             }
             _ => out.narrow(1, 0, 1),
         };
+        let mean = match &self.polar {
+            Some(polar) => {
+                let (residual, transmittance) = polar.forward(&features);
+                (mean_logit + residual).sigmoid() * transmittance
+            }
+            None => mean_logit.sigmoid(),
+        };
         let spread_input = if training {
             features.detach()
         } else {
             features
         };
         Decoding {
-            mean: mean_logit.sigmoid(),
+            mean,
             log_spread: self.spread_head.forward(&spread_input).clamp(-7.0, 0.0),
             label_logits,
         }
@@ -726,20 +746,24 @@ mod tests {
         fields.remove("label_weighting");
         fields.remove("image_likelihood");
         fields.remove("label_conditioned_image");
+        fields.remove("polar_head");
         let config: VaeConfig = serde_json::from_value(json).expect("deserialise");
         assert_eq!(config.label_weighting, LabelWeighting::Uniform);
         assert_eq!(config.image_likelihood, ImageLikelihood::SquaredError);
         assert!(!config.label_conditioned_image);
+        assert!(!config.polar_head);
         let weighted = VaeConfig {
             label_weighting: LabelWeighting::InverseSqrtFrequency,
             image_likelihood: ImageLikelihood::SpreadWeighted,
             label_conditioned_image: true,
+            polar_head: true,
             ..VaeConfig::new(32)
         };
         let json = serde_json::to_string(&weighted).expect("serialise");
         assert!(json.contains("\"label_weighting\":\"inverse-sqrt-frequency\""));
         assert!(json.contains("\"image_likelihood\":\"spread-weighted\""));
         assert!(json.contains("\"label_conditioned_image\":true"));
+        assert!(json.contains("\"polar_head\":true"));
         assert_eq!(
             serde_json::from_str::<VaeConfig>(&json).expect("read"),
             weighted
