@@ -769,16 +769,25 @@ fn an_image_only_vae_trains_on_images_alone_and_decodes_no_label_maps() {
     assert!(err.to_string().contains("SI mode"), "{err}");
 
     // The sidecar records the variant, and it round-trips.
+    let loaded = assert_round_trips(&vs, &vae, "\"labelled\": false");
+    assert!(!loaded.config.labelled);
+}
+
+/// Saves `vae`, checks that its sidecar reads `recorded`, and that the VAE loaded back
+/// decodes random points to the same pixels (in [0, 1]); returns it.
+fn assert_round_trips(vs: &nn::VarStore, vae: &Vae, recorded: &str) -> Vae {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vae.safetensors");
-    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
+    checkpoint::save(vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
     let text = std::fs::read_to_string(dir.path().join("vae.json")).unwrap();
-    assert!(text.contains("\"labelled\": false"), "{text}");
+    assert!(text.contains(recorded), "{text}");
     let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
-    assert!(!loaded.config.labelled);
     let _guard = tch::no_grad_guard();
     let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
-    assert_eq!(to_vec(&vae.decode(&z).0), to_vec(&loaded.decode(&z).0));
+    let pixels = to_vec(&vae.decode(&z).0);
+    assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!(pixels, to_vec(&loaded.decode(&z).0));
+    loaded
 }
 
 #[test]
@@ -934,16 +943,5 @@ fn a_polar_head_vae_trains_its_polar_weights_and_round_trips() {
     for ((name, before), (_, after)) in untrained.iter().zip(&polar_weights(&vs)) {
         assert_ne!(before, after, "{name} did not train");
     }
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vae.safetensors");
-    checkpoint::save(&vs, &path, &sidecar(Architecture::Vae(vae.config))).unwrap();
-    let text = std::fs::read_to_string(dir.path().join("vae.json")).unwrap();
-    assert!(text.contains("\"polar_head\": true"), "{text}");
-    let (_vs, loaded, _) = checkpoint::load_vae(&path, Device::Cpu, None).unwrap();
-    let _guard = tch::no_grad_guard();
-    let z = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
-    let pixels = to_vec(&vae.decode(&z).0);
-    assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert_eq!(pixels, to_vec(&loaded.decode(&z).0));
+    assert_round_trips(&vs, &vae, "\"polar_head\": true");
 }
