@@ -107,15 +107,7 @@ fn grid_shape(size: usize) -> (usize, usize) {
 /// Pads `[n, c, radii, lines]` by `k` lines on each side with the lines from the other
 /// side: the angle wraps round the catheter.
 fn pad_around(polar: &Tensor, k: i64) -> Tensor {
-    let lines = polar.size()[3];
-    Tensor::cat(
-        &[
-            polar.narrow(3, lines - k, k),
-            polar.shallow_clone(),
-            polar.narrow(3, 0, k),
-        ],
-        3,
-    )
+    polar.pad([k, k, 0, 0], "circular", None)
 }
 
 /// Radius and angle of polar sample (`radius`, `line`), in units of the image's half-side
