@@ -239,6 +239,7 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         "cpu",
     ]);
     let table = dir.path().join("tstr.json");
+    let per_frame = dir.path().join("frames.csv");
     let tstr = [
         "tstr",
         "--vae",
@@ -264,6 +265,8 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
                 "--json",
                 table.to_str().unwrap(),
                 "--real-stress-row",
+                "--per-frame",
+                per_frame.to_str().unwrap(),
             ],
         ]
         .concat(),
@@ -302,6 +305,35 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
                 assert!(text.contains("skipped"), "{text}");
             }
         }
+    }
+    // Each training set's F scored frame by frame, named by the test frames' ids; the
+    // frames' mean is the row's MSE.
+    let frames = std::fs::read_to_string(&per_frame).unwrap();
+    let lines: Vec<Vec<&str>> = frames
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        let own: Vec<&Vec<&str>> = lines.iter().filter(|l| l[0] == name).collect();
+        assert_eq!(
+            own.len() as u64,
+            row["assessment"]["test_frames"].as_u64().unwrap(),
+            "{frames}"
+        );
+        let ids: Vec<&str> = own.iter().map(|l| l[1]).collect();
+        assert_eq!(ids[0], "frame_00000", "{frames}");
+        let mean = own
+            .iter()
+            .map(|l| l[2].parse::<f64>().unwrap())
+            .sum::<f64>()
+            / own.len() as f64;
+        let mse = row["assessment"]["metrics"]["mse"].as_f64().unwrap();
+        assert!(
+            (mean - mse).abs() < 1e-3 * mse,
+            "{name}: {mean} against {mse}"
+        );
     }
 
     // Log-Rayleigh speckle changes the decoded images, not the real frames' row, and the

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use super::train::DeviceChoice;
-use crate::data::dataset::Dataset;
+use crate::data::dataset::{Dataset, MaskSource};
 use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams};
 use crate::metrics::FrameMetrics;
 use crate::model::assess::{self, Assessment, FitConfig};
@@ -97,6 +97,11 @@ pub struct TstrArgs {
     /// maps: separates what the decoded label maps cost from what the decoded images cost.
     #[arg(long)]
     real_stress_row: bool,
+    /// Also write every test frame's metrics under each training set's F (one row per
+    /// training set and frame, with the frame's id): which frames decoded samples teach F
+    /// worse than real ones.
+    #[arg(long, value_name = "FRAMES.csv")]
+    per_frame: Option<PathBuf>,
     #[command(flatten)]
     fit: FitArgs,
 }
@@ -140,7 +145,7 @@ fn fit_with_bar(
     data: &FrameSet,
     test: &FrameSet,
     device: tch::Device,
-) -> Result<Assessment> {
+) -> Result<(Assessment, Vec<Option<FrameMetrics>>)> {
     let bar = ProgressBar::new(fit.steps as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps, ETA {eta}")
             .expect("valid template")
@@ -151,9 +156,9 @@ fn fit_with_bar(
         bar.inc(1);
         Control::Continue
     };
-    let assessment = assess::fit_and_test(fit, data, test, device, &mut on_progress)?;
+    let outcome = assess::fit_and_test(fit, data, test, device, &mut on_progress)?;
     bar.finish_and_clear();
-    Ok(assessment)
+    Ok(outcome)
 }
 
 fn print_table(rows: &[Row], reference: Option<f64>, trivial: &FrameMetrics) {
@@ -213,7 +218,7 @@ pub fn run_learning_curve(args: &LearningCurveArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &n in &args.sizes {
         let data = assess::random_subset(&pool, n, args.fit.seed);
-        let assessment = fit_with_bar(&fit, &format!("{n} random"), &data, &test, device)?;
+        let (assessment, _) = fit_with_bar(&fit, &format!("{n} random"), &data, &test, device)?;
         rows.push(Row {
             name: format!("{n} random real frames"),
             assessment,
@@ -233,6 +238,47 @@ pub fn run_learning_curve(args: &LearningCurveArgs) -> Result<()> {
         &args.fit.json,
         serde_json::json!({ "fit": fit, "rows": rows, "per_pixel_mean": trivial }),
     )
+}
+
+/// The ids of `dir`'s annotated frames, in the order [`FrameSet::load`] reads them.
+fn annotated_ids(dir: &std::path::Path, expected: usize) -> Result<Vec<String>> {
+    let ids: Vec<String> = Dataset::open(dir, None)?
+        .frames
+        .into_iter()
+        .filter(|f| !matches!(f.mask, MaskSource::Missing))
+        .map(|f| f.id)
+        .collect();
+    if ids.len() != expected {
+        bail!(
+            "{}: {} frames are annotated but {expected} were read",
+            dir.display(),
+            ids.len()
+        );
+    }
+    Ok(ids)
+}
+
+/// `training_set,frame_id,mse,accuracy,peak_error,r2`, one line per training set and
+/// scored test frame.
+fn write_per_frame(
+    path: &std::path::Path,
+    ids: &[String],
+    per_frame: &[(String, Vec<Option<FrameMetrics>>)],
+) -> Result<()> {
+    let mut text = String::from("training_set,frame_id,mse,accuracy,peak_error,r2\n");
+    for (name, frames) in per_frame {
+        for (id, metrics) in ids.iter().zip(frames) {
+            if let Some(m) = metrics {
+                text.push_str(&format!(
+                    "{name},{id},{:.6},{:.6},{:.6},{:.6}\n",
+                    m.mse, m.accuracy, m.peak_error, m.r2
+                ));
+            }
+        }
+    }
+    crate::io::atomic::write_bytes(path, text.as_bytes())?;
+    println!("per-frame metrics → {}", path.display());
+    Ok(())
 }
 
 /// Decoded samples labelled by the FEA, as a training set; unlabellable ones are dropped.
@@ -272,6 +318,11 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, Some(args.fit.size))?;
     let pool = args.fit.load(&args.data, "pool")?;
     let test = args.fit.load(&args.fit.test, "test set")?;
+    let test_ids = args
+        .per_frame
+        .as_ref()
+        .map(|_| annotated_ids(&args.fit.test, test.len()))
+        .transpose()?;
     if args.count == 0 || args.count > pool.len() {
         bail!(
             "--count {} must be between 1 and the pool's {} frames",
@@ -348,6 +399,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         draws.len()
     );
     let mut rows = Vec::new();
+    let mut per_frame = Vec::new();
     let mut skipped = Vec::new();
     for (name, set) in [
         (format!("{} random real frames", args.count), &real),
@@ -369,8 +421,12 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             skipped.push(name);
             continue;
         }
-        let assessment = fit_with_bar(&fit, &name, set, &test, device)?;
+        let (assessment, frames) = fit_with_bar(&fit, &name, set, &test, device)?;
+        per_frame.push((name.clone(), frames));
         rows.push(Row { name, assessment });
+    }
+    if let (Some(path), Some(ids)) = (&args.per_frame, &test_ids) {
+        write_per_frame(path, ids, &per_frame)?;
     }
     let (_, trivial) = assess::mean_map_metrics(&pool, &test);
     let reference = rows[0].assessment.metrics.mse;

@@ -43,11 +43,23 @@ pub fn epochs_for(steps: usize, frames: usize, batch_size: usize) -> usize {
 /// SPEC §5 metrics of per-frame predictions (kPa) against `test`'s stress, and the number
 /// of frames scored.
 pub fn score(test: &FrameSet, prediction: impl Fn(usize) -> Vec<f32>) -> (usize, FrameMetrics) {
-    let truth = test.stress.as_ref().expect("test frames carry stress");
-    let metrics: Vec<FrameMetrics> = (0..test.len())
-        .filter_map(|i| frame_metrics(&prediction(i), &truth[i], &test.labels[i]))
+    let metrics: Vec<FrameMetrics> = score_frames(test, prediction)
+        .into_iter()
+        .flatten()
         .collect();
     (metrics.len(), mean_metrics(&metrics))
+}
+
+/// SPEC §5 metrics of each frame of `test` on its own, in order; `None` for a frame
+/// without solid pixels. Where in the test set an F loses, against another F.
+pub fn score_frames(
+    test: &FrameSet,
+    prediction: impl Fn(usize) -> Vec<f32>,
+) -> Vec<Option<FrameMetrics>> {
+    let truth = test.stress.as_ref().expect("test frames carry stress");
+    (0..test.len())
+        .map(|i| frame_metrics(&prediction(i), &truth[i], &test.labels[i]))
+        .collect()
 }
 
 /// The trivial predictor's metrics: the per-pixel mean of `train`'s stress maps.
@@ -63,14 +75,15 @@ pub fn mean_map_metrics(train: &FrameSet, test: &FrameSet) -> (usize, FrameMetri
 }
 
 /// Trains a fresh F (seeded) on `data` for about `config.steps` steps on a cosine schedule
-/// and scores it on `test`.
+/// and scores it on `test`: over all frames, and each frame on its own (as
+/// [`score_frames`]).
 pub fn fit_and_test(
     config: &FitConfig,
     data: &FrameSet,
     test: &FrameSet,
     device: Device,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-) -> Result<Assessment, ModelError> {
+) -> Result<(Assessment, Vec<Option<FrameMetrics>>), ModelError> {
     if test.stress.is_none() {
         return Err(ModelError::Data(
             "the test frames have no stress maps".to_string(),
@@ -97,14 +110,16 @@ pub fn fit_and_test(
         on_progress,
     )?;
     let predictions = train::predict_kpa(&model, test, config.pressure_kpa, device);
-    let (test_frames, metrics) = score(test, |i| predictions[i].clone());
-    Ok(Assessment {
+    let per_frame = score_frames(test, |i| predictions[i].clone());
+    let scored: Vec<FrameMetrics> = per_frame.iter().flatten().copied().collect();
+    let assessment = Assessment {
         train_frames: data.len(),
         epochs: schedule.epochs,
         steps: report.steps,
-        test_frames,
-        metrics,
-    })
+        test_frames: scored.len(),
+        metrics: mean_metrics(&scored),
+    };
+    Ok((assessment, per_frame))
 }
 
 /// The first `count` frames of `set` after a seeded shuffle.
