@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Where a TSTR gap lies: `sula tstr --per-frame` files split by what the phantom's
-metadata says each test frame holds (guide wire, calcium, lipid).
+metadata says each test frame holds (guide wire, calcium, lipid, calcium's depth).
 
 usage: tstr_by_frame.py DATASET FRAMES.csv [FRAMES.csv ...]
 
 For each split (frames with and without a guide wire, with and without calcium, with
-and without lipid) it prints each training set's mean MSE, the ratio to the real
+and without lipid; superficial, deep or no calcium) it prints each training set's mean MSE, the ratio to the real
 frames' F on the same frames, and the share of the whole gap (mean over all frames of
 MSE(training set) − MSE(real)) that the split's frames carry. Several files (seeds) are
 pooled frame by frame: a frame's difference is averaged over the files first. The 95 %
@@ -28,12 +28,28 @@ def frame_properties(dataset):
     for path in sorted((Path(dataset) / "meta").glob("*.json")):
         meta = json.loads(path.read_text())
         geometry = meta.get("geometry", {})
+        calcium = geometry.get("calcium")
         props[meta["id"]] = {
             "guide wire": geometry.get("guidewire") is not None,
-            "calcium": geometry.get("calcium") is not None,
+            "calcium": calcium is not None,
             "lipid": geometry.get("lipid") is not None,
+            "calcium depth": calcium["depth"] if calcium else "none",
         }
     return props
+
+
+def groups():
+    """(label, predicate) pairs, one list per split."""
+    splits = [
+        [(f"{'with' if present else 'without'} {prop}", lambda p, prop=prop, present=present: p[prop] == present)
+         for present in [True, False]]
+        for prop in ["guide wire", "calcium", "lipid"]
+    ]
+    splits.append([
+        (f"{depth} calcium" if depth != "none" else "no calcium", lambda p, depth=depth: p["calcium depth"] == depth)
+        for depth in ["superficial", "deep", "none"]
+    ])
+    return splits
 
 
 def read_frames(paths):
@@ -77,11 +93,11 @@ def main():
         total_gap = sum(own[f] - real[f] for f in frames) / len(frames)
         print(f"\n{name}: ratio {sum(own[f] for f in frames) / sum(real[f] for f in frames):.3f}, "
               f"gap {total_gap:.1f} kPa² per frame")
-        print(f"  {'split':<18} {'frames':>6} {'real MSE':>9} {'its MSE':>9} {'ratio':>6} "
+        print(f"  {'split':<20} {'frames':>6} {'real MSE':>9} {'its MSE':>9} {'ratio':>6} "
               f"{'gap per frame (95 %)':>24} {'share of gap':>12}")
-        for prop in ["guide wire", "calcium", "lipid"]:
-            for present in [True, False]:
-                part = [f for f in frames if props[f][prop] == present]
+        for split in groups():
+            for label, holds in split:
+                part = [f for f in frames if holds(props[f])]
                 if not part:
                     continue
                 diffs = [own[f] - real[f] for f in part]
@@ -89,8 +105,7 @@ def main():
                 real_mse = sum(real[f] for f in part) / len(part)
                 own_mse = sum(own[f] for f in part) / len(part)
                 share = sum(diffs) / len(frames) / total_gap if total_gap else float("nan")
-                label = f"{'with' if present else 'without'} {prop}"
-                print(f"  {label:<18} {len(part):>6} {real_mse:>9.1f} {own_mse:>9.1f} "
+                print(f"  {label:<20} {len(part):>6} {real_mse:>9.1f} {own_mse:>9.1f} "
                       f"{own_mse / real_mse:>6.2f} {gap:>10.1f} ({gap - half:>6.1f} to {gap + half:>6.1f}) "
                       f"{100 * share:>11.0f} %")
 
