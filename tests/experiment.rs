@@ -24,17 +24,10 @@ use sula::sampling::{
 use sula::sampling::{Movers, RoundZero, Variant};
 use tch::Device;
 
-/// `sula` with one libtorch thread. The tests here compare studies run by different
-/// processes row by row, to the last digit; multithreaded CPU kernels need not add in the
-/// same order on every CPU (CI once saw round 0 of two identically seeded arms of one
-/// process differ in the sixth digit), and one thread each also keeps the tests, which
-/// cargo runs side by side, from fighting over the cores.
+mod common;
+
 fn sula() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sula"));
-    command
-        .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1");
-    command
+    common::sula_command()
 }
 
 fn run_ok(command: &mut Command) -> String {

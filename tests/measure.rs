@@ -4,15 +4,10 @@
 
 use std::path::Path;
 
-/// `sula` with one libtorch thread: some tests compare rows of two processes to the last
-/// digit, which multithreaded CPU kernels need not give on every CPU.
+mod common;
+
 fn sula(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-        .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
-        .args(args)
-        .output()
-        .unwrap()
+    common::sula_command().args(args).output().unwrap()
 }
 
 /// Runs `sula` and returns its stdout, failing the test on a non-zero exit.

@@ -15,6 +15,8 @@ use sula::model::train::{self, Control, LrSchedule, TrainConfig, TrainReport};
 use sula::model::vae::{CLASSES, Vae, VaeConfig};
 use tch::{Device, Kind, Tensor, nn};
 
+mod common;
+
 const SIZE: usize = 32;
 
 /// Libtorch has one random generator per process. Every test holds this while it runs, so
@@ -145,16 +147,10 @@ fn vae_loss_falls_and_decoded_labels_are_valid_classes() {
     }
 }
 
-/// Runs `sula` with one libtorch thread (runs compared to the last digit must not depend
-/// on how multithreaded kernels split their sums) and returns its stdout, failing the test
-/// on a non-zero exit.
+/// Runs `sula` (one libtorch thread, see [`common::sula_command`]) and returns its stdout,
+/// failing the test on a non-zero exit.
 fn sula(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-        .env("OMP_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::sula_command().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

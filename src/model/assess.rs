@@ -43,11 +43,13 @@ pub fn epochs_for(steps: usize, frames: usize, batch_size: usize) -> usize {
 /// SPEC §5 metrics of per-frame predictions (kPa) against `test`'s stress, and the number
 /// of frames scored.
 pub fn score(test: &FrameSet, prediction: impl Fn(usize) -> Vec<f32>) -> (usize, FrameMetrics) {
-    let metrics: Vec<FrameMetrics> = score_frames(test, prediction)
-        .into_iter()
-        .flatten()
-        .collect();
-    (metrics.len(), mean_metrics(&metrics))
+    summarise(&score_frames(test, prediction))
+}
+
+/// The number of scored frames of [`score_frames`]'s output and their mean metrics.
+fn summarise(per_frame: &[Option<FrameMetrics>]) -> (usize, FrameMetrics) {
+    let scored: Vec<FrameMetrics> = per_frame.iter().flatten().copied().collect();
+    (scored.len(), mean_metrics(&scored))
 }
 
 /// SPEC §5 metrics of each frame of `test` on its own, in order; `None` for a frame
@@ -111,13 +113,13 @@ pub fn fit_and_test(
     )?;
     let predictions = train::predict_kpa(&model, test, config.pressure_kpa, device);
     let per_frame = score_frames(test, |i| predictions[i].clone());
-    let scored: Vec<FrameMetrics> = per_frame.iter().flatten().copied().collect();
+    let (test_frames, metrics) = summarise(&per_frame);
     let assessment = Assessment {
         train_frames: data.len(),
         epochs: schedule.epochs,
         steps: report.steps,
-        test_frames: scored.len(),
-        metrics: mean_metrics(&scored),
+        test_frames,
+        metrics,
     };
     Ok((assessment, per_frame))
 }
