@@ -97,6 +97,7 @@ pub fn evaluate(vae: &Vae, data: &FrameSet, device: Device) -> Result<VaeEvaluat
         squared += out
             .decoding
             .mean
+            .clamp(0.0, 1.0)
             .mse_loss(&images, tch::Reduction::Sum)
             .double_value(&[]);
     }
@@ -212,7 +213,7 @@ pub fn decode_latents_as(
             Texture::Speckle => vae.decode(&z),
             Texture::Mean => {
                 let parts = vae.decode_parts(&z);
-                (parts.mean, parts.label_logits)
+                (parts.mean.clamp(0.0, 1.0), parts.label_logits)
             }
             Texture::ShapedSpeckle { scale, shape } => {
                 vae.decode_with_spread(&z, SpeckleSeed::PerPoint, scale, shape)

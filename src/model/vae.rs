@@ -102,11 +102,65 @@ pub enum ImageLikelihood {
     /// fitted to the median, which keeps a hard edge where the squared error's mean
     /// averages the two sides into a soft ramp.
     Laplace,
+    /// Log-compressed speckle's own likelihood: a B-mode pixel is the log of a Rayleigh
+    /// envelope, μ + h·(ln V + γ) with V exponential, clipped to [0, 1] by the display's
+    /// dynamic range, so black and white pixels count as censored (their probability mass,
+    /// not a density). h is one fitted scale for the whole image, as fully developed
+    /// speckle has one spread whatever the echo's strength: unlike a per-pixel spread it
+    /// cannot absorb an edge or ring the mean image misses, and the mean's bright tail
+    /// pulls hard towards thin bright structures. Samples draw the same shape of noise.
+    /// Tempered by 2h² (h detached), so a pixel weighs what it does under the squared
+    /// error at its optimum, beside the label and KL terms.
+    LogRayleigh,
+}
+
+/// Grey level below which (and above 1 minus which) a pixel counts as clipped by the
+/// display's dynamic range: half a grey step of an 8-bit image.
+const CLIPPED: f64 = 0.5 / 255.0;
+
+/// The location μ of a [`ImageLikelihood::LogRayleigh`] VAE spans this range: the mean
+/// log-intensity of a shadow or the catheter lies well below black before clipping.
+const LOCATION_RANGE: (f64, f64) = (-0.25, 1.25);
+
+/// Log-likelihood terms grow as e^t; above this t they grow linearly, so one badly
+/// fitted pixel early in training cannot overflow the loss.
+const EXP_GUARD: f64 = 12.0;
+
+/// e^t up to [`EXP_GUARD`], then its tangent: finite with a gradient everywhere.
+fn guarded_exp(t: &Tensor) -> Tensor {
+    t.clamp_max(EXP_GUARD).exp() * ((t - EXP_GUARD).relu() + 1.0)
+}
+
+/// Per-pixel negative log-likelihood of `image` under log-compressed speckle of location
+/// `location` and scale `exp(log_scale)` (`[1]`), clipped to [0, 1]: for an unclipped
+/// pixel the density of x = μ + h·(ln V + γ), V ~ Exp(1); for a black or white pixel the
+/// probability of lying at or beyond its end.
+pub fn log_rayleigh_nll(image: &Tensor, location: &Tensor, log_scale: &Tensor) -> Tensor {
+    let h = log_scale.exp();
+    let log_v = |x: &Tensor| (x - location) / &h - EULER_GAMMA;
+    let t = log_v(image);
+    let inside = guarded_exp(&t) - &t + log_scale;
+    let low = log_v(&image.zeros_like()).clamp(-40.0, EXP_GUARD);
+    let below = -(low.exp().neg().expm1().neg().log());
+    let above = guarded_exp(&log_v(&image.ones_like()));
+    let black = image.le(CLIPPED);
+    let white = image.ge(1.0 - CLIPPED);
+    below.where_self(&black, &above.where_self(&white, &inside))
 }
 
 impl ImageLikelihood {
+    /// The shape of the speckle a decoded sample of a VAE fitted under this likelihood
+    /// draws.
+    pub fn speckle_shape(self) -> SpeckleShape {
+        match self {
+            ImageLikelihood::LogRayleigh => SpeckleShape::LogRayleigh,
+            _ => SpeckleShape::Gaussian,
+        }
+    }
+
     /// The mean image's error against `image`, summed over pixels and frames; the spread
-    /// only weighs the pixels and receives no gradient from this term.
+    /// only weighs the pixels and receives no gradient from this term, except under
+    /// [`ImageLikelihood::LogRayleigh`], whose one scale is fitted with the mean.
     pub fn error(self, mean: &Tensor, log_spread: &Tensor, image: &Tensor) -> Tensor {
         match self {
             ImageLikelihood::SquaredError => mean.mse_loss(image, tch::Reduction::Sum),
@@ -115,6 +169,11 @@ impl ImageLikelihood {
                 ((image - mean).pow_tensor_scalar(2) * weight * 0.5).sum(Kind::Float)
             }
             ImageLikelihood::Laplace => (image - mean).abs().sum(Kind::Float) * 2.0,
+            ImageLikelihood::LogRayleigh => {
+                let log_scale = log_spread.flatten(0, -1).narrow(0, 0, 1) - LOG_RAYLEIGH_SD;
+                let temper = (log_scale.detach() * 2.0).exp() * 2.0;
+                (log_rayleigh_nll(image, mean, &log_scale) * temper).sum(Kind::Float)
+            }
         }
     }
 }
@@ -221,10 +280,8 @@ pub struct Vae {
     label_to_image: Option<nn::Conv2D>,
     /// With [`VaeConfig::polar_head`]: shadows and rings drawn on the polar grid.
     polar: Option<PolarHead>,
-    /// Log speckle spread. In training it reads the trunk's features detached, so the
-    /// many per-pixel likelihood terms of the speckle model cannot pull the trunk away
-    /// from the geometry the label maps need.
-    spread_head: nn::Conv2D,
+    /// How the speckle's spread is modelled.
+    speckle: SpreadModel,
     /// Gaussian σ (pixels) of the speckle's spatial correlation, measured after training.
     speckle_grain: Tensor,
     prior_weights: Tensor,
@@ -232,12 +289,28 @@ pub struct Vae {
     prior_scale_tril: Tensor,
 }
 
+/// The speckle spread: per pixel from the decoder's features, or one fitted scale.
+#[derive(Debug)]
+enum SpreadModel {
+    /// Log spread per pixel. In training the head reads the trunk's features detached, so
+    /// the many per-pixel likelihood terms of the speckle model cannot pull the trunk away
+    /// from the geometry the label maps need.
+    PerPixel(nn::Conv2D),
+    /// Log scale h of [`ImageLikelihood::LogRayleigh`], fitted with the mean image.
+    Global(Tensor),
+}
+
+/// ln(π/√6): the standard deviation of ln V, V ~ Exp(1), so a log-Rayleigh spread of
+/// scale h has standard deviation h·π/√6.
+const LOG_RAYLEIGH_SD: f64 = 0.248_850_151_235_372_66;
+
 /// A decoder output before sampling.
 #[derive(Debug)]
 pub struct Decoding {
-    /// `[n, 1, s, s]` mean grey level in [0, 1].
+    /// `[n, 1, s, s]` mean grey level, in [0, 1]; under [`ImageLikelihood::LogRayleigh`]
+    /// the mean log-intensity before clipping, in [`LOCATION_RANGE`].
     pub mean: Tensor,
-    /// `[n, 1, s, s]` log of the speckle spread around the mean.
+    /// `[n, 1, s, s]` log of the speckle's standard deviation around the mean.
     pub log_spread: Tensor,
     /// `[n, 5, s, s]` class logits; `None` for an image-only VAE.
     pub label_logits: Option<Tensor>,
@@ -299,7 +372,15 @@ impl Vae {
             .add_fn(|x| x.leaky_relu());
         let head_channels = if config.labelled { 1 + CLASSES } else { 1 };
         let head = nn::conv2d(&p / "head", w, head_channels, 3, same);
-        let spread_head = nn::conv2d(&p / "spread_head", w, 1, 3, same);
+        let speckle = if config.image_likelihood == ImageLikelihood::LogRayleigh {
+            SpreadModel::Global(p.var(
+                "speckle_log_scale",
+                &[1],
+                nn::Init::Const(INITIAL_LOG_RAYLEIGH_SCALE.ln()),
+            ))
+        } else {
+            SpreadModel::PerPixel(nn::conv2d(&p / "spread_head", w, 1, 3, same))
+        };
         let label_to_image = (config.labelled && config.label_conditioned_image)
             .then(|| nn::conv2d(&p / "label_to_image", CLASSES, 1, 3, same));
         let polar = config
@@ -316,7 +397,7 @@ impl Vae {
             head,
             label_to_image,
             polar,
-            spread_head,
+            speckle,
             speckle_grain: p.zeros_no_train("speckle_grain", &[1]),
             prior_weights: prior.zeros_no_train("weights", &[k]),
             prior_means: prior.zeros_no_train("means", &[k, latent]),
@@ -374,21 +455,32 @@ impl Vae {
             }
             _ => out.narrow(1, 0, 1),
         };
-        let mean = match &self.polar {
+        let grey = match &self.polar {
             Some(polar) => {
                 let (residual, transmittance) = polar.forward(&features);
                 (mean_logit + residual).sigmoid() * transmittance
             }
             None => mean_logit.sigmoid(),
         };
-        let spread_input = if training {
-            features.detach()
-        } else {
-            features
+        let (mean, log_spread) = match &self.speckle {
+            SpreadModel::PerPixel(head) => {
+                let spread_input = if training {
+                    features.detach()
+                } else {
+                    features
+                };
+                (grey, head.forward(&spread_input).clamp(-7.0, 0.0))
+            }
+            SpreadModel::Global(log_scale) => {
+                let (low, high) = LOCATION_RANGE;
+                let log_spread =
+                    grey.zeros_like() + (log_scale + LOG_RAYLEIGH_SD).view([1, 1, 1, 1]);
+                (grey * (high - low) + low, log_spread)
+            }
         };
         Decoding {
             mean,
-            log_spread: self.spread_head.forward(&spread_input).clamp(-7.0, 0.0),
+            log_spread,
             label_logits,
         }
     }
@@ -402,7 +494,7 @@ impl Vae {
 
     /// Decodes with the speckle realisation `seed` picks.
     pub fn decode_speckled(&self, z: &Tensor, seed: SpeckleSeed) -> (Tensor, Option<Tensor>) {
-        self.decode_with_spread(z, seed, 1.0, SpeckleShape::Gaussian)
+        self.decode_with_spread(z, seed, 1.0, self.config.image_likelihood.speckle_shape())
     }
 
     /// Decodes with the fitted speckle spread multiplied by `scale` and noise of the given
@@ -426,11 +518,10 @@ impl Vae {
     /// grain: gradients reach the mean and the spread, so a critic that judges it can
     /// train both.
     pub fn training_sample(&self, decoding: &Decoding) -> Tensor {
-        let noise = gaussian_blur(
-            &decoding.mean.randn_like(),
-            self.grain(),
-            TapScale::UnitEnergy,
-        );
+        let fields = (0..self.config.image_likelihood.speckle_shape().fields())
+            .map(|_| decoding.mean.randn_like())
+            .collect();
+        let noise = self.shaped_noise(fields, self.config.image_likelihood.speckle_shape());
         (&decoding.mean + decoding.log_spread.exp() * noise).clamp(0.0, 1.0)
     }
 
@@ -448,10 +539,7 @@ impl Vae {
         let n = z.size()[0];
         let d = z.size()[1] as usize;
         let s = self.config.size as i64;
-        let fields = match shape {
-            SpeckleShape::Gaussian => 1,
-            SpeckleShape::LogRayleigh => 2,
-        };
+        let fields = shape.fields();
         let rows = super::data::to_vec(&z.detach());
         let mut values = vec![Vec::with_capacity((n * s * s) as usize); fields];
         for row in rows.chunks(d.max(1)) {
@@ -468,12 +556,24 @@ impl Vae {
                 );
             }
         }
-        let mut correlated = values.iter().map(|field| {
-            let white = Tensor::from_slice(field)
-                .view([n, 1, s, s])
-                .to_device(z.device());
-            gaussian_blur(&white, self.grain(), TapScale::UnitEnergy)
-        });
+        let white = values
+            .iter()
+            .map(|field| {
+                Tensor::from_slice(field)
+                    .view([n, 1, s, s])
+                    .to_device(z.device())
+            })
+            .collect();
+        self.shaped_noise(white, shape)
+    }
+
+    /// White Gaussian `fields` (one, or two for [`SpeckleShape::LogRayleigh`]) given the
+    /// measured grain and turned into zero-mean, unit-variance noise of `shape`.
+    fn shaped_noise(&self, fields: Vec<Tensor>, shape: SpeckleShape) -> Tensor {
+        debug_assert_eq!(fields.len(), shape.fields());
+        let mut correlated = fields
+            .iter()
+            .map(|white| gaussian_blur(white, self.grain(), TapScale::UnitEnergy));
         let in_phase = correlated.next().expect("at least one field");
         match correlated.next() {
             None => in_phase,
@@ -531,10 +631,15 @@ impl Vae {
             .image_likelihood
             .error(&d.mean, &d.log_spread, image)
             / n;
-        let residual = (image - d.mean.detach()).pow_tensor_scalar(2);
-        let speckle = ((residual * (&d.log_spread * -2.0).exp() + &d.log_spread * 2.0) * 0.5)
-            .sum(Kind::Float)
-            / n;
+        let speckle = match self.speckle {
+            SpreadModel::PerPixel(_) => {
+                let residual = (image - d.mean.detach()).pow_tensor_scalar(2);
+                ((residual * (&d.log_spread * -2.0).exp() + &d.log_spread * 2.0) * 0.5)
+                    .sum(Kind::Float)
+                    / n
+            }
+            SpreadModel::Global(_) => image_term.zeros_like(),
+        };
         let label_term = match (&d.label_logits, labels) {
             (Some(logits), Some(labels)) => {
                 logits.cross_entropy_loss(labels, class_weights, tch::Reduction::Sum, -100, 0.0) / n
@@ -556,11 +661,18 @@ impl Vae {
     }
 
     /// Lag-one correlation of the standardised residuals (image − mean) / spread,
-    /// horizontally and vertically pooled, as sums: (Σ r·r_next, Σ r²).
+    /// horizontally and vertically pooled, as sums: (Σ r·r_next, Σ r²). Under
+    /// [`ImageLikelihood::LogRayleigh`] the clipped pixels, whose residual is not
+    /// speckle, are left out.
     pub fn residual_correlation(&self, image: &Tensor, labels: Option<&Tensor>) -> (f64, f64) {
         let _guard = tch::no_grad_guard();
         let d = self.forward(image, labels, false).decoding;
-        let r = (image - &d.mean) * (-&d.log_spread).exp();
+        let mut r = (image - &d.mean) * (-&d.log_spread).exp();
+        if let SpreadModel::Global(_) = self.speckle {
+            let unclipped = image.gt(CLIPPED).logical_and(&image.lt(1.0 - CLIPPED));
+            r = (&r - r.masked_select(&unclipped).mean(Kind::Float))
+                * unclipped.to_kind(Kind::Float);
+        }
         let s = r.size()[3];
         let horizontal = (r.narrow(3, 0, s - 1) * r.narrow(3, 1, s - 1)).sum(Kind::Double);
         let vertical = (r.narrow(2, 0, s - 1) * r.narrow(2, 1, s - 1)).sum(Kind::Double);
@@ -571,8 +683,14 @@ impl Vae {
     }
 
     /// Stores the grain that gives white noise blurred by a Gaussian a lag-one correlation
-    /// of `rho` (ρ = exp(−1 / (4σ²))).
+    /// of `rho` (ρ = exp(−1 / (4σ²))). Under [`ImageLikelihood::LogRayleigh`] `rho` is
+    /// the correlation of log-envelopes, which is weaker than that of the complex field
+    /// they come from; the field's is found first.
     pub fn set_grain_from_correlation(&mut self, rho: f64) {
+        let rho = match self.speckle {
+            SpreadModel::PerPixel(_) => rho,
+            SpreadModel::Global(_) => field_correlation_of_log_envelopes(rho),
+        };
         let grain = if rho <= 0.01 {
             0.0
         } else if rho >= 0.999 {
@@ -659,6 +777,42 @@ pub enum SpeckleShape {
     /// The log of a Rayleigh envelope, as log compression turns fully developed speckle
     /// into: a long tail of dark pixels and a short one of bright ones.
     LogRayleigh,
+}
+
+impl SpeckleShape {
+    /// White Gaussian fields a noise of this shape is made from.
+    fn fields(self) -> usize {
+        match self {
+            SpeckleShape::Gaussian => 1,
+            SpeckleShape::LogRayleigh => 2,
+        }
+    }
+}
+
+/// The scale h a [`ImageLikelihood::LogRayleigh`] VAE starts from: 40 dB of dynamic range
+/// on the grey scale gives (20 / ln 10) / 40 / 2 ≈ 0.11.
+const INITIAL_LOG_RAYLEIGH_SCALE: f64 = 0.1;
+
+/// The correlation |ρ| of a complex Gaussian field whose log-envelopes correlate by
+/// `rho`: for exponential intensities whose correlation is |ρ|², the log-intensities
+/// correlate by 6·Li₂(|ρ|²)/π² (Li₂ the dilogarithm), which is solved for |ρ| by bisection.
+fn field_correlation_of_log_envelopes(rho: f64) -> f64 {
+    let log_correlation = |field: f64| {
+        let x = field * field;
+        let dilog: f64 = (1..=20_000).map(|k| x.powi(k) / f64::from(k * k)).sum();
+        6.0 * dilog / std::f64::consts::PI.powi(2)
+    };
+    let target = rho.clamp(0.0, 1.0);
+    let (mut low, mut high) = (0.0, 1.0);
+    for _ in 0..50 {
+        let mid = 0.5 * (low + high);
+        if log_correlation(mid) < target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    0.5 * (low + high)
 }
 
 /// The Euler–Mascheroni constant: minus the mean of the log of an exponential variate.
@@ -811,6 +965,139 @@ mod tests {
     }
 
     /// An untrained VAE at 32² with a latent of 3, quick to build.
+    /// The value of a one-element tensor.
+    fn scalar(t: impl std::borrow::Borrow<Tensor>) -> f64 {
+        t.borrow().view([-1]).double_value(&[0])
+    }
+
+    /// `count` pixels of clipped log-compressed speckle, location `mu`, scale `h`.
+    fn clipped_speckle(mu: f64, h: f64, count: usize, seed: u64) -> Tensor {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let pixels: Vec<f32> = (0..count)
+            .map(|_| {
+                let v: f64 = rand_distr::Exp1.sample(&mut rng);
+                let x = (mu + h * (v.ln() + EULER_GAMMA)).clamp(0.0, 1.0);
+                ((x * 255.0).round() / 255.0) as f32
+            })
+            .collect();
+        Tensor::from_slice(&pixels)
+    }
+
+    #[test]
+    fn the_log_rayleigh_likelihood_recovers_location_and_scale_through_the_clipping() {
+        // μ = 0.05, h = 0.1: about 29 % of the pixels are clipped to black, so a fit to
+        // the unclipped pixels alone, or a median, would put μ far too high.
+        let (mu, h) = (0.05, 0.1);
+        let image = clipped_speckle(mu, h, 20_000, 7);
+        let black = scalar(image.le(CLIPPED).to_kind(Kind::Float).mean(Kind::Float));
+        assert!((0.25..0.33).contains(&black), "clipped share {black}");
+        let location = Tensor::from_slice(&[0.3f32]).set_requires_grad(true);
+        let log_scale = Tensor::from_slice(&[0.2f32.ln()]).set_requires_grad(true);
+        let mut adam = tch::COptimizer::adam(0.02, 0.9, 0.999, 0.0, 1e-8, false).unwrap();
+        adam.add_parameters(&location, 0).unwrap();
+        adam.add_parameters(&log_scale, 0).unwrap();
+        for _ in 0..1500 {
+            adam.zero_grad().unwrap();
+            log_rayleigh_nll(&image, &location, &log_scale)
+                .mean(Kind::Float)
+                .backward();
+            adam.step().unwrap();
+        }
+        let fitted = (scalar(&location), scalar(log_scale.exp()));
+        assert!((fitted.0 - mu).abs() < 0.01, "location {fitted:?}");
+        assert!((fitted.1 - h).abs() < 0.005, "scale {fitted:?}");
+        // White pixels count as mass above 1: bright speckle near white is fitted too.
+        let bright = clipped_speckle(0.95, h, 20_000, 8);
+        let at = |m: f64| {
+            let nll = log_rayleigh_nll(
+                &bright,
+                &Tensor::from_slice(&[m as f32]),
+                &Tensor::from_slice(&[(h as f32).ln()]),
+            );
+            scalar(nll.mean(Kind::Float))
+        };
+        assert!(
+            at(0.95) < at(0.9) && at(0.95) < at(1.0),
+            "{} {} {}",
+            at(0.9),
+            at(0.95),
+            at(1.0)
+        );
+    }
+
+    #[test]
+    fn a_log_rayleigh_vae_fits_one_scale_and_samples_clipped_log_rayleigh_speckle() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            image_likelihood: ImageLikelihood::LogRayleigh,
+            ..VaeConfig::new(32)
+        };
+        let vae = Vae::new(&vs.root(), config);
+        assert!(
+            vs.variables()
+                .keys()
+                .any(|k| k.ends_with("speckle_log_scale"))
+        );
+        assert!(!vs.variables().keys().any(|k| k.contains("spread_head")));
+        let z = Tensor::randn([4, 3], (Kind::Float, tch::Device::Cpu));
+        let parts = vae.decode_parts(&z);
+        // One spread for every pixel: h·π/√6 with h at its starting 0.1.
+        let spread = parts.log_spread.exp();
+        let expected = INITIAL_LOG_RAYLEIGH_SCALE * std::f64::consts::PI / 6f64.sqrt();
+        assert!((scalar(spread.max()) - expected).abs() < 1e-5);
+        assert!((scalar(spread.min()) - expected).abs() < 1e-5);
+        let (low, high) = LOCATION_RANGE;
+        assert!(scalar(parts.mean.min()) >= low && scalar(parts.mean.max()) <= high);
+        let (image, _) = vae.decode(&z);
+        assert!(scalar(image.min()) >= 0.0 && scalar(image.max()) <= 1.0);
+        // The loss reaches the scale, and no speckle term is left over.
+        let images = Tensor::rand([4, 1, 32, 32], (Kind::Float, tch::Device::Cpu));
+        let labels = Tensor::zeros([4, 32, 32], (Kind::Int64, tch::Device::Cpu));
+        let out = vae.forward(&images, Some(&labels), true);
+        let loss = vae.loss(&out, &images, Some(&labels), None, 1.0);
+        assert_eq!(scalar(&loss.speckle), 0.0);
+        loss.total.backward();
+        let log_scale = &vs.variables()["vae.speckle_log_scale"];
+        assert!(scalar(log_scale.grad().abs().sum(Kind::Float)) > 0.0);
+    }
+
+    #[test]
+    fn the_grain_of_log_envelopes_is_read_back_as_the_field_grain_that_made_them() {
+        // Log-envelopes of a complex field blurred by σ correlate less than the field;
+        // a log-Rayleigh VAE's grain must be the field's σ, or its samples come out finer.
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let config = VaeConfig {
+            width: 4,
+            latent_dim: 3,
+            prior_components: 2,
+            image_likelihood: ImageLikelihood::LogRayleigh,
+            ..VaeConfig::new(32)
+        };
+        let mut vae = Vae::new(&vs.root(), config);
+        let field_grain = 0.9;
+        let _ = tch::no_grad(|| vae.speckle_grain.fill_(field_grain));
+        let z = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
+        let noise = vae.speckle_noise(&z, SpeckleSeed::PerPoint, SpeckleShape::LogRayleigh);
+        let s = noise.size()[3];
+        let lagged =
+            scalar((noise.narrow(3, 0, s - 1) * noise.narrow(3, 1, s - 1)).mean(Kind::Float));
+        let energy = scalar(noise.square().mean(Kind::Float));
+        let log_rho = lagged / energy;
+        let field_rho = (-1.0 / (4.0 * field_grain * field_grain)).exp();
+        assert!(log_rho < field_rho - 0.1, "log {log_rho} field {field_rho}");
+        vae.set_grain_from_correlation(log_rho);
+        assert!(
+            (vae.grain() - field_grain).abs() < 0.08,
+            "grain {}",
+            vae.grain()
+        );
+    }
+
     fn tiny_vae() -> (nn::VarStore, Vae) {
         tiny_vae_with(false)
     }
