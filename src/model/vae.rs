@@ -1029,15 +1029,10 @@ mod tests {
 
     #[test]
     fn a_log_rayleigh_vae_fits_one_scale_and_samples_clipped_log_rayleigh_speckle() {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let config = VaeConfig {
-            width: 4,
-            latent_dim: 3,
-            prior_components: 2,
+        let (vs, vae) = tiny_vae_of(VaeConfig {
             image_likelihood: ImageLikelihood::LogRayleigh,
             ..VaeConfig::new(32)
-        };
-        let vae = Vae::new(&vs.root(), config);
+        });
         assert!(
             vs.variables()
                 .keys()
@@ -1070,15 +1065,10 @@ mod tests {
     fn the_grain_of_log_envelopes_is_read_back_as_the_field_grain_that_made_them() {
         // Log-envelopes of a complex field blurred by σ correlate less than the field;
         // a log-Rayleigh VAE's grain must be the field's σ, or its samples come out finer.
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let config = VaeConfig {
-            width: 4,
-            latent_dim: 3,
-            prior_components: 2,
+        let (_vs, mut vae) = tiny_vae_of(VaeConfig {
             image_likelihood: ImageLikelihood::LogRayleigh,
             ..VaeConfig::new(32)
-        };
-        let mut vae = Vae::new(&vs.root(), config);
+        });
         let field_grain = 0.9;
         let _ = tch::no_grad(|| vae.speckle_grain.fill_(field_grain));
         let z = Tensor::randn([64, 3], (Kind::Float, tch::Device::Cpu));
@@ -1104,13 +1094,20 @@ mod tests {
 
     /// [`tiny_vae`], with or without the label-conditioned mean image.
     fn tiny_vae_with(label_conditioned_image: bool) -> (nn::VarStore, Vae) {
+        tiny_vae_of(VaeConfig {
+            label_conditioned_image,
+            ..VaeConfig::new(32)
+        })
+    }
+
+    /// `config`'s options on a tiny architecture (width 4, latent 3, two components).
+    fn tiny_vae_of(config: VaeConfig) -> (nn::VarStore, Vae) {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let config = VaeConfig {
             width: 4,
             latent_dim: 3,
             prior_components: 2,
-            label_conditioned_image,
-            ..VaeConfig::new(32)
+            ..config
         };
         let vae = Vae::new(&vs.root(), config);
         (vs, vae)
