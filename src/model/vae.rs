@@ -518,10 +518,11 @@ impl Vae {
     /// grain: gradients reach the mean and the spread, so a critic that judges it can
     /// train both.
     pub fn training_sample(&self, decoding: &Decoding) -> Tensor {
-        let fields = (0..self.config.image_likelihood.speckle_shape().fields())
+        let shape = self.config.image_likelihood.speckle_shape();
+        let fields = (0..shape.fields())
             .map(|_| decoding.mean.randn_like())
             .collect();
-        let noise = self.shaped_noise(fields, self.config.image_likelihood.speckle_shape());
+        let noise = self.shaped_noise(fields, shape);
         (&decoding.mean + decoding.log_spread.exp() * noise).clamp(0.0, 1.0)
     }
 
@@ -799,7 +800,12 @@ const INITIAL_LOG_RAYLEIGH_SCALE: f64 = 0.1;
 fn field_correlation_of_log_envelopes(rho: f64) -> f64 {
     let log_correlation = |field: f64| {
         let x = field * field;
-        let dilog: f64 = (1..=20_000).map(|k| x.powi(k) / f64::from(k * k)).sum();
+        let dilog: f64 = (1..=20_000u32)
+            .scan(1.0, |power, k| {
+                *power *= x;
+                Some(*power / f64::from(k * k))
+            })
+            .sum();
         6.0 * dilog / std::f64::consts::PI.powi(2)
     };
     let target = rho.clamp(0.0, 1.0);
@@ -964,7 +970,6 @@ mod tests {
         assert!(!grad.defined() || grad.abs().max().double_value(&[]) == 0.0);
     }
 
-    /// An untrained VAE at 32² with a latent of 3, quick to build.
     /// The value of a one-element tensor.
     fn scalar(t: impl std::borrow::Borrow<Tensor>) -> f64 {
         t.borrow().view([-1]).double_value(&[0])
@@ -1088,6 +1093,7 @@ mod tests {
         );
     }
 
+    /// An untrained VAE at 32² with a latent of 3, quick to build.
     fn tiny_vae() -> (nn::VarStore, Vae) {
         tiny_vae_with(false)
     }
