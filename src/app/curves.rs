@@ -7,6 +7,7 @@ use egui::Color32;
 use egui_plot::{ColorConflictHandling, FilledArea, Legend, Line, Plot, Points};
 
 use super::SulaApp;
+use super::plot_axes::readable;
 use crate::experiment::{plot, results, summarise};
 use crate::sampling::Arm;
 
@@ -36,7 +37,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             .iter()
             .flat_map(|a| &a.points)
             .map(|s| if mse { s.mse_mean } else { s.accuracy_mean });
-        let mut plot = Plot::new(title)
+        let mut plot = readable(Plot::new(title))
             .height(170.0)
             .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
             // From zero: the axis keeps a sensible scale while there is one size only.
@@ -81,7 +82,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     savings_plot(&summary, mode, ui);
     results_table(&summary, ui);
     if !app.view.train_losses.is_empty() {
-        Plot::new("train_loss")
+        readable(Plot::new("train_loss"))
             .height(120.0)
             .legend(Legend::default())
             .x_axis_label("epoch (all rounds, first repeat)")
@@ -152,7 +153,7 @@ fn savings_plot(
     if summary.arms.iter().all(|a| a.label_savings.is_empty()) {
         return;
     }
-    Plot::new("label_savings")
+    readable(Plot::new("label_savings"))
         .height(120.0)
         .legend(Legend::default())
         .x_axis_label("random's training-set size")

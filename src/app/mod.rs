@@ -8,6 +8,7 @@ mod data_panel;
 mod export_panel;
 mod images;
 pub mod latent_view;
+mod plot_axes;
 mod project_panel;
 mod samples;
 mod stage1;

@@ -160,7 +160,7 @@ pub fn rounds(project: &ProjectView, ui: &mut egui::Ui) {
         .filter_map(|r| Some([r.total_annotated? as f64, r.validation_mse?]))
         .collect();
     if !curve.is_empty() {
-        Plot::new("project_validation")
+        super::plot_axes::readable(Plot::new("project_validation"))
             .height(150.0)
             .x_axis_label("annotated frames")
             .y_axis_label("validation MSE (kPa²)")

@@ -71,7 +71,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.small(format!("VAE: {origin}"));
     }
     if !app.view.vae_losses.is_empty() {
-        Plot::new("vae_loss")
+        super::plot_axes::readable(Plot::new("vae_loss"))
             .height(110.0)
             .x_axis_label("epoch")
             .y_axis_label("VAE loss")
