@@ -2,10 +2,11 @@
 //! and paints a tick label only where labels are at least 60 points apart (x) or 20 (y),
 //! so a plot 110 points tall whose values span 7 × 10⁴, or one 240 points wide over 8
 //! epochs, showed no label but 0. These grids step by 1, 2 or 5 × 10ⁿ, chosen so that
-//! the labelled step always fits.
+//! the labelled step always fits, and label each tick with the decimals its step needs
+//! (egui_plot's own formatter rounds the decimals of a 0.5 step to none, so 0.5 read "0").
 
 use egui::Rangef;
-use egui_plot::{GridInput, Plot, uniform_grid_spacer};
+use egui_plot::{GridInput, GridMark, Plot, uniform_grid_spacer};
 
 /// The spacing, in points, below which egui_plot draws no grid line; the grid passed to
 /// the spacer is scaled by it, so the plots set it explicitly.
@@ -20,6 +21,19 @@ pub fn readable(plot: Plot<'_>) -> Plot<'_> {
     plot.grid_spacing(Rangef::new(GRID_MIN_POINTS, 300.0))
         .x_grid_spacer(uniform_grid_spacer(|input| steps(input, X_LABEL_POINTS)))
         .y_grid_spacer(uniform_grid_spacer(|input| steps(input, Y_LABEL_POINTS)))
+        .x_axis_formatter(|mark, _| tick_label(mark))
+        .y_axis_formatter(|mark, _| tick_label(mark))
+}
+
+/// The mark's value with as many decimals as its step has: 0.5 steps print "0.5", 20 000
+/// steps print "20000".
+fn tick_label(mark: GridMark) -> String {
+    let decimals = if mark.step_size >= 1.0 {
+        0
+    } else {
+        (-mark.step_size.log10() - 1e-9).ceil() as usize
+    };
+    egui::emath::format_with_decimals_in_range(mark.value, decimals..=decimals)
 }
 
 /// A fine step, the labelled step and a coarse one, each a multiple of the one before.
@@ -89,6 +103,18 @@ mod tests {
         assert_eq!(label, 20_000.0);
         assert_eq!(fine, 10_000.0);
         assert!(label * 110.0 / 70_000.0 >= Y_LABEL_POINTS);
+    }
+
+    #[test]
+    fn tick_labels_keep_the_decimals_of_their_step() {
+        let label = |value, step_size| tick_label(GridMark { value, step_size });
+        assert_eq!(label(0.5, 0.5), "0.5");
+        assert_eq!(label(1.0, 0.5), "1.0");
+        assert_eq!(label(0.75, 0.05), "0.75");
+        assert_eq!(label(0.3, 0.1), "0.3");
+        assert_eq!(label(0.4, 0.2), "0.4");
+        assert_eq!(label(20_000.0, 20_000.0), "20000");
+        assert_eq!(label(150.0, 50.0), "150");
     }
 
     #[test]
