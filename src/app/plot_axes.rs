@@ -39,35 +39,31 @@ fn tick_label(mark: GridMark) -> String {
 /// A fine step, the labelled step and a coarse one, each a multiple of the one before.
 fn steps(input: GridInput, label_points: f64) -> [f64; 3] {
     let value_per_point = input.base_step_size / f64::from(GRID_MIN_POINTS);
-    let label = nice_step(value_per_point * label_points);
-    let fine = if leading_digit(label) == 2 {
-        label / 2.0
-    } else {
-        label / 5.0
-    };
+    let (label, fine) = nice_step(value_per_point * label_points);
     [fine, label, label * 10.0]
 }
 
-/// The smallest 1, 2 or 5 × 10ⁿ that is at least `least`.
-fn nice_step(least: f64) -> f64 {
+/// The smallest 1, 2 or 5 × 10ⁿ that is at least `least`, and the finer grid step it is
+/// a multiple of (a fifth, or for a 2 a half).
+fn nice_step(least: f64) -> (f64, f64) {
     if !least.is_finite() || least <= 0.0 {
-        return 1.0;
+        return (1.0, 0.2);
     }
     let power = 10f64.powf(least.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [(1.0, 0.2), (2.0, 1.0), (5.0, 1.0), (10.0, 2.0)]
         .into_iter()
-        .map(|m| m * power)
-        .find(|&s| s >= least * (1.0 - 1e-9))
-        .unwrap_or(10.0 * power)
-}
-
-fn leading_digit(step: f64) -> u32 {
-    (step / 10f64.powf(step.log10().floor())).round() as u32
+        .map(|(step, fine)| (step * power, fine * power))
+        .find(|&(step, _)| step >= least * (1.0 - 1e-9))
+        .unwrap_or((10.0 * power, 2.0 * power))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leading_digit(step: f64) -> u32 {
+        (step / 10f64.powf(step.log10().floor())).round() as u32
+    }
 
     fn input(span: f64, points: f64) -> GridInput {
         GridInput {
@@ -79,7 +75,7 @@ mod tests {
     #[test]
     fn steps_are_one_two_or_five_times_a_power_of_ten() {
         for least in [0.013, 0.2, 0.21, 3.0, 7.5, 45.0, 999.0, 12_345.0] {
-            let s = nice_step(least);
+            let (s, _) = nice_step(least);
             assert!(s >= least, "{s} < {least}");
             assert!(
                 s < least * 2.5 + 1e-12,
@@ -87,8 +83,8 @@ mod tests {
             );
             assert!([1, 2, 5].contains(&leading_digit(s)), "{s}");
         }
-        assert_eq!(nice_step(2.0), 2.0);
-        assert_eq!(nice_step(0.0), 1.0);
+        assert_eq!(nice_step(2.0).0, 2.0);
+        assert_eq!(nice_step(0.0).0, 1.0);
     }
 
     #[test]
