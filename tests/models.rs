@@ -330,6 +330,64 @@ fn regressor_loss_falls() {
     );
 }
 
+/// A square map turned a quarter: the value at (row, column) moves to (column, n−1−row).
+fn quarter_turn<T: Copy>(map: &[T], n: usize) -> Vec<T> {
+    let mut turned = map.to_vec();
+    for row in 0..n {
+        for column in 0..n {
+            turned[column * n + (n - 1 - row)] = map[row * n + column];
+        }
+    }
+    turned
+}
+
+#[test]
+fn symmetry_averaged_prediction_turns_with_the_frame() {
+    let _rng = torch_rng();
+    train::seed_torch(4);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Regressor::new(
+        &vs.root(),
+        RegressorConfig {
+            width: 8,
+            ..RegressorConfig::new(SIZE)
+        },
+    );
+    train_tiny_regressor(&vs, &model, 1);
+    let frame = &frames().images[5];
+    let pair = FrameSet {
+        size: SIZE,
+        images: vec![frame.clone(), quarter_turn(frame, SIZE)],
+        labels: vec![frames().labels[5].clone(); 2],
+        stress: None,
+    };
+    let largest_gap = |maps: &[Vec<f32>]| {
+        quarter_turn(&maps[0], SIZE)
+            .iter()
+            .zip(&maps[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let pressure = fea::DEFAULT_PRESSURE_KPA;
+    let single = train::predict_kpa(&model, &pair, pressure, Device::Cpu);
+    let averaged = train::predict_kpa_symmetry_averaged(&model, &pair, pressure, Device::Cpu);
+    let scale = averaged[0].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    // A trained net is only roughly equivariant; the average over the group is exactly so.
+    assert!(
+        largest_gap(&single) > 1e-3 * scale,
+        "{}",
+        largest_gap(&single)
+    );
+    assert!(
+        largest_gap(&averaged) < 1e-4 * scale,
+        "{}",
+        largest_gap(&averaged)
+    );
+    // And it is the mean of the eight views, not one of them.
+    assert!(averaged[0] != single[0]);
+}
+
 fn sidecar(architecture: Architecture) -> Sidecar {
     Sidecar {
         architecture,

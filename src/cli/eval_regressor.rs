@@ -33,6 +33,10 @@ pub struct EvalRegressorArgs {
     /// Pixel spacing in mm, for sources that do not record it.
     #[arg(long, value_name = "MM")]
     pixel_mm: Option<f64>,
+    /// Score the mean of F's predictions for each frame's eight rotations and mirrors
+    /// (each rotated back) instead of its single prediction.
+    #[arg(long)]
+    symmetry_average: bool,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
 }
@@ -66,7 +70,11 @@ pub fn run(args: &EvalRegressorArgs) -> Result<()> {
         model.config.size,
         true,
     )?;
-    let predictions = train::predict_kpa(&model, &data, args.pressure_kpa, device);
+    let predictions = if args.symmetry_average {
+        train::predict_kpa_symmetry_averaged(&model, &data, args.pressure_kpa, device)
+    } else {
+        train::predict_kpa(&model, &data, args.pressure_kpa, device)
+    };
     let (frames, all) = assess::score(&data, |i| predictions[i].clone());
     println!("{}", metrics_line("all", frames, &all));
     let (plaque, fibrous): (Vec<usize>, Vec<usize>) =

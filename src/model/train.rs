@@ -443,14 +443,47 @@ pub fn predict_kpa(
     pressure_kpa: f64,
     device: Device,
 ) -> Vec<Vec<f32>> {
+    stress_maps(model, data, device, |input| {
+        model.forward(input) * pressure_kpa
+    })
+}
+
+/// Like [`predict_kpa`], but each frame's map is the mean of F's predictions for its eight
+/// rotations and mirrors, each brought back onto the frame's grid. The FEA is exactly
+/// equivariant under these symmetries and F is trained on all eight, so the mean is the
+/// estimate training asks for; a trained net is only approximately equivariant, and its
+/// eight views disagree.
+pub fn predict_kpa_symmetry_averaged(
+    model: &Regressor,
+    data: &FrameSet,
+    pressure_kpa: f64,
+    device: Device,
+) -> Vec<Vec<f32>> {
+    let views = Symmetry::ALL.len() as f64;
+    stress_maps(model, data, device, |input| {
+        let sum: Tensor = Symmetry::ALL
+            .iter()
+            .map(|symmetry| symmetry.undo(&model.forward(&symmetry.apply(input))))
+            .sum();
+        sum * (pressure_kpa / views)
+    })
+}
+
+/// Runs `predict` on F's input for every frame of `data`, in chunks and without
+/// gradients, and splits its output into one plain map per frame.
+fn stress_maps(
+    model: &Regressor,
+    data: &FrameSet,
+    device: Device,
+    predict: impl Fn(&Tensor) -> Tensor,
+) -> Vec<Vec<f32>> {
     let _guard = tch::no_grad_guard();
     let indices: Vec<usize> = (0..data.len()).collect();
+    let per = data.size * data.size;
     indices
         .chunks(64)
         .flat_map(|chunk| {
-            let prediction = model.forward(&model.input_batch(data, chunk, device)) * pressure_kpa;
-            let values = super::data::to_vec(&prediction);
-            let per = data.size * data.size;
+            let values = super::data::to_vec(&predict(&model.input_batch(data, chunk, device)));
             values.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>()
         })
         .collect()
