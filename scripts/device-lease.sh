@@ -26,6 +26,11 @@
 # PART f-next2: the second lease of that rule's addendum 2, side by side, 5 threads each:
 #   f24_600 (64², width 24, 600 epochs), f16_128_300 and f24_128_300 (128², widths 16 and
 #          24, 300 epochs), each followed by `sula eval-f` on validation.
+# PART f-average: the best 64² F (width 24, 300 epochs) and the recommended 128² F (width
+#          16, 300 epochs), side by side, 5 threads each, each scored by `sula eval-f` on
+#          validation with its single prediction and with `--symmetry-average` (rule and
+#          addendum: docs/results/models/cpu_val_f_symmetry_average.md; needs a binary
+#          built after 2026-12-03). The test set is scored only after the reading.
 # PART vae-adv: the adversarially fine-tuned VAE, its control without the critic and the
 #          shipped VAE, each with eval-vae and TSTR on validation (rule:
 #          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each
@@ -137,6 +142,26 @@ f-next2)
                 --test "$DATA/test$size" --seed 1 --device cuda
             job "eval_$name" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
                 --data "$DATA/val$size" --device cuda
+        ) &
+    done
+    ;;
+f-average)
+    export OMP_NUM_THREADS=5 MKL_NUM_THREADS=5 RAYON_NUM_THREADS=5
+    for set in pool:1200:1 val:300:3; do
+        IFS=: read -r name count seed <<<"$set"
+        [ -d "$DATA/${name}128" ] || "$SULA" phantom --count "$count" --size 128 --seed "$seed" \
+            --out "$DATA/${name}128" --with-stress
+    done
+    for run in f24_300:64:24 f16_128_300:128:16; do
+        IFS=: read -r name size width <<<"$run"
+        (
+            job "$name" "$SULA" train --data "$DATA/pool$size" --out "$DATA/$name.safetensors" \
+                --size "$size" --width "$width" --epochs 300 --masked --validation "$DATA/val$size" \
+                --seed 1 --device cuda
+            job "eval_$name" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
+                --data "$DATA/val$size" --device cuda
+            job "eval_${name}_average" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
+                --data "$DATA/val$size" --symmetry-average --device cuda
         ) &
     done
     ;;
