@@ -3,6 +3,10 @@
 
 use super::{Command, SulaApp, labelled_row};
 
+/// What the pixel-spacing field shows while it is unset: each dataset's own spacing is
+/// used (a bare 0.000 read as a spacing of zero).
+const SPACING_FROM_FILES: &str = "from files";
+
 /// Opens a dropped folder as the dataset.
 pub fn handle_dropped_folder(app: &mut SulaApp, ctx: &egui::Context) {
     let dropped: Vec<std::path::PathBuf> = ctx.input(|i| {
@@ -58,7 +62,22 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     egui::DragValue::new(&mut spacing)
                         .range(0.0..=1.0)
                         .speed(0.001)
-                        .max_decimals(4),
+                        .max_decimals(4)
+                        .custom_formatter(|mm, _| {
+                            if mm > 0.0 {
+                                format!("{mm:.4}")
+                            } else {
+                                SPACING_FROM_FILES.to_string()
+                            }
+                        })
+                        .custom_parser(|text| {
+                            let text = text.trim();
+                            if text.is_empty() || text == SPACING_FROM_FILES {
+                                Some(0.0)
+                            } else {
+                                text.parse().ok()
+                            }
+                        }),
                 )
                 .on_hover_text("For folders that do not record it; 0 = use the dataset's own");
             changed = response.changed();

@@ -150,7 +150,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     let turbo = crate::render::colormap::ColorMap::turbo();
     let shift = ui.input(|i| i.modifiers.shift);
     let drag_id = ui.scope_id().with("box_select_start");
-    let response = Plot::new("latent")
+    let response = super::plot_axes::readable(Plot::new("latent"))
         .legend(
             // An arm's rounds are shades of one colour under one name: show the first.
             Legend::default()
