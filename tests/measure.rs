@@ -137,6 +137,20 @@ fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f
             .map(|rest| rest.split(' ').next().unwrap().parse::<usize>().unwrap())
             .sum();
         assert_eq!(split, 16, "{text}");
+        // Scored as the mean of its eight rotated and mirrored views: another number.
+        let averaged = sula_ok(&[
+            "eval-f",
+            "--regressor",
+            f.to_str().unwrap(),
+            "--data",
+            &data,
+            "--symmetry-average",
+            "--device",
+            "cpu",
+        ]);
+        let all_mse = |text: &str| text.lines().next().unwrap().to_string();
+        assert!(averaged.contains("all (16 frames): MSE"), "{averaged}");
+        assert_ne!(all_mse(&averaged), all_mse(&text), "{averaged}");
     }
     // The peak-relative loss needs the solid mask its peaks are taken over.
     sula_refused(
