@@ -120,15 +120,19 @@ fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f
     // eval-f scores each F on all frames, splits them by plaque, and reads the tissue head.
     for input in ["image", "label-map"] {
         let f = dir.path().join(format!("{input}.safetensors"));
-        let text = sula_ok(&[
-            "eval-f",
-            "--regressor",
-            f.to_str().unwrap(),
-            "--data",
-            &data,
-            "--device",
-            "cpu",
-        ]);
+        let eval_f = |extra: &[&str]| {
+            let mut args = vec![
+                "eval-f",
+                "--regressor",
+                f.to_str().unwrap(),
+                "--data",
+                &data,
+            ];
+            args.extend_from_slice(extra);
+            args.extend(["--device", "cpu"]);
+            sula_ok(&args)
+        };
+        let text = eval_f(&[]);
         assert!(text.contains("all (16 frames): MSE"), "{text}");
         assert!(text.contains("tissue head Dice: outside"), "{text}");
         let split: usize = ["with lipid or calcium (", "fibrous only ("]
@@ -138,16 +142,7 @@ fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f
             .sum();
         assert_eq!(split, 16, "{text}");
         // Scored as the mean of its eight rotated and mirrored views: another number.
-        let averaged = sula_ok(&[
-            "eval-f",
-            "--regressor",
-            f.to_str().unwrap(),
-            "--data",
-            &data,
-            "--symmetry-average",
-            "--device",
-            "cpu",
-        ]);
+        let averaged = eval_f(&["--symmetry-average"]);
         let all_mse = |text: &str| text.lines().next().unwrap().to_string();
         assert!(averaged.contains("all (16 frames): MSE"), "{averaged}");
         assert_ne!(all_mse(&averaged), all_mse(&text), "{averaged}");

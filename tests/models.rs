@@ -82,6 +82,20 @@ fn train_tiny_vae(seed: u64) -> (nn::VarStore, Vae, TrainReport) {
     (vs, vae, report)
 }
 
+/// A freshly seeded width-8 F at the tests' size, with its variables.
+fn tiny_regressor(seed: u64) -> (nn::VarStore, Regressor) {
+    train::seed_torch(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Regressor::new(
+        &vs.root(),
+        RegressorConfig {
+            width: 8,
+            ..RegressorConfig::new(SIZE)
+        },
+    );
+    (vs, model)
+}
+
 fn train_tiny_regressor(vs: &nn::VarStore, model: &Regressor, epochs: usize) -> TrainReport {
     let config = TrainConfig {
         epochs,
@@ -283,15 +297,7 @@ fn evaluation_reports_dice_in_range() {
 #[test]
 fn regressor_loss_falls() {
     let _rng = torch_rng();
-    train::seed_torch(3);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Regressor::new(
-        &vs.root(),
-        RegressorConfig {
-            width: 8,
-            ..RegressorConfig::new(SIZE)
-        },
-    );
+    let (vs, model) = tiny_regressor(3);
     let report = train_tiny_regressor(&vs, &model, 3);
     assert!(
         report.epoch_losses[2] < report.epoch_losses[0],
@@ -344,15 +350,7 @@ fn quarter_turn<T: Copy>(map: &[T], n: usize) -> Vec<T> {
 #[test]
 fn symmetry_averaged_prediction_turns_with_the_frame() {
     let _rng = torch_rng();
-    train::seed_torch(4);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Regressor::new(
-        &vs.root(),
-        RegressorConfig {
-            width: 8,
-            ..RegressorConfig::new(SIZE)
-        },
-    );
+    let (vs, model) = tiny_regressor(4);
     train_tiny_regressor(&vs, &model, 1);
     let frame = &frames().images[5];
     let pair = FrameSet {
@@ -524,15 +522,7 @@ fn a_peak_relative_regressor_trains_and_round_trips_its_weighting() {
 fn latent_gradient_is_finite_nonzero_and_points_uphill() {
     let _rng = torch_rng();
     let (_vs, vae, _) = train_tiny_vae(4);
-    train::seed_torch(4);
-    let fvs = nn::VarStore::new(Device::Cpu);
-    let model = Regressor::new(
-        &fvs.root(),
-        RegressorConfig {
-            width: 8,
-            ..RegressorConfig::new(SIZE)
-        },
-    );
+    let (fvs, model) = tiny_regressor(4);
     train_tiny_regressor(&fvs, &model, 1);
 
     let data = frames();
