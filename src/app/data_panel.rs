@@ -79,7 +79,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                             }
                         }),
                 )
-                .on_hover_text("For folders that do not record it; 0 = use the dataset's own");
+                .on_hover_text("For folders that do not record it; at 0 (\"from files\") each dataset's own is used");
             changed = response.changed();
             response
         });
