@@ -373,6 +373,47 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         );
     }
 
+    // Noise from the residuals of the pool's other frames changes the decoded images, not
+    // the real frames' row; with no frame left outside the real ones it is refused.
+    let residual_table = dir.path().join("tstr_residuals.json");
+    let residual_png = dir.path().join("tstr_residuals.png");
+    let residual_args = [
+        "--count",
+        "8",
+        "--steps",
+        "4",
+        "--pool-residuals",
+        "--json",
+        residual_table.to_str().unwrap(),
+        "--png",
+        residual_png.to_str().unwrap(),
+    ];
+    let residual_text = sula_ok(&[&tstr[..], &SMALL_F, &residual_args].concat());
+    assert!(
+        residual_text.contains("noise from 16 real frames' residuals"),
+        "{residual_text}"
+    );
+    let residual = json(&residual_table);
+    assert_eq!(residual["pool_residuals"], true, "{residual}");
+    // Three rows of six frames, each image | label map | FEA stress.
+    let picture = image::open(&residual_png).unwrap();
+    assert!(
+        picture.width() > 400 && picture.height() > 3 * 32,
+        "{picture:?}"
+    );
+    assert_eq!(report["pool_residuals"], false, "{report}");
+    assert_eq!(residual["rows"][0], rows[0], "{residual}");
+    if let (Some(a), Some(b)) = (
+        report["tstr_ratio_prior"].as_f64(),
+        residual["tstr_ratio_prior"].as_f64(),
+    ) {
+        assert_ne!(a, b, "residual noise trains F as the Gaussian speckle does");
+    }
+    sula_refused(
+        &[&tstr[..], &["--count", "24", "--pool-residuals"]].concat(),
+        "--pool-residuals needs pool frames outside the 24 real training frames",
+    );
+
     // A spread scale outside 0–2 is refused, naming the value.
     sula_refused(
         &[&tstr[..], &["--speckle-scale", "3"]].concat(),

@@ -6,9 +6,12 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use sula::data::phantom::{self, PhantomConfig};
 use sula::fea::{self, FeaParams, StressMeasure};
+use sula::model::augment::Symmetry;
 use sula::model::checkpoint::{self, Architecture, Sidecar};
 use sula::model::data::{FrameSet, to_vec};
-use sula::model::evaluate::DiceCounts;
+use sula::model::evaluate::{
+    DiceCounts, ResidualBank, ResidualPick, decode_latents_with_residuals, encode_means,
+};
 use sula::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
 use sula::model::regressor::{FrameWeighting, Regressor, RegressorConfig};
 use sula::model::train::{self, Control, LrSchedule, TrainConfig, TrainReport};
@@ -292,6 +295,61 @@ fn evaluation_reports_dice_in_range() {
             .all(|d| (0.0..=1.0).contains(d))
     );
     assert!(evaluation.image_mse > 0.0 && evaluation.image_mse < 1.0);
+}
+
+#[test]
+fn residual_noise_on_a_frames_own_mean_gives_the_frame_back() {
+    let _rng = torch_rng();
+    let (_vs, vae, _) = train_tiny_vae(8);
+    let bank = ResidualBank::from_frames(&vae, frames(), Device::Cpu).unwrap();
+    assert_eq!(bank.len(), 24);
+    let means = encode_means(&vae, frames(), Device::Cpu);
+    let own: Vec<ResidualPick> = (0..24)
+        .map(|field| ResidualPick {
+            field,
+            symmetry: Symmetry::IDENTITY,
+        })
+        .collect();
+    let decoded = decode_latents_with_residuals(&vae, &means, &own, &bank, Device::Cpu).unwrap();
+    // Its own residual on its own mean and spread rebuilds each frame to a grey level,
+    // except where the residual was clipped.
+    let pixels = 24 * SIZE * SIZE;
+    let off: usize = decoded
+        .iter()
+        .zip(&frames().images)
+        .map(|(d, original)| {
+            d.image
+                .iter()
+                .zip(original)
+                .filter(|(a, b)| a.abs_diff(**b) > 1)
+                .count()
+        })
+        .sum();
+    assert!(off * 20 < pixels, "{off} of {pixels} pixels off");
+    // Another frame's residual, or its own turned, gives another image over the same
+    // label map.
+    for pick in [
+        ResidualPick {
+            field: 1,
+            symmetry: Symmetry::IDENTITY,
+        },
+        ResidualPick {
+            field: 0,
+            symmetry: Symmetry::ALL[1],
+        },
+    ] {
+        let other =
+            decode_latents_with_residuals(&vae, &means[..1], &[pick], &bank, Device::Cpu).unwrap();
+        assert_ne!(other[0].image, decoded[0].image, "{pick:?}");
+        assert_eq!(other[0].labels, decoded[0].labels, "{pick:?}");
+    }
+    let none = FrameSet {
+        size: SIZE,
+        images: Vec::new(),
+        labels: Vec::new(),
+        stress: None,
+    };
+    assert!(ResidualBank::from_frames(&vae, &none, Device::Cpu).is_none());
 }
 
 #[test]

@@ -192,7 +192,7 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
 
 /// Rows of samples with a caption per row, each drawn as image | label map | FEA stress
 /// (turbo, per sample's own range; grey where the map is not a closed vessel).
-fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
+pub(super) fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
     let fea = crate::fea::FeaParams::default();
     let turbo = crate::render::colormap::ColorMap::turbo();
     let scale = (96 / size).max(1) as u32;

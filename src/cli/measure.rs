@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -18,7 +18,10 @@ use crate::metrics::FrameMetrics;
 use crate::model::assess::{self, Assessment, FitConfig};
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
-use crate::model::evaluate::{Decoded, Texture, decode_latents_as, draw_latents, encode_means};
+use crate::model::evaluate::{
+    Decoded, ResidualBank, Texture, decode_latents_as, decode_latents_with_residuals, draw_latents,
+    encode_means,
+};
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::{Control, Progress};
 use crate::model::vae::SpeckleShape;
@@ -93,6 +96,12 @@ pub struct TstrArgs {
     /// or the log of a Rayleigh envelope, the shape log compression gives real speckle.
     #[arg(long, value_enum, default_value_t = SpeckleShape::Gaussian, conflicts_with = "no_speckle")]
     speckle_shape: SpeckleShape,
+    /// Draw each decoded image's noise from the standardised residuals of real pool frames
+    /// (those not among the `--count` real training frames), each turned by a random
+    /// symmetry, times the sample's own fitted spread: the real noise in place of a
+    /// parametric one.
+    #[arg(long, conflicts_with_all = ["no_speckle", "speckle_shape", "speckle_scale"])]
+    pool_residuals: bool,
     /// Also train on the reconstructions paired with their real frames' label and stress
     /// maps: separates what the decoded label maps cost from what the decoded images cost.
     #[arg(long)]
@@ -102,6 +111,10 @@ pub struct TstrArgs {
     /// worse than real ones.
     #[arg(long, value_name = "FRAMES.csv")]
     per_frame: Option<PathBuf>,
+    /// Also write the first six frames of each training set, image | label map | FEA
+    /// stress: what F was taught, to look at before believing the ratios.
+    #[arg(long, value_name = "PICTURE.png")]
+    png: Option<PathBuf>,
     #[command(flatten)]
     fit: FitArgs,
 }
@@ -281,6 +294,33 @@ fn write_per_frame(
     Ok(())
 }
 
+/// The first six frames of the real, reconstructed and drawn training sets as a picture.
+fn write_training_sets(png: &std::path::Path, sets: &[&FrameSet; 3], size: usize) -> Result<()> {
+    let first = |set: &FrameSet| -> Vec<Decoded> {
+        set.images
+            .iter()
+            .zip(&set.labels)
+            .take(6)
+            .map(|(image, labels)| Decoded {
+                image: image.clone(),
+                labels: labels.clone(),
+            })
+            .collect()
+    };
+    let [real, reconstructions, draws] = sets.map(first);
+    let picture = super::eval::picture(
+        &[
+            ("real training frames", &real),
+            ("their reconstructions G(E(x))", &reconstructions),
+            ("draws from the VAE's prior", &draws),
+        ],
+        size,
+    );
+    crate::render::write_rgb_png(png, &picture)?;
+    println!("picture → {}", png.display());
+    Ok(())
+}
+
 /// Decoded samples labelled by the FEA, as a training set; unlabellable ones are dropped.
 fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
     let fea = FeaParams::default();
@@ -305,6 +345,9 @@ fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
     }
     (set, dropped)
 }
+
+/// Mixed into `--seed` for the generator that picks residual fields.
+const RESIDUAL_PICK_SEED: u64 = 0x7265_7369_6475_616c;
 
 pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     if !(0.0..=2.0).contains(&args.speckle_scale) {
@@ -340,14 +383,39 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             shape: args.speckle_shape,
         }
     };
+    let (real, rest) = assess::random_split(&pool, args.count, args.fit.seed);
+    let residuals = if args.pool_residuals {
+        let bank = ResidualBank::from_frames(&vae, &rest, device).with_context(|| {
+            format!(
+                "--pool-residuals needs pool frames outside the {} real training frames, and {} has {}",
+                args.count,
+                args.data.display(),
+                pool.len()
+            )
+        })?;
+        // Picks come from their own generator, so the prior draws' latent points are the
+        // same as with a parametric noise and the two runs pair point by point.
+        let picks = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed ^ RESIDUAL_PICK_SEED);
+        Some((bank, picks))
+    } else {
+        None
+    };
+    let residuals = std::cell::RefCell::new(residuals);
     let decode = |latents: &[Vec<f32>]| -> Result<Vec<Decoded>> {
         let mut out = Vec::with_capacity(latents.len());
         for chunk in latents.chunks(64) {
-            out.extend(decode_latents_as(&vae, chunk, device, texture)?);
+            match residuals.borrow_mut().as_mut() {
+                Some((bank, rng)) => {
+                    let picks: Vec<_> = chunk.iter().map(|_| bank.pick(rng)).collect();
+                    out.extend(decode_latents_with_residuals(
+                        &vae, chunk, &picks, bank, device,
+                    )?);
+                }
+                None => out.extend(decode_latents_as(&vae, chunk, device, texture)?),
+            }
         }
         Ok(out)
     };
-    let real = assess::random_subset(&pool, args.count, args.fit.seed);
     let decoded_reconstructions = decode(&encode_means(&vae, &real, device))?;
     let with_real_stress = args.real_stress_row.then(|| FrameSet {
         images: decoded_reconstructions
@@ -385,6 +453,8 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         fit.steps,
         test.len(),
         match texture {
+            _ if args.pool_residuals =>
+                format!("with noise from {} real frames' residuals", rest.len()),
             Texture::Mean => "without speckle (mean)".to_string(),
             Texture::Speckle => "with speckle".to_string(),
             Texture::ShapedSpeckle { scale, shape } => {
@@ -398,6 +468,9 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         real.len(),
         draws.len()
     );
+    if let Some(png) = &args.png {
+        write_training_sets(png, &[&real, &reconstructions, &draws], args.fit.size)?;
+    }
     let mut rows = Vec::new();
     let mut per_frame = Vec::new();
     let mut skipped = Vec::new();
@@ -443,6 +516,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "speckle": !args.no_speckle,
             "speckle_scale": if args.no_speckle { 0.0 } else { args.speckle_scale },
             "speckle_shape": args.speckle_shape,
+            "pool_residuals": args.pool_residuals,
             "fit": fit,
             "rows": rows,
             "skipped": skipped,

@@ -126,12 +126,18 @@ pub fn fit_and_test(
 
 /// The first `count` frames of `set` after a seeded shuffle.
 pub fn random_subset(set: &FrameSet, count: usize, seed: u64) -> FrameSet {
+    random_split(set, count, seed).0
+}
+
+/// [`random_subset`] and the frames it left out, in the shuffled order: what a measure
+/// may draw on without touching the subset.
+pub fn random_split(set: &FrameSet, count: usize, seed: u64) -> (FrameSet, FrameSet) {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
     let mut order: Vec<usize> = (0..set.len()).collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    order.truncate(count);
-    subset(set, &order)
+    let rest = order.split_off(count.min(order.len()));
+    (subset(set, &order), subset(set, &rest))
 }
 
 /// The frames `indices` of `set`.

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tch::{Device, Tensor};
 
+use super::augment::Symmetry;
 use super::data::{FrameSet, to_vec};
 use super::prior::LatentPrior;
 use super::vae::{CLASSES, SpeckleSeed, SpeckleShape, Vae};
@@ -220,6 +221,99 @@ pub fn decode_latents_as(
             }
         };
         samples.extend(decoded(vae, &image, logits.as_ref())?);
+    }
+    Ok(samples)
+}
+
+/// Standardised residuals beyond this many spreads are clipped: where the fitted spread is
+/// tiny (the dark lumen, clipped at black) one grey level is many spreads, and such a value
+/// would be an outlier wherever it lands on another frame.
+pub const RESIDUAL_CLIP: f64 = 6.0;
+
+/// Standardised residuals u = (x − μ) / σ of real frames, clipped to ±[`RESIDUAL_CLIP`],
+/// with μ and σ the VAE's mean image and per-pixel spread at each frame's encoder mean.
+/// They carry the real noise itself: its grain, tails and shape, and the small structures
+/// the mean misses. Decoding with them in place of a parametric noise field tests whether
+/// the noise's form is what keeps decoded images from teaching F as real frames do.
+pub struct ResidualBank {
+    /// `[n, 1, s, s]`, on the device the bank was built on.
+    fields: Tensor,
+}
+
+/// A bank field and the symmetry it is turned by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResidualPick {
+    pub field: usize,
+    pub symmetry: Symmetry,
+}
+
+impl ResidualBank {
+    /// The residuals of every frame of `frames` under `vae`; `None` when `frames` is empty.
+    pub fn from_frames(vae: &Vae, frames: &FrameSet, device: Device) -> Option<ResidualBank> {
+        let _guard = tch::no_grad_guard();
+        let indices: Vec<usize> = (0..frames.len()).collect();
+        let fields: Vec<Tensor> = indices
+            .chunks(64)
+            .map(|chunk| {
+                let parts = vae.decode_parts(&encode_batch(vae, frames, chunk, device));
+                ((frames.image_batch(chunk, device) - parts.mean) / parts.log_spread.exp())
+                    .clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP)
+            })
+            .collect();
+        (!fields.is_empty()).then(|| ResidualBank {
+            fields: Tensor::cat(&fields, 0),
+        })
+    }
+
+    /// Fields in the bank.
+    pub fn len(&self) -> usize {
+        self.fields.size()[0] as usize
+    }
+
+    /// Whether the bank holds no field (never, for one [`ResidualBank::from_frames`] built).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A field and a symmetry, each uniformly at random.
+    pub fn pick(&self, rng: &mut impl rand::Rng) -> ResidualPick {
+        ResidualPick {
+            field: rng.gen_range(0..self.len()),
+            symmetry: Symmetry::random(rng),
+        }
+    }
+
+    /// The picked field, turned: `[1, 1, s, s]`.
+    fn field(&self, pick: ResidualPick) -> Tensor {
+        pick.symmetry
+            .apply(&self.fields.narrow(0, pick.field as i64, 1))
+    }
+}
+
+/// Samples decoded at `latents` with the picked bank fields as noise: μ + σ · u clamped to
+/// [0, 1], each with its own mean and spread. One pick per latent point.
+pub fn decode_latents_with_residuals(
+    vae: &Vae,
+    latents: &[Vec<f32>],
+    picks: &[ResidualPick],
+    bank: &ResidualBank,
+    device: Device,
+) -> Result<Vec<Decoded>, NoLabelMaps> {
+    assert_eq!(
+        latents.len(),
+        picks.len(),
+        "one residual pick per latent point"
+    );
+    let _guard = tch::no_grad_guard();
+    let mut samples = Vec::with_capacity(latents.len());
+    for (latent, &pick) in latents.iter().zip(picks) {
+        let z = Tensor::from_slice(latent)
+            .view([1, vae.config.latent_dim as i64])
+            .to_device(device);
+        let parts = vae.decode_parts(&z);
+        let noise = bank.field(pick).to_device(device);
+        let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
+        samples.extend(decoded(vae, &image, parts.label_logits.as_ref())?);
     }
     Ok(samples)
 }
