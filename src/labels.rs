@@ -66,6 +66,9 @@ pub enum LabelMapError {
     InvalidValue { value: u8, row: usize, col: usize },
 }
 
+/// Sectors of the circle that [`LabelMap::arc_degrees`] counts (5° each).
+const ARC_SECTORS: usize = 72;
+
 /// A validated tissue label map: row-major, every value a [`Tissue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMap {
@@ -136,6 +139,38 @@ impl LabelMap {
             counts[usize::from(v)] += 1;
         }
         counts
+    }
+
+    /// Degrees of the circle around the lumen's centroid that `tissue` reaches, counted in
+    /// 5° sectors: how far a plaque wraps round the vessel, which sets how the wall carries
+    /// the pressure and what a generator's label maps must get right. `None` without a
+    /// lumen; 0 when the tissue is absent.
+    pub fn arc_degrees(&self, tissue: Tissue) -> Option<f64> {
+        let pixels = |class: Tissue| {
+            self.values
+                .iter()
+                .enumerate()
+                .filter(move |(_, v)| **v == class as u8)
+                .map(|(i, _)| ((i / self.width) as f64, (i % self.width) as f64))
+        };
+        let (count, row_sum, col_sum) = pixels(Tissue::Lumen)
+            .fold((0usize, 0.0, 0.0), |(n, r, c), (row, col)| {
+                (n + 1, r + row, c + col)
+            });
+        if count == 0 {
+            return None;
+        }
+        let centre = (row_sum / count as f64, col_sum / count as f64);
+        let mut covered = [false; ARC_SECTORS];
+        for (row, col) in pixels(tissue) {
+            let angle = (row - centre.0)
+                .atan2(col - centre.1)
+                .rem_euclid(std::f64::consts::TAU);
+            let sector = (angle / std::f64::consts::TAU * ARC_SECTORS as f64) as usize;
+            covered[sector.min(ARC_SECTORS - 1)] = true;
+        }
+        let sectors = covered.iter().filter(|c| **c).count();
+        Some(360.0 * sectors as f64 / ARC_SECTORS as f64)
     }
 }
 
@@ -221,5 +256,40 @@ mod tests {
         let map = LabelMap::new(3, 1, vec![2, 2, 4]).unwrap();
         assert_eq!(map.class_counts(), [0, 0, 2, 0, 1]);
         assert_eq!(map.get(0, 2), Tissue::Calcium);
+    }
+
+    /// A ring around a round lumen with calcium over its first `calcium_deg` degrees.
+    fn ring_with_calcium(calcium_deg: f64) -> LabelMap {
+        LabelMap::from_fn(64, 64, |row, col| {
+            let (y, x) = (row as f64 - 31.5, col as f64 - 31.5);
+            let (r, angle) = (
+                (x * x + y * y).sqrt(),
+                y.atan2(x).rem_euclid(std::f64::consts::TAU),
+            );
+            match r {
+                r if r < 12.0 => Tissue::Lumen,
+                r if r < 20.0 && angle.to_degrees() < calcium_deg => Tissue::Calcium,
+                r if r < 20.0 => Tissue::Fibrous,
+                _ => Tissue::Outside,
+            }
+        })
+    }
+
+    #[test]
+    fn arc_degrees_measures_how_far_a_tissue_wraps_round_the_lumen() {
+        for calcium in [30.0, 90.0, 200.0] {
+            let arc = ring_with_calcium(calcium)
+                .arc_degrees(Tissue::Calcium)
+                .unwrap();
+            assert!(
+                (arc - calcium).abs() <= 10.0,
+                "{calcium}° arc measured as {arc}°"
+            );
+        }
+        let full = ring_with_calcium(0.0);
+        assert_eq!(full.arc_degrees(Tissue::Calcium), Some(0.0));
+        assert_eq!(full.arc_degrees(Tissue::Fibrous), Some(360.0));
+        let no_lumen = LabelMap::from_fn(8, 8, |_, _| Tissue::Fibrous);
+        assert_eq!(no_lumen.arc_degrees(Tissue::Fibrous), None);
     }
 }

@@ -456,8 +456,16 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         "draws from N(0, I)",
         "moved by η = 1 (F's loss gradient)",
         "moved by η = 2 (F's loss gradient)",
+        "plaque arcs around the lumen",
     ] {
         assert!(text.contains(line), "{line}: {text}");
+    }
+    for set in ["real frames", "reconstructions", "prior draws"] {
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(set) && l.contains("calcium"))
+            .unwrap_or_else(|| panic!("no plaque-arc row for {set}: {text}"));
+        assert!(row.contains("lipid"), "{row}");
     }
 }
 

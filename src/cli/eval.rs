@@ -1,6 +1,7 @@
 //! `sula eval-vae`: Dice per class and image error of a VAE on held-out frames, the share
-//! of prior draws and of moved points that decode to a vessel the FEA can label, and a
-//! picture of real frames, reconstructions, prior draws and moved points.
+//! of prior draws and of moved points that decode to a vessel the FEA can label, the
+//! plaque arcs of real and decoded label maps, and a picture of real frames,
+//! reconstructions, prior draws and moved points.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,8 @@ use rayon::prelude::*;
 
 use super::train::DeviceChoice;
 use crate::data::dataset::Dataset;
-use crate::labels::Tissue;
+use crate::labels::{LabelMap, Tissue};
+use crate::metrics::percentile;
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
 use crate::model::evaluate::{
@@ -161,6 +163,26 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
             100.0 * usable_fraction(&vae, &moved(eta), device)?
         );
     }
+    let all: Vec<usize> = (0..data.len()).collect();
+    let reconstructions = reconstruct(&vae, &data, &all, device)?;
+    let drawn = decode_latents(&vae, &prior_draws, device)?;
+    println!(
+        "  plaque arcs around the lumen (share of frames holding it; median, 90th percentile, share ≥ 180° where held):"
+    );
+    for (name, maps) in [
+        ("real frames", data.labels.iter().collect::<Vec<_>>()),
+        (
+            "reconstructions",
+            reconstructions.iter().map(|d| &d.labels).collect(),
+        ),
+        ("prior draws", drawn.iter().map(|d| &d.labels).collect()),
+    ] {
+        let summaries = [Tissue::Lipid, Tissue::Calcium].map(|t| arc_summary(&maps, t));
+        println!(
+            "    {name:<16} lipid {}   calcium {}",
+            summaries[0], summaries[1]
+        );
+    }
     if let Some(png) = &args.png {
         let columns = data.len().min(6);
         let indices: Vec<usize> = (0..columns).collect();
@@ -188,6 +210,27 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
         println!("picture → {}", png.display());
     }
     Ok(())
+}
+
+/// How often `tissue` appears in `maps` and how far it wraps round the lumen where it
+/// does, in one line: what a generator's label maps must reproduce of real plaque.
+fn arc_summary(maps: &[&LabelMap], tissue: Tissue) -> String {
+    let arcs: Vec<f64> = maps
+        .iter()
+        .filter_map(|m| m.arc_degrees(tissue))
+        .filter(|arc| *arc > 0.0)
+        .collect();
+    if arcs.is_empty() {
+        return format!("in 0 of {} frames", maps.len());
+    }
+    let wide = arcs.iter().filter(|arc| **arc >= 180.0).count();
+    format!(
+        "{:>3.0} % {:>4.0}° {:>4.0}° {:>3.0} %",
+        100.0 * arcs.len() as f64 / maps.len() as f64,
+        percentile(&arcs, 0.5),
+        percentile(&arcs, 0.9),
+        100.0 * wide as f64 / arcs.len() as f64
+    )
 }
 
 /// Rows of samples with a caption per row, each drawn as image | label map | FEA stress
