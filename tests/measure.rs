@@ -414,6 +414,43 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         "--pool-residuals needs pool frames outside the 24 real training frames",
     );
 
+    // Prior draws from the aggregate posterior of the same other frames change only the
+    // prior draws' row: the reconstructions and their noise picks are the residual run's.
+    let aggregate_table = dir.path().join("tstr_aggregate.json");
+    let aggregate_args = [
+        "--count",
+        "8",
+        "--steps",
+        "4",
+        "--pool-residuals",
+        "--aggregate-posterior",
+        "--json",
+        aggregate_table.to_str().unwrap(),
+    ];
+    let aggregate_text = sula_ok(&[&tstr[..], &SMALL_F, &aggregate_args].concat());
+    assert!(
+        aggregate_text.contains("prior draws from the aggregate posterior of 16 pool frames"),
+        "{aggregate_text}"
+    );
+    let aggregate = json(&aggregate_table);
+    assert_eq!(aggregate["aggregate_posterior"], true, "{aggregate}");
+    assert_eq!(residual["aggregate_posterior"], false, "{residual}");
+    assert_eq!(aggregate["rows"][0], rows[0], "{aggregate}");
+    assert_eq!(aggregate["rows"][1], residual["rows"][1], "{aggregate}");
+    if let (Some(a), Some(b)) = (
+        residual["tstr_ratio_prior"].as_f64(),
+        aggregate["tstr_ratio_prior"].as_f64(),
+    ) {
+        assert_ne!(
+            a, b,
+            "draws from the aggregate posterior train F as the mixture's do"
+        );
+    }
+    sula_refused(
+        &[&tstr[..], &["--count", "24", "--aggregate-posterior"]].concat(),
+        "--aggregate-posterior needs pool frames outside the 24 real training frames",
+    );
+
     // A spread scale outside 0–2 is refused, naming the value.
     sula_refused(
         &[&tstr[..], &["--speckle-scale", "3"]].concat(),

@@ -20,8 +20,9 @@ use crate::model::checkpoint;
 use crate::model::data::FrameSet;
 use crate::model::evaluate::{
     Decoded, ResidualBank, Texture, decode_latents_as, decode_latents_with_residuals, draw_latents,
-    encode_means,
+    encode_means, encode_posteriors,
 };
+use crate::model::prior::LatentPrior;
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::{Control, Progress};
 use crate::model::vae::SpeckleShape;
@@ -102,6 +103,12 @@ pub struct TstrArgs {
     /// parametric one.
     #[arg(long, conflicts_with_all = ["no_speckle", "speckle_shape", "speckle_scale"])]
     pool_residuals: bool,
+    /// Draw the prior samples from the aggregate posterior of the pool frames not among
+    /// the `--count` real training frames (a random such frame, then z ~ N(μ, diag σ²)
+    /// from its encoder) instead of the VAE's fitted mixture: new points where real
+    /// frames' codes are, in their proportions.
+    #[arg(long)]
+    aggregate_posterior: bool,
     /// Also train on the reconstructions paired with their real frames' label and stress
     /// maps: separates what the decoded label maps cost from what the decoded images cost.
     #[arg(long)]
@@ -426,7 +433,18 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     });
     let (reconstructions, recon_dropped) = labelled(decoded_reconstructions, args.fit.size);
     // Draw from the prior until `count` samples are labellable (at most 10× as many draws).
-    let prior = vae.prior();
+    let prior = if args.aggregate_posterior {
+        LatentPrior::from_posteriors(&encode_posteriors(&vae, &rest, device)).map_err(|e| {
+            anyhow::anyhow!(
+                "--aggregate-posterior needs pool frames outside the {} real training frames, and {} has {}: {e}",
+                args.count,
+                args.data.display(),
+                pool.len()
+            )
+        })?
+    } else {
+        vae.prior()
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed);
     let mut draws = FrameSet {
         size: args.fit.size,
@@ -462,6 +480,12 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             }
         }
     );
+    if args.aggregate_posterior {
+        println!(
+            "prior draws from the aggregate posterior of {} pool frames",
+            rest.len()
+        );
+    }
     println!(
         "reconstructions labelled: {} of {} ({recon_dropped} not a closed vessel); prior draws labelled: {} of {drawn}",
         reconstructions.len(),
@@ -517,6 +541,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "speckle_scale": if args.no_speckle { 0.0 } else { args.speckle_scale },
             "speckle_shape": args.speckle_shape,
             "pool_residuals": args.pool_residuals,
+            "aggregate_posterior": args.aggregate_posterior,
             "fit": fit,
             "rows": rows,
             "skipped": skipped,

@@ -70,12 +70,21 @@ pub fn reconstruct(
 
 /// Encoder means of `indices`, with their label maps when the VAE is labelled.
 fn encode_batch(vae: &Vae, data: &FrameSet, indices: &[usize], device: Device) -> Tensor {
+    encode_posterior_batch(vae, data, indices, device).0
+}
+
+/// Encoder posterior (μ, log σ²) of the frames `indices`.
+fn encode_posterior_batch(
+    vae: &Vae,
+    data: &FrameSet,
+    indices: &[usize],
+    device: Device,
+) -> (Tensor, Tensor) {
     let labels = vae
         .config
         .labelled
         .then(|| data.label_batch(indices, device));
     vae.encode(&data.image_batch(indices, device), labels.as_ref())
-        .0
 }
 
 /// `count` latent points drawn from `prior` with `rng`.
@@ -332,6 +341,26 @@ pub fn encode_means(vae: &Vae, data: &FrameSet, device: Device) -> Vec<Vec<f32>>
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Encoder posteriors (μ, σ) of every frame of `data`: what an aggregate-posterior prior
+/// ([`crate::model::prior::LatentPrior::from_posteriors`]) is made of.
+pub fn encode_posteriors(vae: &Vae, data: &FrameSet, device: Device) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let _guard = tch::no_grad_guard();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let d = vae.config.latent_dim;
+    let mut out = Vec::with_capacity(data.len());
+    for chunk in indices.chunks(64) {
+        let (mu, logvar) = encode_posterior_batch(vae, data, chunk, device);
+        let sigma = (logvar * 0.5).exp();
+        out.extend(
+            to_vec(&mu)
+                .chunks(d)
+                .zip(to_vec(&sigma).chunks(d))
+                .map(|(m, s)| (m.to_vec(), s.to_vec())),
+        );
+    }
+    out
 }
 
 #[cfg(test)]

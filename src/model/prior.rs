@@ -45,6 +45,42 @@ impl LatentPrior {
         self.weights.len()
     }
 
+    /// The aggregate posterior itself: the equal-weight mixture of the encoder posteriors
+    /// N(μ, diag σ²) given as (μ, σ) pairs. It draws where real frames' codes are and in
+    /// their proportions, which a mixture of a few fitted components only approximates.
+    /// No posteriors, or posteriors of unequal or empty dimension, are an error.
+    pub fn from_posteriors(posteriors: &[(Vec<f32>, Vec<f32>)]) -> Result<LatentPrior, String> {
+        let dim = posteriors.first().map_or(0, |(mu, _)| mu.len());
+        if dim == 0 {
+            return Err("an aggregate-posterior prior needs at least one posterior".to_string());
+        }
+        if posteriors
+            .iter()
+            .any(|(mu, sigma)| mu.len() != dim || sigma.len() != dim)
+        {
+            return Err("posteriors of unequal dimension".to_string());
+        }
+        let n = posteriors.len();
+        let diagonal = |sigma: &[f32]| {
+            let mut l = vec![0.0; dim * dim];
+            for (i, s) in sigma.iter().enumerate() {
+                l[i * dim + i] = f64::from(*s);
+            }
+            l
+        };
+        Ok(LatentPrior {
+            weights: vec![1.0 / n as f64; n],
+            means: posteriors
+                .iter()
+                .map(|(mu, _)| mu.iter().map(|&m| f64::from(m)).collect())
+                .collect(),
+            scale_tril: posteriors
+                .iter()
+                .map(|(_, sigma)| diagonal(sigma))
+                .collect(),
+        })
+    }
+
     /// Fits `components` Gaussians to `points` (k-means++ start, then EM), seeded.
     /// Fewer points than components, or points of unequal length, are an error.
     pub fn fit(points: &[Vec<f32>], components: usize, seed: u64) -> Result<LatentPrior, String> {
@@ -324,6 +360,27 @@ mod tests {
                 vec![(cx + a) as f32, (cy + 0.9 * a + 0.2 * b) as f32]
             })
             .collect()
+    }
+
+    #[test]
+    fn the_aggregate_posterior_draws_each_posterior_equally_with_its_own_spread() {
+        let posteriors = vec![
+            (vec![-10.0f32, 0.0], vec![1.0f32, 0.1]),
+            (vec![10.0, 5.0], vec![0.1, 2.0]),
+        ];
+        let prior = LatentPrior::from_posteriors(&posteriors).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let draws: Vec<Vec<f32>> = (0..4000).map(|_| prior.sample(&mut rng)).collect();
+        let (left, right): (Vec<_>, Vec<_>) = draws.iter().partition(|z| z[0] < 0.0);
+        assert!((left.len() as f64 / 4000.0 - 0.5).abs() < 0.03);
+        let sd = |zs: &[&Vec<f32>], axis: usize, centre: f32| {
+            (zs.iter().map(|z| (z[axis] - centre).powi(2)).sum::<f32>() / zs.len() as f32).sqrt()
+        };
+        assert!((sd(&left, 0, -10.0) - 1.0).abs() < 0.1);
+        assert!((sd(&left, 1, 0.0) - 0.1).abs() < 0.01);
+        assert!((sd(&right, 1, 5.0) - 2.0).abs() < 0.2);
+        assert!(LatentPrior::from_posteriors(&[]).is_err());
+        assert!(LatentPrior::from_posteriors(&[(vec![0.0], vec![1.0, 1.0])]).is_err());
     }
 
     #[test]
