@@ -302,7 +302,12 @@ fn write_per_frame(
 }
 
 /// The first six frames of the real, reconstructed and drawn training sets as a picture.
-fn write_training_sets(png: &std::path::Path, sets: &[&FrameSet; 3], size: usize) -> Result<()> {
+fn write_training_sets(
+    png: &std::path::Path,
+    sets: &[&FrameSet; 3],
+    draws_caption: &str,
+    size: usize,
+) -> Result<()> {
     let first = |set: &FrameSet| -> Vec<Decoded> {
         set.images
             .iter()
@@ -319,7 +324,7 @@ fn write_training_sets(png: &std::path::Path, sets: &[&FrameSet; 3], size: usize
         &[
             ("real training frames", &real),
             ("their reconstructions G(E(x))", &reconstructions),
-            ("draws from the VAE's prior", &draws),
+            (draws_caption, &draws),
         ],
         size,
     );
@@ -493,7 +498,17 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         draws.len()
     );
     if let Some(png) = &args.png {
-        write_training_sets(png, &[&real, &reconstructions, &draws], args.fit.size)?;
+        let caption = if args.aggregate_posterior {
+            "draws from the pool's aggregate posterior"
+        } else {
+            "draws from the VAE's prior"
+        };
+        write_training_sets(
+            png,
+            &[&real, &reconstructions, &draws],
+            caption,
+            args.fit.size,
+        )?;
     }
     let mut rows = Vec::new();
     let mut per_frame = Vec::new();
