@@ -343,6 +343,13 @@ fn residual_noise_on_a_frames_own_mean_gives_the_frame_back() {
         assert_ne!(other[0].image, decoded[0].image, "{pick:?}");
         assert_eq!(other[0].labels, decoded[0].labels, "{pick:?}");
     }
+    // A latent point's own pick: the same each time for the same point, spread over the
+    // bank across points (24 uniform picks of 24 fields hit about 15 distinct ones).
+    let picks: Vec<ResidualPick> = means.iter().map(|z| bank.pick_for(z)).collect();
+    let again: Vec<ResidualPick> = means.iter().map(|z| bank.pick_for(z)).collect();
+    assert_eq!(picks, again);
+    let fields: std::collections::HashSet<usize> = picks.iter().map(|p| p.field).collect();
+    assert!(fields.len() > 8, "{} distinct fields", fields.len());
     let none = FrameSet {
         size: SIZE,
         images: Vec::new(),

@@ -403,7 +403,10 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                         mean: mean.clone(),
                         axes: axes.clone(),
                     };
-                    app.send(Command::Decode(projection.lift([p.x as f32, p.y as f32])));
+                    app.send(Command::Decode {
+                        z: projection.lift([p.x as f32, p.y as f32]),
+                        generator: app.settings.generator,
+                    });
                 }
             }
         }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub normalisation: Normalisation,
     /// Which reading of the method the adaptive arm follows.
     pub variant: crate::sampling::Variant,
+    /// Where new latent points come from and what noise decoded images carry.
+    pub generator: crate::sampling::Generator,
     pub epochs_per_round: usize,
     pub budget: usize,
     pub repeats: usize,
@@ -85,6 +87,7 @@ impl Default for Settings {
             step: 1.0,
             normalisation: Normalisation::L2,
             variant: Setting::PAPER.variant,
+            generator: crate::sampling::Generator::default(),
             epochs_per_round,
             budget,
             repeats: 1,

@@ -5,7 +5,9 @@
 
 use super::{Command, SulaApp, labelled_row};
 use crate::model::regressor::RegressorConfig;
-use crate::sampling::{Arm, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen};
+use crate::sampling::{
+    Arm, Generator, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen,
+};
 
 impl SulaApp {
     /// The loop configuration the stage-2 settings describe.
@@ -23,6 +25,7 @@ impl SulaApp {
             regressor_input_blur: RegressorConfig::new(64).input_blur,
             seed: s.seed,
             variant: s.variant,
+            generator: s.generator,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
@@ -133,6 +136,18 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                 ui.add(egui::DragValue::new(&mut s.repeats).range(1..=20))
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
+            ui.label("Generator").on_hover_text(
+                "Where new latent points are drawn and what noise decoded images carry (docs/MODELS.md)",
+            );
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut s.generator, Generator::Pool, "pool").on_hover_text(
+                    "Draws round the pool frames' own codes; images carry real frames' residual noise",
+                );
+                ui.radio_value(&mut s.generator, Generator::Fitted, "fitted").on_hover_text(
+                    "Draws from the Gaussian mixture stored with the VAE; images carry Gaussian speckle",
+                );
+            });
+            ui.end_row();
             ui.label("Compare with")
                 .on_hover_text("The random baseline always runs; tick the pool strategies to add");
             ui.horizontal(|ui| {

@@ -21,8 +21,8 @@ use crate::experiment::{
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::Control;
 use crate::sampling::{
-    Arm, Context, Defaults, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero, Setting,
-    Variant, chosen, redrawn_note,
+    Arm, Context, Defaults, Generator, LoopConfig, Mode, Movers, Normalisation, Pool, RoundZero,
+    Setting, Variant, chosen, redrawn_note,
 };
 
 #[derive(Debug, Args)]
@@ -121,6 +121,11 @@ pub struct ExperimentArgs {
     /// Control: step along a random direction of length η instead of F's loss gradient.
     #[arg(long)]
     random_direction: bool,
+    /// Where new latent points come from and what noise decoded images carry: the pool's
+    /// aggregate posterior with real frames' residuals, or the VAE's fitted prior with
+    /// Gaussian speckle (docs/MODELS.md).
+    #[arg(long, value_enum, default_value_t = Generator::Pool)]
+    generator: Generator,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     /// Continue the study in --out, keeping its finished rows.
@@ -220,6 +225,7 @@ impl ExperimentArgs {
                 trust_region: base.trust_region || self.trust_region,
                 random_direction: base.random_direction || self.random_direction,
             },
+            generator: self.generator,
         };
         config.validate()?;
         Ok(config)
@@ -744,6 +750,9 @@ fn flags(config: &LoopConfig) -> String {
     if v.random_direction {
         flags.push("--random-direction".into());
     }
+    if config.generator == Generator::Fitted {
+        flags.push("--generator fitted".into());
+    }
     flags.join(" ")
 }
 
@@ -794,6 +803,7 @@ mod tests {
                         random_direction: true,
                         ..base.variant
                     },
+                    generator: Generator::Fitted,
                     ..base.clone()
                 },
                 base.clone(),

@@ -102,8 +102,8 @@ impl StudySettings {
         Ok((settings, file))
     }
 
-    /// These settings with the adaptive arm's own ones (mode, η, normalisation, variant)
-    /// taken from `other`. Random, core-set and TTA depend on everything else only, so two
+    /// These settings with the adaptive arm's own ones (mode, η, normalisation, variant,
+    /// generator) taken from `other`. Random, core-set and TTA depend on everything else only, so two
     /// studies equal after this ran the same pool arms, and may share them.
     pub fn with_adaptive_settings_of(&self, other: &StudySettings) -> StudySettings {
         let mut shared = self.clone();
@@ -111,6 +111,7 @@ impl StudySettings {
         shared.loop_config.step = other.loop_config.step;
         shared.loop_config.normalisation = other.loop_config.normalisation;
         shared.loop_config.variant = other.loop_config.variant;
+        shared.loop_config.generator = other.loop_config.generator;
         shared
     }
 }

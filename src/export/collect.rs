@@ -9,9 +9,10 @@ use super::manifest::{ManifestEntry, SampleOrigin};
 use super::{ExportError, ExportSample};
 use crate::labels::LabelMap;
 use crate::metrics::peak_stress;
-use crate::model::evaluate::decode_latents;
 use crate::sampling::pool::{distance, label};
-use crate::sampling::{Arm, Context, Mode, MovedSample, Origin, Projection, RoundRecord};
+use crate::sampling::{
+    Arm, Context, LoopConfig, Mode, MovedSample, Origin, Projection, RoundRecord,
+};
 
 /// One moved sample of the adaptive arm, by repeat, round and position in that round's
 /// record.
@@ -44,12 +45,12 @@ pub struct Collected {
 type Pixels = (Vec<u8>, LabelMap, Vec<f32>);
 
 /// The moved samples of the adaptive arm's `records` that joined its training set and
-/// that `wanted` keeps. SI: G(z') decoded again and labelled by the FEA; SNN: the real
-/// pool frame that joined, checked against the id the run recorded.
+/// that `wanted` keeps. SI: G(z') decoded again, by the run's generator, and labelled by
+/// the FEA; SNN: the real pool frame that joined, checked against the id the run recorded.
 pub fn moved_samples(
     records: &[RoundRecord],
     wanted: &dyn Fn(MovedRef) -> bool,
-    mode: Mode,
+    config: &LoopConfig,
     ctx: &Context,
     projection: &Projection,
 ) -> Result<Collected, ExportError> {
@@ -68,10 +69,11 @@ pub fn moved_samples(
         })
         .filter(|(at, m)| m.added.is_some() && wanted(*at))
         .collect();
-    let pixels: Vec<Option<Pixels>> = match mode {
+    let pixels: Vec<Option<Pixels>> = match config.mode {
         Mode::Si => {
             let latents: Vec<Vec<f32>> = chosen.iter().map(|(_, m)| m.z_moved.clone()).collect();
-            decode_latents(ctx.vae, &latents, ctx.device)
+            ctx.pool
+                .decode(ctx.vae, config.generator, &latents, ctx.device)
                 .map_err(crate::model::ModelError::from)?
                 .into_par_iter()
                 .map(|d| label(&d.labels, &ctx.pool.fea).map(|s| (d.image, d.labels, s)))

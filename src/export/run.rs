@@ -126,13 +126,7 @@ pub fn collect_run(
         device,
     };
     let wanted = |at: MovedRef| kept.contains(&at.round);
-    let collected = moved_samples(
-        &records,
-        &wanted,
-        settings.loop_config.mode,
-        &ctx,
-        &projection,
-    )?;
+    let collected = moved_samples(&records, &wanted, &settings.loop_config, &ctx, &projection)?;
     let info = ExportInfo {
         pixel_mm: fea.pixel_mm,
         pressure_kpa: fea.pressure_kpa,

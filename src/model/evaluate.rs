@@ -242,11 +242,21 @@ pub const RESIDUAL_CLIP: f64 = 6.0;
 /// Standardised residuals u = (x − μ) / σ of real frames, clipped to ±[`RESIDUAL_CLIP`],
 /// with μ and σ the VAE's mean image and per-pixel spread at each frame's encoder mean.
 /// They carry the real noise itself: its grain, tails and shape, and the small structures
-/// the mean misses. Decoding with them in place of a parametric noise field tests whether
-/// the noise's form is what keeps decoded images from teaching F as real frames do.
+/// the mean misses. Decoded images with them in place of a parametric noise field teach F
+/// more as real frames do (docs/MODELS.md, TSTR), so the loop's pool generator uses them.
+/// Plain data, so a [`crate::sampling::Pool`] holding a bank can be shared across threads.
+#[derive(Clone)]
 pub struct ResidualBank {
-    /// `[n, 1, s, s]`, on the device the bank was built on.
-    fields: Tensor,
+    /// Side of each square field.
+    size: usize,
+    /// `n` fields of `size × size`, row-major, one after the other.
+    fields: Vec<f32>,
+}
+
+impl std::fmt::Debug for ResidualBank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResidualBank({} fields of {}²)", self.len(), self.size)
+    }
 }
 
 /// A bank field and the symmetry it is turned by.
@@ -261,22 +271,25 @@ impl ResidualBank {
     pub fn from_frames(vae: &Vae, frames: &FrameSet, device: Device) -> Option<ResidualBank> {
         let _guard = tch::no_grad_guard();
         let indices: Vec<usize> = (0..frames.len()).collect();
-        let fields: Vec<Tensor> = indices
+        let fields: Vec<f32> = indices
             .chunks(64)
-            .map(|chunk| {
+            .flat_map(|chunk| {
                 let parts = vae.decode_parts(&encode_batch(vae, frames, chunk, device));
-                ((frames.image_batch(chunk, device) - parts.mean) / parts.log_spread.exp())
-                    .clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP)
+                to_vec(
+                    &((frames.image_batch(chunk, device) - parts.mean) / parts.log_spread.exp())
+                        .clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP),
+                )
             })
             .collect();
-        (!fields.is_empty()).then(|| ResidualBank {
-            fields: Tensor::cat(&fields, 0),
+        (!fields.is_empty()).then_some(ResidualBank {
+            size: frames.size,
+            fields,
         })
     }
 
     /// Fields in the bank.
     pub fn len(&self) -> usize {
-        self.fields.size()[0] as usize
+        self.fields.len() / (self.size * self.size).max(1)
     }
 
     /// Whether the bank holds no field (never, for one [`ResidualBank::from_frames`] built).
@@ -292,12 +305,29 @@ impl ResidualBank {
         }
     }
 
-    /// The picked field, turned: `[1, 1, s, s]`.
-    fn field(&self, pick: ResidualPick) -> Tensor {
-        pick.symmetry
-            .apply(&self.fields.narrow(0, pick.field as i64, 1))
+    /// The pick that belongs to latent point `latent`: a function of its coordinates, so
+    /// the same z always decodes to the same pixels (an export decodes a run's z' again
+    /// and gets the sample the run trained on), and distinct points get independent picks.
+    pub fn pick_for(&self, latent: &[f32]) -> ResidualPick {
+        use rand::SeedableRng;
+        self.pick(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            super::vae::latent_hash(latent) ^ LATENT_PICK_SEED,
+        ))
+    }
+
+    /// The picked field, turned: `[1, 1, s, s]` on `device`.
+    fn field(&self, pick: ResidualPick, device: Device) -> Tensor {
+        let area = self.size * self.size;
+        let s = self.size as i64;
+        let field = Tensor::from_slice(&self.fields[pick.field * area..(pick.field + 1) * area])
+            .view([1, 1, s, s]);
+        pick.symmetry.apply(&field).to_device(device)
     }
 }
+
+/// Mixed into a latent point's hash for its residual pick, so the pick's stream differs
+/// from the point's Gaussian speckle stream.
+const LATENT_PICK_SEED: u64 = 0x7069_636b_5f66_6f72;
 
 /// Samples decoded at `latents` with the picked bank fields as noise: μ + σ · u clamped to
 /// [0, 1], each with its own mean and spread. One pick per latent point.
@@ -320,7 +350,7 @@ pub fn decode_latents_with_residuals(
             .view([1, vae.config.latent_dim as i64])
             .to_device(device);
         let parts = vae.decode_parts(&z);
-        let noise = bank.field(pick).to_device(device);
+        let noise = bank.field(pick, device);
         let image = (&parts.mean + parts.log_spread.exp() * noise).clamp(0.0, 1.0);
         samples.extend(decoded(vae, &image, parts.label_logits.as_ref())?);
     }

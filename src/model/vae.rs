@@ -547,7 +547,7 @@ impl Vae {
             use rand::SeedableRng;
             use rand_distr::Distribution;
             let bits = match seed {
-                SpeckleSeed::PerPoint => fnv1a(row),
+                SpeckleSeed::PerPoint => latent_hash(row),
                 SpeckleSeed::Common => COMMON_SPECKLE_SEED,
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(bits);
@@ -838,7 +838,7 @@ pub enum SpeckleSeed {
 const COMMON_SPECKLE_SEED: u64 = 0x5eed_5bec_41e5;
 
 /// FNV-1a over the bits of a latent row: a stable seed for its speckle realisation.
-fn fnv1a(row: &[f32]) -> u64 {
+pub(crate) fn latent_hash(row: &[f32]) -> u64 {
     row.iter()
         .flat_map(|v| v.to_bits().to_le_bytes())
         .fold(0xcbf2_9ce4_8422_2325, |h, b| {

@@ -19,7 +19,6 @@ use super::{Arm, LoopConfig, Mode, Movers, SamplingError};
 use crate::labels::LabelMap;
 use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
 use crate::model::data::FrameSet;
-use crate::model::evaluate::{decode_latents, draw_latents};
 use crate::model::gradient::{latent_gradients, move_latent, norm};
 use crate::model::regressor::{Regressor, RegressorConfig};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
@@ -485,10 +484,10 @@ impl ArmRun {
         Ok(added)
     }
 
-    /// `count` draws from the generator's prior (the aggregate-posterior fit stored with
-    /// the VAE), from this arm's seeded generator.
+    /// `count` draws from the generator's prior, from this arm's seeded generator.
     fn prior_draws(&mut self, ctx: &Context, count: usize) -> Vec<Vec<f32>> {
-        draw_latents(&ctx.vae.prior(), count, &mut self.rng)
+        ctx.pool
+            .draw(ctx.vae, self.config.generator, count, &mut self.rng)
     }
 
     /// Decodes `latents` and labels them with the FEA in parallel; `None` where the
@@ -498,7 +497,9 @@ impl ArmRun {
         ctx: &Context,
         latents: &[Vec<f32>],
     ) -> Result<Vec<Option<LabelledSample>>, SamplingError> {
-        Ok(decode_latents(ctx.vae, latents, ctx.device)
+        Ok(ctx
+            .pool
+            .decode(ctx.vae, self.config.generator, latents, ctx.device)
             .map_err(crate::model::ModelError::from)?
             .into_par_iter()
             .map(|decoded| label(&decoded.labels, &ctx.pool.fea).map(|s| (decoded, s)))

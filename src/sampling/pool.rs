@@ -7,10 +7,20 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use tch::Device;
 
+use super::Generator;
 use crate::fea::{FeaParams, StressMeasure};
 use crate::labels::LabelMap;
 use crate::model::data::FrameSet;
+use crate::model::evaluate::{
+    Decoded, NoLabelMaps, ResidualBank, decode_latents, decode_latents_with_residuals,
+    draw_latents, encode_posteriors,
+};
+use crate::model::prior::LatentPrior;
 use crate::model::vae::Vae;
+
+/// Most pool frames whose residuals the pool generator keeps: enough variety for any
+/// study, and a bounded memory (16 MiB at 64², 64 MiB at 128²) for pools of any size.
+pub const RESIDUAL_BANK_FRAMES: usize = 1024;
 
 /// The FEA label of one tissue map: max-principal stress in kPa, or `None` when the map is
 /// not a closed vessel the solver can load (no solid, or lumen open to the outside so the
@@ -67,11 +77,18 @@ pub struct Pool {
     pub typical_spacing: f32,
     pub fea: FeaParams,
     stress: Vec<OnceLock<Option<Vec<f32>>>>,
+    /// The equal-weight mixture of every frame's encoder posterior: [`Generator::Pool`]'s
+    /// prior; `None` for an empty pool.
+    aggregate_posterior: Option<LatentPrior>,
+    /// Standardised residuals of up to [`RESIDUAL_BANK_FRAMES`] frames, evenly spaced:
+    /// [`Generator::Pool`]'s noise; `None` for an empty pool.
+    residuals: Option<ResidualBank>,
 }
 
 impl Pool {
-    /// Embeds every frame with the VAE encoder. Stress maps the frames already carry are
-    /// kept as their labels; the rest are computed on demand.
+    /// Embeds every frame with the VAE encoder and gathers what the pool generator draws
+    /// from (the frames' posteriors and residuals). Stress maps the frames already carry
+    /// are kept as their labels; the rest are computed on demand.
     pub fn new(
         ids: Vec<String>,
         frames: FrameSet,
@@ -79,7 +96,10 @@ impl Pool {
         vae: &Vae,
         device: Device,
     ) -> Pool {
-        let embeddings = crate::model::evaluate::encode_means(vae, &frames, device);
+        let posteriors = encode_posteriors(vae, &frames, device);
+        let aggregate_posterior = LatentPrior::from_posteriors(&posteriors).ok();
+        let embeddings: Vec<Vec<f32>> = posteriors.into_iter().map(|(mu, _)| mu).collect();
+        let residuals = ResidualBank::from_frames(vae, &evenly_spaced(&frames), device);
         let typical_spacing = median_nearest_distance(&embeddings);
         let stress = (0..frames.len())
             .map(|i| {
@@ -101,7 +121,49 @@ impl Pool {
             typical_spacing,
             fea,
             stress,
+            aggregate_posterior,
+            residuals,
         }
+    }
+
+    /// `count` new latent points from `generator`'s prior. An empty pool has no aggregate
+    /// posterior, so its pool generator draws from the VAE's fitted prior.
+    pub fn draw(
+        &self,
+        vae: &Vae,
+        generator: Generator,
+        count: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<Vec<f32>> {
+        match (generator, &self.aggregate_posterior) {
+            (Generator::Pool, Some(prior)) => draw_latents(prior, count, rng),
+            _ => draw_latents(&vae.prior(), count, rng),
+        }
+    }
+
+    /// `latents` decoded to the samples the loop labels and trains on. Each point's noise
+    /// is a function of the point, so decoding it again gives the same pixels. An empty
+    /// pool has no residuals, so its pool generator decodes with Gaussian speckle.
+    pub fn decode(
+        &self,
+        vae: &Vae,
+        generator: Generator,
+        latents: &[Vec<f32>],
+        device: Device,
+    ) -> Result<Vec<Decoded>, NoLabelMaps> {
+        let mut decoded = Vec::with_capacity(latents.len());
+        for chunk in latents.chunks(64) {
+            match (generator, &self.residuals) {
+                (Generator::Pool, Some(bank)) => {
+                    let picks: Vec<_> = chunk.iter().map(|z| bank.pick_for(z)).collect();
+                    decoded.extend(decode_latents_with_residuals(
+                        vae, chunk, &picks, bank, device,
+                    )?);
+                }
+                _ => decoded.extend(decode_latents(vae, chunk, device)?),
+            }
+        }
+        Ok(decoded)
     }
 
     pub fn len(&self) -> usize {
@@ -134,6 +196,27 @@ impl Pool {
             .filter(|(i, _)| allowed(*i))
             .map(|(i, e)| (i, distance(e, z)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
+/// At most [`RESIDUAL_BANK_FRAMES`] frames of `frames`, evenly spaced through it (all of
+/// them when there are no more).
+fn evenly_spaced(frames: &FrameSet) -> FrameSet {
+    let n = frames.len();
+    if n <= RESIDUAL_BANK_FRAMES {
+        return frames.clone();
+    }
+    let indices: Vec<usize> = (0..RESIDUAL_BANK_FRAMES)
+        .map(|k| k * n / RESIDUAL_BANK_FRAMES)
+        .collect();
+    FrameSet {
+        size: frames.size,
+        images: indices.iter().map(|&i| frames.images[i].clone()).collect(),
+        labels: indices
+            .iter()
+            .filter_map(|&i| frames.labels.get(i).cloned())
+            .collect(),
+        stress: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::experiment::Row;
 use crate::export::collect::MovedRef;
 use crate::metrics::FrameMetrics;
-use crate::sampling::{Arm, LoopConfig};
+use crate::sampling::{Arm, Generator, LoopConfig};
 
 /// A request from the UI.
 #[derive(Debug, Clone)]
@@ -49,8 +49,11 @@ pub enum Command {
     Pause,
     Resume,
     Cancel,
-    /// Decode a latent point and label it with the FEA.
-    Decode(Vec<f32>),
+    /// Decode a latent point as the generator would and label it with the FEA.
+    Decode {
+        z: Vec<f32>,
+        generator: Generator,
+    },
     /// Write the chosen samples to the new folder `out` (SPEC §8).
     Export {
         selection: ExportSelection,

@@ -131,13 +131,19 @@ impl State {
         self.projection = Some(projection);
     }
 
-    pub(super) fn decode(&self, z: Vec<f32>, outbox: &Outbox) -> Result<(), String> {
-        let (Some(data), Some((_, vae, _)), Some(projection)) =
-            (&self.data, &self.vae, &self.projection)
+    pub(super) fn decode(
+        &self,
+        z: Vec<f32>,
+        generator: Generator,
+        outbox: &Outbox,
+    ) -> Result<(), String> {
+        let (Some(data), Some((_, vae, _)), Some(projection), Some(pool)) =
+            (&self.data, &self.vae, &self.projection, &self.pool)
         else {
             return Err("load data and a VAE first".to_string());
         };
-        let decoded = decode_latents(vae, std::slice::from_ref(&z), self.device)
+        let decoded = pool
+            .decode(vae, generator, std::slice::from_ref(&z), self.device)
             .map_err(|e| e.to_string())?
             .remove(0);
         let stress = crate::sampling::pool::label(&decoded.labels, &data.study.fea);
@@ -150,7 +156,7 @@ impl State {
             };
             let ctx = Context {
                 vae,
-                pool: self.pool.as_ref().expect("embedded with the VAE"),
+                pool,
                 test: &data.study.test,
                 device: self.device,
             };

@@ -39,9 +39,8 @@ impl State {
                 }
                 let repeat = study.repeat;
                 let wanted = |at: MovedRef| at.repeat == repeat && kept.contains(&at.round);
-                let collected =
-                    moved_samples(records, &wanted, study.config.mode, &ctx, projection)
-                        .map_err(|e| e.to_string())?;
+                let collected = moved_samples(records, &wanted, &study.config, &ctx, projection)
+                    .map_err(|e| e.to_string())?;
                 let described = serde_json::json!({ "last_rounds": kept, "repeat": repeat });
                 (collected, described)
             }
@@ -64,7 +63,7 @@ impl State {
                             .cloned()
                             .collect();
                         let wanted = |at: MovedRef| moved.contains(&at);
-                        moved_samples(&records, &wanted, study.config.mode, &ctx, projection)
+                        moved_samples(&records, &wanted, &study.config, &ctx, projection)
                             .map_err(|e| e.to_string())?
                     }
                     None if !moved.is_empty() => {

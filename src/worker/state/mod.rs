@@ -23,12 +23,12 @@ use crate::labels::LabelMap;
 use crate::metrics::peak_stress;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
-use crate::model::evaluate::{decode_latents, reconstruct};
+use crate::model::evaluate::reconstruct;
 use crate::model::train::{self, Control, Progress, TrainConfig};
 use crate::model::vae::{Vae, VaeConfig};
 use crate::sampling::Projection;
 use crate::sampling::{
-    Arm, ArmRun, Context, LoopConfig, Pool, RoundRecord, SamplingError, redrawn_note,
+    Arm, ArmRun, Context, Generator, LoopConfig, Pool, RoundRecord, SamplingError, redrawn_note,
 };
 
 /// The loaded dataset: pool frames (ids, images, labels) and the labelled test set.
@@ -234,7 +234,7 @@ impl State {
                 while self.step(commands, outbox)? {}
                 Ok(())
             }
-            Command::Decode(z) => self.decode(z, outbox),
+            Command::Decode { z, generator } => self.decode(z, generator, outbox),
             Command::Export { selection, out } => self.export(selection, &out, commands, outbox),
             Command::Crash => panic!("crash requested from the UI"),
             Command::Pause | Command::Resume | Command::Cancel => Ok(()),
