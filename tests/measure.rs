@@ -504,6 +504,49 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
             .unwrap_or_else(|| panic!("no plaque-arc row for {set}: {text}"));
         assert!(row.contains("lipid"), "{row}");
     }
+
+    // With --pool, the loop's default generator is measured and drawn too; the numbers
+    // without it stay as they were.
+    let picture = dir.path().join("pool.png");
+    let with_pool = sula_ok(&[
+        "eval-vae",
+        "--vae",
+        vae.to_str().unwrap(),
+        "--data",
+        &test,
+        "--regressor",
+        f.to_str().unwrap(),
+        "--draws",
+        "20",
+        "--pool",
+        &pool,
+        "--png",
+        picture.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        with_pool.contains("draws from the pool's aggregate posterior (24 frames)"),
+        "{with_pool}"
+    );
+    for line in text.lines().filter(|l| l.contains("% of")) {
+        assert!(with_pool.contains(line), "{line}: {with_pool}");
+    }
+    assert!(image::open(&picture).unwrap().width() > 100);
+    sula_refused(
+        &[
+            "eval-vae",
+            "--vae",
+            vae.to_str().unwrap(),
+            "--data",
+            &test,
+            "--pool",
+            dir.path().join("nowhere").to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        "nowhere",
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `sula eval-vae`: Dice per class and image error of a VAE on held-out frames, the share
 //! of prior draws and of moved points that decode to a vessel the FEA can label, the
 //! plaque arcs of real and decoded label maps, and a picture of real frames,
-//! reconstructions, prior draws and moved points.
+//! reconstructions, prior draws and moved points; with `--pool`, for the loop's default
+//! (pool) generator too.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use rayon::prelude::*;
 
 use super::train::DeviceChoice;
 use crate::data::dataset::Dataset;
+use crate::fea::FeaParams;
 use crate::labels::{LabelMap, Tissue};
 use crate::metrics::percentile;
 use crate::model::checkpoint;
@@ -28,6 +30,8 @@ use crate::model::vae::Vae;
 use crate::render::sheet::tissue_color;
 use crate::render::text::draw_text;
 use crate::render::write_rgb_png;
+use crate::sampling::Generator;
+use crate::sampling::pool::Pool;
 
 #[derive(Debug, Args)]
 pub struct EvalVaeArgs {
@@ -42,6 +46,13 @@ pub struct EvalVaeArgs {
     /// random directions.
     #[arg(long, value_name = "F.safetensors")]
     regressor: Option<PathBuf>,
+    /// Pool frames whose encoder posteriors and residuals make the loop's default
+    /// generator (`sula experiment --generator pool`): with it, the draws of the arcs and
+    /// the picture come from their aggregate posterior and decoded images carry their
+    /// residuals as speckle, as in the loop; without it, the fitted prior and Gaussian
+    /// speckle.
+    #[arg(long, value_name = "DIR")]
+    pool: Option<PathBuf>,
     /// Draws (and moved points) per validity share.
     #[arg(long, default_value_t = 200)]
     draws: usize,
@@ -163,9 +174,37 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
             100.0 * usable_fraction(&vae, &moved(eta), device)?
         );
     }
+    let pool = match &args.pool {
+        Some(dir) => {
+            let frames = FrameSet::load(&Dataset::open(dir, None)?, vae.config.size, false)?;
+            if frames.is_empty() {
+                bail!("{}: the pool holds no frame to draw from", dir.display());
+            }
+            let ids = (0..frames.len()).map(|i| i.to_string()).collect();
+            Some(Pool::new(ids, frames, FeaParams::default(), &vae, device))
+        }
+        None => None,
+    };
+    let (prior_draws, prior_name) = match &pool {
+        Some(pool) => {
+            let draws = pool.draw(&vae, Generator::Pool, args.draws, &mut rng);
+            println!(
+                "    draws from the pool's aggregate posterior ({} frames)  {:>5.1} % of {}",
+                pool.len(),
+                100.0 * usable_fraction(&vae, &draws, device)?,
+                args.draws
+            );
+            (draws, "draws from the pool's aggregate posterior")
+        }
+        None => (prior_draws, "draws from the fitted prior"),
+    };
+    let decode = |latents: &[Vec<f32>]| match &pool {
+        Some(pool) => pool.decode(&vae, Generator::Pool, latents, device),
+        None => decode_latents(&vae, latents, device),
+    };
     let all: Vec<usize> = (0..data.len()).collect();
     let reconstructions = reconstruct(&vae, &data, &all, device)?;
-    let drawn = decode_latents(&vae, &prior_draws, device)?;
+    let drawn = decode(&prior_draws)?;
     println!(
         "  plaque arcs around the lumen (share of frames holding it; median, 90th percentile, share ≥ 180° where held):"
     );
@@ -194,14 +233,14 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
             })
             .collect();
         let recon = reconstruct(&vae, &data, &indices, device)?;
-        let samples = decode_latents(&vae, &prior_draws[..columns.min(prior_draws.len())], device)?;
-        let moved_samples = decode_latents(&vae, &moved(1.0)[..columns.min(count)], device)?;
+        let samples = decode(&prior_draws[..columns.min(prior_draws.len())])?;
+        let moved_samples = decode(&moved(1.0)[..columns.min(count)])?;
         let moved_title = format!("real embeddings moved by η = 1 ({how})");
         let picture = picture(
             &[
                 ("real frames", &originals),
                 ("reconstructions G(E(x))", &recon),
-                ("draws from the fitted prior", &samples),
+                (prior_name, &samples),
                 (&moved_title, &moved_samples),
             ],
             vae.config.size,
@@ -236,7 +275,7 @@ fn arc_summary(maps: &[&LabelMap], tissue: Tissue) -> String {
 /// Rows of samples with a caption per row, each drawn as image | label map | FEA stress
 /// (turbo, per sample's own range; grey where the map is not a closed vessel).
 pub(super) fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
-    let fea = crate::fea::FeaParams::default();
+    let fea = FeaParams::default();
     let turbo = crate::render::colormap::ColorMap::turbo();
     let scale = (96 / size).max(1) as u32;
     let tile = size as u32 * scale;
