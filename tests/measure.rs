@@ -475,19 +475,17 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         "--device",
         "cpu",
     ]);
-    let text = sula_ok(&[
+    let eval_vae = [
         "eval-vae",
         "--vae",
         vae.to_str().unwrap(),
         "--data",
         &test,
-        "--regressor",
-        f.to_str().unwrap(),
-        "--draws",
-        "20",
         "--device",
         "cpu",
-    ]);
+    ];
+    let with_gradient = ["--regressor", f.to_str().unwrap(), "--draws", "20"];
+    let text = sula_ok(&[&eval_vae[..], &with_gradient].concat());
     for line in [
         "draws from the fitted prior (3 Gaussians)",
         "draws from N(0, I)",
@@ -508,23 +506,8 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
     // With --pool, the loop's default generator is measured and drawn too; the numbers
     // without it stay as they were.
     let picture = dir.path().join("pool.png");
-    let with_pool = sula_ok(&[
-        "eval-vae",
-        "--vae",
-        vae.to_str().unwrap(),
-        "--data",
-        &test,
-        "--regressor",
-        f.to_str().unwrap(),
-        "--draws",
-        "20",
-        "--pool",
-        &pool,
-        "--png",
-        picture.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let pool_args = ["--pool", &pool, "--png", picture.to_str().unwrap()];
+    let with_pool = sula_ok(&[&eval_vae[..], &with_gradient, &pool_args].concat());
     assert!(
         with_pool.contains("draws from the pool's aggregate posterior (24 frames)"),
         "{with_pool}"
@@ -533,18 +516,9 @@ fn tstr_compares_real_reconstructed_and_drawn_training_sets_and_eval_reports_val
         assert!(with_pool.contains(line), "{line}: {with_pool}");
     }
     assert!(image::open(&picture).unwrap().width() > 100);
+    let nowhere = dir.path().join("nowhere");
     sula_refused(
-        &[
-            "eval-vae",
-            "--vae",
-            vae.to_str().unwrap(),
-            "--data",
-            &test,
-            "--pool",
-            dir.path().join("nowhere").to_str().unwrap(),
-            "--device",
-            "cpu",
-        ],
+        &[&eval_vae[..], &["--pool", nowhere.to_str().unwrap()]].concat(),
         "nowhere",
     );
 }
