@@ -297,6 +297,51 @@ fn evaluation_reports_dice_in_range() {
     assert!(evaluation.image_mse > 0.0 && evaluation.image_mse < 1.0);
 }
 
+/// A 32² map with a lumen of radius 6 inside a fibrous wall out to radius 11, with the
+/// wall cut through along the +x axis when `open` (so the lumen reaches the outside).
+fn vessel(open: bool) -> sula::labels::LabelMap {
+    let n = 32;
+    let values = (0..n * n)
+        .map(|i| {
+            let (x, y) = ((i % n) as f64 - 15.5, (i / n) as f64 - 15.5);
+            let r = x.hypot(y);
+            match r {
+                r if r < 6.0 => 1,
+                _ if open && x > 0.0 && y.abs() < 2.0 => 1,
+                r if r < 11.0 => 2,
+                _ => 0,
+            }
+        })
+        .collect();
+    sula::labels::LabelMap::new(n, n, values).unwrap()
+}
+
+#[test]
+fn prior_validity_counts_the_draws_that_decode_to_a_closed_vessel() {
+    use sula::model::evaluate::{decode_latents, draw_latents, is_valid_vessel, usable_fraction};
+    assert!(is_valid_vessel(&vessel(false)));
+    assert!(
+        !is_valid_vessel(&vessel(true)),
+        "a lumen open to the outside cannot hold pressure"
+    );
+    let nothing = sula::labels::LabelMap::new(32, 32, vec![0; 32 * 32]).unwrap();
+    assert!(!is_valid_vessel(&nothing), "no wall, nothing to load");
+
+    let _rng = torch_rng();
+    let (_vs, vae, _) = train_tiny_vae(8);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+    let draws = draw_latents(&vae.prior(), 20, &mut rng);
+    let valid = decode_latents(&vae, &draws, Device::Cpu)
+        .unwrap()
+        .iter()
+        .filter(|d| is_valid_vessel(&d.labels))
+        .count();
+    assert_eq!(
+        usable_fraction(&vae, &draws, Device::Cpu).unwrap(),
+        valid as f64 / 20.0
+    );
+}
+
 #[test]
 fn residual_noise_on_a_frames_own_mean_gives_the_frame_back() {
     let _rng = torch_rng();

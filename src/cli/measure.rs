@@ -546,7 +546,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     let ratio = |prefix: &str| {
         rows.iter()
             .find(|r| r.name.starts_with(prefix))
-            .map(|r| r.assessment.metrics.mse / reference)
+            .and_then(|r| assess::tstr_ratio(&r.assessment.metrics, &rows[0].assessment.metrics))
     };
     write_json(
         &args.fit.json,

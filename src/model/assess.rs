@@ -40,6 +40,14 @@ pub fn epochs_for(steps: usize, frames: usize, batch_size: usize) -> usize {
     (steps as f64 / per_epoch as f64).round().max(1.0) as usize
 }
 
+/// Train-on-synthetic, test-on-real: the real-frame test MSE of an F trained on synthetic
+/// frames over that of an F trained on as many real frames with the same steps. Above 1,
+/// the synthetic frames train F worse than real ones would. `None` when the real MSE is
+/// zero or not finite, where no ratio says anything.
+pub fn tstr_ratio(synthetic: &FrameMetrics, real: &FrameMetrics) -> Option<f64> {
+    (real.mse.is_finite() && real.mse > 0.0).then(|| synthetic.mse / real.mse)
+}
+
 /// SPEC §5 metrics of per-frame predictions (kPa) against `test`'s stress, and the number
 /// of frames scored.
 pub fn score(test: &FrameSet, prediction: impl Fn(usize) -> Vec<f32>) -> (usize, FrameMetrics) {
@@ -162,5 +170,20 @@ mod tests {
         assert_eq!(epochs_for(1000, 320, 32), 100);
         assert_eq!(epochs_for(1000, 1200, 32), 26);
         assert_eq!(epochs_for(10, 1200, 32), 1);
+    }
+
+    #[test]
+    fn tstr_ratio_divides_the_synthetic_trained_error_by_the_real_trained_one() {
+        let labels = crate::labels::LabelMap::new(2, 2, vec![2, 3, 4, 1]).unwrap();
+        let truth = [10.0, 20.0, 30.0, 99.0];
+        let metrics = |offset: f32| {
+            let prediction: Vec<f32> = truth.iter().map(|t| t + offset).collect();
+            frame_metrics(&prediction, &truth, &labels).unwrap()
+        };
+        let (real, synthetic) = (metrics(1.0), metrics(-2.0));
+        assert_eq!((real.mse, synthetic.mse), (1.0, 4.0));
+        assert_eq!(tstr_ratio(&synthetic, &real), Some(4.0));
+        assert_eq!(tstr_ratio(&real, &synthetic), Some(0.25));
+        assert_eq!(tstr_ratio(&synthetic, &metrics(0.0)), None);
     }
 }
