@@ -68,32 +68,37 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `sula train` of an F on `input` ("image" or "label-map") at 32², scored on `test`.
+fn train_f(data: &str, test: &str, out: &Path, input: &str, epochs: &str, width: &str) -> String {
+    sula_ok(&[
+        "train",
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "32",
+        "--epochs",
+        epochs,
+        "--width",
+        width,
+        "--masked",
+        "--test",
+        test,
+        "--input",
+        input,
+        "--device",
+        "cpu",
+    ])
+}
+
 #[test]
 fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f() {
     let dir = tempfile::tempdir().unwrap();
     let data = phantom(&dir.path().join("pool"), 16, 5);
     for input in ["image", "label-map"] {
         let out = dir.path().join(format!("{input}.safetensors"));
-        let text = sula_ok(&[
-            "train",
-            "--data",
-            &data,
-            "--out",
-            out.to_str().unwrap(),
-            "--size",
-            "32",
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--masked",
-            "--test",
-            &data,
-            "--input",
-            input,
-            "--device",
-            "cpu",
-        ]);
+        let text = train_f(&data, &data, &out, input, "1", "4");
         assert!(text.contains("per-pixel mean predictor"), "{text}");
         let sidecar = json(&out.with_extension("json"));
         assert_eq!(sidecar["architecture"]["input"], input, "{sidecar}");
@@ -190,26 +195,7 @@ fn f_and_its_oracle_learn_the_stress_far_beyond_the_mean_map() {
     let test = phantom(&dir.path().join("test"), 16, 6);
     let scores = ["image", "label-map"].map(|input| {
         let out = dir.path().join(format!("{input}.safetensors"));
-        let text = sula_ok(&[
-            "train",
-            "--data",
-            &data,
-            "--out",
-            out.to_str().unwrap(),
-            "--size",
-            "32",
-            "--epochs",
-            "200",
-            "--width",
-            "8",
-            "--masked",
-            "--test",
-            &test,
-            "--input",
-            input,
-            "--device",
-            "cpu",
-        ]);
+        let text = train_f(&data, &test, &out, input, "200", "8");
         (
             number_after(&text, "MSE ratio F / mean ="),
             number_after(&text, "R²"),
