@@ -31,10 +31,6 @@
 #          validation with its single prediction and with `--symmetry-average` (rule and
 #          addendum: docs/results/models/cpu_val_f_symmetry_average.md; needs a binary
 #          built after 2026-12-03). The test set is scored only after the reading.
-# PART vae-adv: the adversarially fine-tuned VAE, its control without the critic and the
-#          shipped VAE, each with eval-vae and TSTR on validation (rule:
-#          docs/results/models/cpu_val_vae_adversarial.md), side by side, 5 threads each
-#          (needs a binary built after `train-vae --init` was added, 2026-11-28).
 # PART vae-width: CUDA throughput (alone), then a width-48 VAE, its width-32 control and the
 #          shipped VAE, each with eval-vae and TSTR on validation at seeds 1-5, side by side
 #          (rule: docs/results/models/cuda_val_vae_width.md). `vae-width SEED`: the two
@@ -162,26 +158,6 @@ f-average)
                 --data "$DATA/val$size" --device cuda
             job "eval_${name}_average" "$SULA" eval-f --regressor "$DATA/$name.safetensors" \
                 --data "$DATA/val$size" --symmetry-average --device cuda
-        ) &
-    done
-    ;;
-vae-adv)
-    # docs/results/models/cpu_val_vae_adversarial.md's candidate and control on the GPU,
-    # with the shipped VAE's TSTR beside them as the same card's reference.
-    export OMP_NUM_THREADS=5 MKL_NUM_THREADS=5 RAYON_NUM_THREADS=5
-    for run in adv:1 ctl:0 shipped:-; do
-        IFS=: read -r name weight <<<"$run"
-        (
-            vae="$DATA/$name.safetensors"
-            if [ "$weight" = - ]; then
-                vae=assets/phantom64_vae.safetensors
-            else
-                job "train_$name" "$SULA" train-vae --data "$DATA/pool64" --init assets/phantom64_vae.safetensors \
-                    --adversarial-weight "$weight" --epochs 20 --lr 1e-4 --seed 1 --device cuda --out "$vae"
-            fi
-            job "eval_$name" "$SULA" eval-vae --vae "$vae" --data "$DATA/val64" --png "$WORK/$name.png" --device cuda
-            job "tstr_$name" "$SULA" tstr --vae "$vae" --data "$DATA/pool64" --test "$DATA/val64" --count 320 \
-                --steps 1500 --device cuda --real-stress-row --json "$WORK/tstr_$name.json"
         ) &
     done
     ;;

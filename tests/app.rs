@@ -498,3 +498,79 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
     // The rounds table's strategy, beside Stage 2's checkbox of the same name.
     assert_eq!(h.get_all_by_label("core-set").count(), 2);
 }
+
+#[test]
+fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_vae();
+    h.state_mut().settings.save_runs = true;
+    h.state_mut().settings.runs_dir = Some(dir.path().join("runs"));
+    h.get_by_label("Run").click();
+    h.step();
+    // Two arms (adaptive, random) of three rounds (4, 8, 12 frames), one repeat.
+    wait_until(&mut h, "the whole study", |a| {
+        a.view.rows.len() == 6 && idle(a)
+    });
+    let app_run = h.state().view.run_folder.clone().expect("a run folder");
+    let settings = |run: &std::path::Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(run.join("results.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["config"].clone()
+    };
+    let app = settings(&app_run);
+    let config = &app["loop"];
+    let data = &app["data"];
+    let sizes: Vec<String> = config["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let cli_run = dir.path().join("cli");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+        .args([
+            "experiment",
+            "--device",
+            "cpu",
+            "--validation",
+            "0",
+            "--repeats",
+            "1",
+        ])
+        .args(["--arms", "adaptive,baseline", "--mode", "snn"])
+        .args(["--sizes", &sizes.join(",")])
+        .args([
+            "--epochs-per-round",
+            &config["epochs_per_round"].to_string(),
+        ])
+        .args(["--step", &config["step"].to_string()])
+        .args(["--seed", &config["seed"].to_string()])
+        .args(["--pool-count", &data["pool_count"].to_string()])
+        .args(["--pool-seed", &data["pool_seed"].to_string()])
+        .args(["--test-count", &data["test_count"].to_string()])
+        .args(["--test-seed", &data["test_seed"].to_string()])
+        .arg("--vae")
+        .arg(app_run.join("vae.safetensors"))
+        .arg("--out")
+        .arg(&cli_run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(settings(&cli_run)["loop"], *config, "the same study");
+    let rows = |run: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("results.csv"))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut fields: Vec<&str> = line.split(',').collect();
+                fields.remove(10); // wall_s
+                fields.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(rows(&cli_run), rows(&app_run));
+    assert_eq!(rows(&app_run).len(), 7, "header and six rows");
+}

@@ -404,15 +404,11 @@ fn shards_merged_give_the_whole_study() {
     // without that repeat, and nothing is run.
     let partial = dir.path().join("partial");
     std::fs::create_dir(&partial).unwrap();
-    // It was also written before F's input blur existed: older studies read as none.
+    // It was also written while F still had an input blur, set to none: it reads as today's.
     let mut older: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(second.join("results.json")).unwrap())
             .unwrap();
-    let removed = older["config"]["loop"]
-        .as_object_mut()
-        .unwrap()
-        .remove("regressor_input_blur");
-    assert!(removed.is_some());
+    older["config"]["loop"]["regressor_input_blur"] = 0.0.into();
     std::fs::write(partial.join("results.json"), older.to_string()).unwrap();
     let csv = std::fs::read_to_string(second.join("results.csv")).unwrap();
     let unfinished: Vec<&str> = csv.lines().filter(|l| !l.starts_with("tta,")).collect();
@@ -549,7 +545,6 @@ fn config(mode: Mode) -> LoopConfig {
         batch_size: 4,
         learning_rate: 1e-3,
         regressor_width: 8,
-        regressor_input_blur: 0.0,
         seed: 3,
         variant: Variant::default(),
         generator: Generator::default(),
@@ -1469,17 +1464,22 @@ fn studies_recorded_before_the_generator_option_read_as_the_fitted_one() {
 }
 
 #[test]
-fn f_input_blur_is_checked_and_older_study_configs_read_as_none() {
-    for sigma in [-1.0, 9.0, f64::NAN] {
-        let bad = LoopConfig {
-            regressor_input_blur: sigma,
-            ..config(Mode::Snn)
-        };
-        let message = bad.validate().unwrap_err().to_string();
-        assert!(message.contains("input blur"), "{message}");
-    }
-    let mut json = serde_json::to_value(config(Mode::Snn)).unwrap();
-    json.as_object_mut().unwrap().remove("regressor_input_blur");
-    let older: LoopConfig = serde_json::from_value(json).unwrap();
-    assert_eq!(older.regressor_input_blur, 0.0);
+fn a_study_run_with_f_input_blur_is_refused_naming_the_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = serde_json::json!({
+        "config": {"loop": {"regressor_input_blur": 1.5}},
+        "provenance": {},
+        "finished": true,
+        "summary": null,
+    });
+    std::fs::write(dir.path().join("results.json"), settings.to_string()).unwrap();
+    let refused = sula::experiment::run::StudySettings::read(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("results.json"), "{refused}");
+    assert!(refused.contains("input blur"), "{refused}");
+    assert!(
+        refused.contains(sula::model::checkpoint::RETIRED_VARIANTS_TAG),
+        "{refused}"
+    );
 }

@@ -13,7 +13,7 @@ use sula::model::evaluate::{
     DiceCounts, ResidualBank, ResidualPick, decode_latents_with_residuals, encode_means,
 };
 use sula::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
-use sula::model::regressor::{FrameWeighting, Regressor, RegressorConfig};
+use sula::model::regressor::{Regressor, RegressorConfig};
 use sula::model::train::{self, Control, LrSchedule, TrainConfig, TrainReport};
 use sula::model::vae::{CLASSES, Vae, VaeConfig};
 use tch::{Device, Kind, Tensor, nn};
@@ -550,82 +550,49 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
 }
 
 #[test]
-fn an_input_blurred_regressor_round_trips_its_blur_and_is_blind_to_the_finest_grain() {
+fn a_checkpoint_that_needs_a_retired_variant_is_refused_naming_the_tag_and_others_load() {
     let _rng = torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.safetensors");
-    train::seed_torch(5);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let config = RegressorConfig {
-        width: 8,
-        input_blur: 2.0,
-        ..RegressorConfig::new(SIZE)
-    };
-    let model = Regressor::new(&vs.root(), config);
-    train_tiny_regressor(&vs, &model, 1);
+    let (vs, model) = tiny_regressor(4);
+    let config = model.config;
     checkpoint::save(&vs, &path, &sidecar(Architecture::Regressor(config))).unwrap();
-    let (_vs2, loaded, side) = checkpoint::load_regressor(&path, Device::Cpu, Some(SIZE)).unwrap();
-    assert_eq!(side.architecture, Architecture::Regressor(config));
-    assert_eq!(loaded.config.input_blur, 2.0);
-
-    let _guard = tch::no_grad_guard();
-    let images = frames().image_batch(&[0, 1], Device::Cpu);
-    let checkerboard = Tensor::from_slice(
-        &(0..SIZE * SIZE)
-            .map(|i| {
-                if (i / SIZE + i % SIZE).is_multiple_of(2) {
-                    0.1f32
-                } else {
-                    -0.1
-                }
-            })
-            .collect::<Vec<_>>(),
-    )
-    .view([1, 1, SIZE as i64, SIZE as i64]);
-    let change = |model: &Regressor| {
-        (model.forward(&(&images + &checkerboard)) - model.forward(&images))
-            .abs()
-            .mean(Kind::Float)
-            .double_value(&[])
+    let with = |key: &str, value: serde_json::Value| {
+        let mut json = serde_json::to_value(sidecar(Architecture::Regressor(config))).unwrap();
+        json["architecture"][key] = value;
+        std::fs::write(dir.path().join("f.json"), json.to_string()).unwrap();
+        checkpoint::load_regressor(&path, Device::Cpu, Some(SIZE))
     };
-    let sharp_vs = nn::VarStore::new(Device::Cpu);
-    let sharp = Regressor::new(
-        &sharp_vs.root(),
-        RegressorConfig {
-            input_blur: 0.0,
-            ..config
-        },
-    );
-    let (blurred_change, sharp_change) = (change(&loaded), change(&sharp));
+    let blurred = with("input_blur", 2.0.into()).unwrap_err().to_string();
+    assert!(blurred.contains("f.safetensors"), "{blurred}");
+    assert!(blurred.contains("an input blur"), "{blurred}");
     assert!(
-        blurred_change < 0.05 * sharp_change,
-        "a pixel-scale checkerboard moves the blurred F by {blurred_change}, the sharp one by {sharp_change}"
+        blurred.contains(checkpoint::RETIRED_VARIANTS_TAG),
+        "{blurred}"
     );
-}
-
-#[test]
-fn a_peak_relative_regressor_trains_and_round_trips_its_weighting() {
-    let _rng = torch_rng();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f.safetensors");
-    train::seed_torch(6);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let config = RegressorConfig {
-        width: 8,
-        frame_weighting: FrameWeighting::PeakRelative,
-        ..RegressorConfig::new(SIZE)
+    // A variant that only changed training leaves a network this build runs.
+    assert!(with("frame_weighting", "peak-relative".into()).is_ok());
+    assert!(with("input_blur", 0.0.into()).is_ok());
+    let polar = |key: &str, value: serde_json::Value| {
+        let mut json =
+            serde_json::to_value(sidecar(Architecture::Vae(VaeConfig::new(SIZE)))).unwrap();
+        json["architecture"][key] = value;
+        std::fs::write(dir.path().join("v.json"), json.to_string()).unwrap();
+        checkpoint::load_vae(&dir.path().join("v.safetensors"), Device::Cpu, None)
+            .unwrap_err()
+            .to_string()
     };
-    let model = Regressor::new(&vs.root(), config);
-    let report = train_tiny_regressor(&vs, &model, 3);
-    assert!(
-        report.epoch_losses[2] < report.epoch_losses[0],
-        "{:?}",
-        report.epoch_losses
-    );
-    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
-    checkpoint::save(&vs, &path, &sidecar(Architecture::Regressor(config))).unwrap();
-    let (_vs2, loaded, _) = checkpoint::load_regressor(&path, Device::Cpu, Some(SIZE)).unwrap();
-    assert_eq!(loaded.config.frame_weighting, FrameWeighting::PeakRelative);
+    for (key, value, named) in [
+        ("polar_head", true.into(), "the polar head"),
+        ("image_likelihood", "log-rayleigh".into(), "log-Rayleigh"),
+        ("label_conditioned_image", true.into(), "decoded label map"),
+    ] {
+        let refused = polar(key, value);
+        assert!(
+            refused.contains(named) && refused.contains(checkpoint::RETIRED_VARIANTS_TAG),
+            "{refused}"
+        );
+    }
 }
 
 #[test]
@@ -946,160 +913,4 @@ fn assert_round_trips(vs: &nn::VarStore, vae: &Vae, recorded: &str) -> Vae {
     assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     assert_eq!(pixels, to_vec(&loaded.decode(&z).0));
     loaded
-}
-
-#[test]
-fn adversarial_fine_tuning_trains_the_critic_and_moves_the_decoder() {
-    use sula::model::adversarial::{PatchCritic, critic_hinge_loss};
-    let _rng = torch_rng();
-    let (vs, mut vae, _) = train_tiny_vae(11);
-    let before = to_vec(&vae.head_weight().detach().copy());
-    let config = TrainConfig {
-        epochs: 3,
-        batch_size: 8,
-        learning_rate: 3e-3,
-        seed: 11,
-        schedule: LrSchedule::Constant,
-        augment: false,
-    };
-    // Two critics with the same initial weights: one is fine-tuned against the decoder,
-    // the other is kept as it started, to judge the same decoded samples afterwards.
-    train::seed_torch(12);
-    let critic = PatchCritic::new(Device::Cpu);
-    train::seed_torch(12);
-    let untrained_critic = PatchCritic::new(Device::Cpu);
-    let data = frames();
-    let all: Vec<usize> = (0..data.len()).collect();
-    let images = data.image_batch(&all, Device::Cpu);
-    let labels = data.label_batch(&all, Device::Cpu);
-    let report =
-        train::fine_tune_vae_adversarially(&mut vae, &vs, &critic, data, 1.0, &config, &mut quiet)
-            .unwrap();
-    assert_eq!(report.epoch_losses.len(), 3);
-    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
-    // How well each critic tells the real pairs from the fine-tuned decoder's.
-    let _guard = tch::no_grad_guard();
-    let out = vae.forward(&images, Some(&labels), false);
-    let decoded = out.decoding.label_logits.as_ref().unwrap().argmax(1, false);
-    let sample = vae.training_sample(&out.decoding);
-    let critic_loss = |critic: &PatchCritic| {
-        critic_hinge_loss(
-            &critic.logits(&images, &labels),
-            &critic.logits(&sample, &decoded),
-        )
-        .double_value(&[])
-    };
-    let (untrained, trained) = (critic_loss(&untrained_critic), critic_loss(&critic));
-    assert!(
-        trained < 0.7 * untrained,
-        "critic hinge loss {untrained} untrained, {trained} fine-tuned"
-    );
-    assert_ne!(before, to_vec(vae.head_weight()), "the decoder moved");
-
-    // An unannotated set is refused: the critic judges images with their label maps.
-    let images_only = FrameSet {
-        labels: Vec::new(),
-        stress: None,
-        ..data.clone()
-    };
-    let refused = train::fine_tune_vae_adversarially(
-        &mut vae,
-        &vs,
-        &critic,
-        &images_only,
-        1.0,
-        &config,
-        &mut quiet,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(refused.contains("label map"), "{refused}");
-}
-
-#[test]
-fn fine_tuning_refuses_architecture_options_it_would_ignore() {
-    let _rng = torch_rng();
-    // Runs `sula train-vae` on paths that do not exist, with `extra`: an option clash is
-    // refused before anything is read. Returns whether it failed, and its message.
-    let train_vae = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-            .args([
-                "train-vae",
-                "--data",
-                "absent",
-                "--out",
-                "absent.safetensors",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        (!out.status.success(), err)
-    };
-    // A fine-tuned VAE keeps its checkpoint's architecture and loss, so an option that
-    // would change them is refused, naming both options.
-    for option in [
-        ["--width", "48"],
-        ["--latent-dim", "16"],
-        ["--image-likelihood", "squared-error"],
-    ] {
-        let init = [
-            "--init",
-            "absent_vae.safetensors",
-            "--adversarial-weight",
-            "1",
-        ];
-        let (failed, err) = train_vae(&[&init[..], &option].concat());
-        assert!(
-            failed && err.contains(option[0]) && err.contains("--init"),
-            "{option:?}: {err}"
-        );
-    }
-    let (failed, err) = train_vae(&["--image-only", "--label-conditioned-image"]);
-    assert!(
-        failed && err.contains("--label-conditioned-image") && err.contains("--image-only"),
-        "{err}"
-    );
-}
-
-#[test]
-fn a_polar_head_vae_trains_its_polar_weights_and_round_trips() {
-    let _rng = torch_rng();
-    train::seed_torch(6);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let config = VaeConfig {
-        polar_head: true,
-        ..tiny_vae_config()
-    };
-    let mut vae = Vae::new(&vs.root(), config);
-    let polar_weights = |vs: &nn::VarStore| -> Vec<(String, Vec<f32>)> {
-        let mut weights: Vec<_> = vs
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| name.contains("polar"))
-            .map(|(name, tensor)| (name, to_vec(&tensor)))
-            .collect();
-        weights.sort_by(|a, b| a.0.cmp(&b.0));
-        weights
-    };
-    let untrained = polar_weights(&vs);
-    assert_eq!(untrained.len(), 3, "conv weight, conv bias, radial profile");
-    let train_config = TrainConfig {
-        epochs: 2,
-        batch_size: 8,
-        learning_rate: 3e-3,
-        seed: 6,
-        schedule: LrSchedule::Constant,
-        augment: false,
-    };
-    let report = train::train_vae(&mut vae, &vs, frames(), &train_config, &mut quiet).unwrap();
-    assert!(
-        report.epoch_losses[1] < report.epoch_losses[0],
-        "{:?}",
-        report.epoch_losses
-    );
-    for ((name, before), (_, after)) in untrained.iter().zip(&polar_weights(&vs)) {
-        assert_ne!(before, after, "{name} did not train");
-    }
-    assert_round_trips(&vs, &vae, "\"polar_head\": true");
 }

@@ -22,7 +22,6 @@ impl SulaApp {
             batch_size: 32,
             learning_rate: 1e-3,
             regressor_width: RegressorConfig::new(64).width,
-            regressor_input_blur: RegressorConfig::new(64).input_blur,
             seed: s.seed,
             variant: s.variant,
             generator: s.generator,

@@ -6,18 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::train::DeviceChoice;
 use crate::device::ComputeDevice;
-use crate::experiment::results::{read_csv, write_csv};
-use crate::experiment::source::DataSource;
-use crate::experiment::{
-    Protocol, ResultsDir, ResultsFile, Row, StudySettings, VaeRef, plot, row, run_arm, schedule,
-    summarise,
-};
+use crate::experiment::source::{DataSource, MAX_DEFAULT_VALIDATION, default_validation};
+use crate::experiment::study::{self, Study};
+use crate::experiment::{Protocol, ResultsDir, RunLog, StudySettings, VaeRef, schedule};
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::Control;
 use crate::sampling::{
@@ -97,9 +94,6 @@ pub struct ExperimentArgs {
     /// Channels of F at full resolution.
     #[arg(long, default_value_t = RegressorConfig::new(64).width)]
     width: usize,
-    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
-    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
-    input_blur: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Adaptive round 0: draws from the generator's prior, or random real frames (the
@@ -132,9 +126,10 @@ pub struct ExperimentArgs {
     #[arg(long)]
     resume: bool,
     /// Pool frames held out (seeded by --seed) as the labelled validation split that every
-    /// choice is made on; the rest is the candidate pool of every arm.
-    #[arg(long, default_value_t = 200)]
-    validation: usize,
+    /// choice is made on; the rest is the candidate pool of every arm. Default: 20 % of the
+    /// pool, at most 200.
+    #[arg(long)]
+    validation: Option<usize>,
     /// Choose η, the variant and k on the validation split instead of running the study:
     /// writes selection.json to --out. The test set is never loaded.
     #[arg(long, conflicts_with = "resume")]
@@ -179,6 +174,17 @@ fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
 }
 
 impl ExperimentArgs {
+    /// `--validation`, or the split sized from the pool of `pool` frames, said aloud.
+    fn validation_for(&self, pool: usize) -> usize {
+        self.validation.unwrap_or_else(|| {
+            let count = default_validation(pool);
+            println!(
+                "validation split: {count} of the pool's {pool} frames (20 %, at most {MAX_DEFAULT_VALIDATION}; --validation N sets it)"
+            );
+            count
+        })
+    }
+
     /// `--repeats`, or the default for the device: paired repeats are cheap on a GPU and
     /// narrow the intervals; 5 keep the CPU study within its 30 minutes.
     fn repeats(&self, device: tch::Device) -> Result<usize> {
@@ -215,7 +221,6 @@ impl ExperimentArgs {
             batch_size: self.batch_size,
             learning_rate: self.lr,
             regressor_width: self.width,
-            regressor_input_blur: self.input_blur,
             seed: self.seed,
             variant: Variant {
                 round_zero: self.round_zero.unwrap_or(base.round_zero),
@@ -253,121 +258,6 @@ impl ExperimentArgs {
     }
 }
 
-/// The finished rows of the study in `dir` and the provenance it recorded (which machine
-/// ran them), refused unless it was run with `settings`; when merging, a folder whose
-/// adaptive arm ran other settings gives only its random, core-set and TTA rows.
-fn rows_of_study(dir: &ResultsDir, settings: &StudySettings, merging: bool) -> Result<MergedRows> {
-    let text = std::fs::read_to_string(dir.json())
-        .with_context(|| format!("cannot read {}", dir.json().display()))?;
-    let previous: ResultsFile = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a sula results.json", dir.json().display()))?;
-    let other_settings = || {
-        anyhow!(
-            "{} was written with other settings; rerun with the same options or choose another --out",
-            dir.json().display()
-        )
-    };
-    // Compared as settings, not as JSON, so that a field added since (read with its
-    // default, which is what older studies did) does not refuse an older folder.
-    let theirs =
-        serde_json::from_value::<StudySettings>(previous.config).map_err(|_| other_settings())?;
-    let joins = joins_study(&theirs, settings, merging);
-    let pool_arms_only = merging
-        && !joins
-        && joins_study(&theirs.with_adaptive_settings_of(settings), settings, true);
-    let given = |arm: &Arm| !(pool_arms_only && *arm == Arm::Adaptive);
-    let extra_arm = theirs
-        .arms
-        .iter()
-        .filter(|arm| given(arm))
-        .find(|arm| !settings.arms.contains(arm));
-    if let Some(extra) = extra_arm.filter(|_| merging) {
-        bail!(
-            "{} holds the {} arm, which this study's --arms leaves out; add it or merge without that folder",
-            dir.json().display(),
-            extra.name()
-        );
-    }
-    if !joins && !pool_arms_only {
-        return Err(other_settings());
-    }
-    let rows = if dir.csv().exists() {
-        finished_rows(read_csv(&dir.csv())?, &settings.loop_config)
-            .into_iter()
-            .filter(|row| given(&row.arm) && row.repeat < settings.repeats)
-            .map(|row| Row {
-                mode: settings.loop_config.mode,
-                ..row
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(MergedRows {
-        rows,
-        provenance: previous.provenance,
-        pool_arms_only,
-    })
-}
-
-/// A folder's finished rows that join this study.
-struct MergedRows {
-    rows: Vec<Row>,
-    provenance: serde_json::Value,
-    /// Its adaptive arm ran other settings, so only its pool arms were taken.
-    pool_arms_only: bool,
-}
-
-/// Whether a folder's rows belong to this study: the same settings, except that a merged
-/// folder may have run only some of the arms (the caller refuses arms the study leaves
-/// out), so that one GPU lease can give each arm of a long repeat its own process, and
-/// fewer or more repeats (the caller keeps those this study has), so that a 5-repeat CPU
-/// study grows to 10. Both hold because each arm depends only on its repeat's seed.
-fn joins_study(theirs: &StudySettings, ours: &StudySettings, merging: bool) -> bool {
-    let (arms, repeats) = if merging {
-        (&ours.arms, ours.repeats)
-    } else {
-        (&theirs.arms, theirs.repeats)
-    };
-    let compared = StudySettings {
-        arms: arms.clone(),
-        repeats,
-        ..theirs.clone()
-    };
-    &compared == ours
-}
-
-/// The (arm, repeat) pairs that have rows, each once.
-fn finished_arms(rows: &[Row]) -> Vec<(Arm, usize)> {
-    let mut pairs: Vec<(Arm, usize)> = rows.iter().map(|r| (r.arm, r.repeat)).collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs
-}
-
-/// Rows of the repeats that every arm finished, so that an interim summary pairs its
-/// arms by repeat as the whole study's does.
-fn paired_rows(rows: Vec<Row>, arms: &[Arm]) -> Vec<Row> {
-    let done = finished_arms(&rows);
-    rows.into_iter()
-        .filter(|r| arms.iter().all(|&arm| done.contains(&(arm, r.repeat))))
-        .collect()
-}
-
-/// Rows kept on resume: only (arm, repeat) pairs that reached the budget.
-fn finished_rows(rows: Vec<Row>, config: &LoopConfig) -> Vec<Row> {
-    let complete = |arm: Arm, repeat: usize| {
-        config.sizes.iter().all(|&s| {
-            rows.iter()
-                .any(|r| r.arm == arm && r.repeat == repeat && r.size == s)
-        })
-    };
-    rows.iter()
-        .filter(|r| complete(r.arm, r.repeat) && config.sizes.contains(&r.size))
-        .cloned()
-        .collect()
-}
-
 pub fn run(args: &ExperimentArgs) -> Result<()> {
     let started = Instant::now();
     let config = args.loop_config()?;
@@ -386,85 +276,6 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     if args.select {
         return run_select(args, &config, &source, &vae, device, repeats, started);
     }
-    let mut arms = args.arms.clone();
-    arms.sort_unstable();
-    arms.dedup();
-    let study = StudySettings {
-        loop_config: config.clone(),
-        arms: arms.clone(),
-        repeats,
-        validation: args.validation,
-        data: source.clone(),
-        size,
-        vae: vae_ref,
-    };
-    let settings = serde_json::to_value(&study)?;
-    let dir = ResultsDir::new(&args.out);
-    let mut rows = if args.resume && dir.json().exists() {
-        rows_of_study(&dir, &study, false)?.rows
-    } else {
-        if dir.csv().exists() || dir.json().exists() {
-            bail!(
-                "{} already holds results; pass --resume to continue them or choose another --out",
-                args.out.display()
-            );
-        }
-        Vec::new()
-    };
-    std::fs::create_dir_all(args.out.join("rounds"))
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    // Every merged folder is checked before anything is copied into --out.
-    let mut merged_rounds = Vec::new();
-    let mut merged_from = Vec::new();
-    for folder in &args.merge {
-        let other = ResultsDir::new(folder);
-        let merged = rows_of_study(&other, &study, true)?;
-        if merged.pool_arms_only {
-            println!(
-                "{}: its adaptive arm ran other settings, so only its random, core-set and TTA arms are merged",
-                folder.display()
-            );
-        }
-        merged_from.push(serde_json::json!({
-            "folder": folder.display().to_string(),
-            "device": merged.provenance["device"],
-            "pool_arms_only": merged.pool_arms_only,
-        }));
-        let theirs = merged.rows;
-        let have = finished_arms(&rows);
-        for (arm, repeat) in finished_arms(&theirs) {
-            if have.contains(&(arm, repeat)) {
-                bail!(
-                    "{} has {} repeat {repeat}, which another folder already gave; merge each repeat once",
-                    folder.display(),
-                    arm.name()
-                );
-            }
-            merged_rounds.push((
-                (arm, repeat),
-                other.rounds(arm, repeat),
-                dir.rounds(arm, repeat),
-            ));
-        }
-        rows.extend(theirs);
-    }
-    if args.gather_only {
-        rows = paired_rows(rows, &arms);
-        let kept = finished_arms(&rows);
-        merged_rounds.retain(|(pair, _, _)| kept.contains(pair));
-        let paired: std::collections::BTreeSet<usize> =
-            kept.iter().map(|&(_, repeat)| repeat).collect();
-        println!(
-            "gathered the {} of {repeats} repeats that every arm finished ({paired:?}); nothing else is run",
-            paired.len()
-        );
-    }
-    for (_, from, to) in merged_rounds.iter().filter(|(_, from, _)| from.exists()) {
-        let bytes =
-            std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-        crate::io::atomic::write_bytes(to, &bytes)?;
-    }
-
     let compute = ComputeDevice::detect();
     println!(
         "sula experiment: {} mode, sizes {:?}, {} repeats, {compute}",
@@ -473,7 +284,8 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         repeats
     );
     let data = source.load(size)?.label_test();
-    let (data, _validation) = hold_out_validation(data, args)?;
+    let validation = args.validation_for(data.pool.ids.len());
+    let (data, _validation) = hold_out_validation(data, validation, args.seed)?;
     let test = data.test;
     if test.is_empty() {
         bail!("no test frame could be labelled by the FEA");
@@ -488,6 +300,29 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             String::new()
         }
     );
+    let mut arms = args.arms.clone();
+    arms.sort_unstable();
+    arms.dedup();
+    let settings = StudySettings {
+        loop_config: config.clone(),
+        arms: arms.clone(),
+        repeats,
+        validation,
+        data: source.clone(),
+        size,
+        vae: vae_ref,
+    };
+    let gathered = study::gather(
+        &settings,
+        &args.out,
+        args.resume,
+        &args.merge,
+        args.gather_only,
+    )?;
+    for note in &gathered.notes {
+        println!("{note}");
+    }
+
     let pool = Pool::new(data.pool.ids, data.pool.set, data.fea, &vae, device);
     let ctx = Context {
         vae: &vae,
@@ -501,98 +336,30 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         "device": compute.to_string(),
         "test_frames": test.len(),
         "pool_frames": pool.len(),
-        "validation_frames": args.validation,
-        "merged_from": merged_from,
+        "validation_frames": validation,
+        "merged_from": gathered.merged_from,
     });
-    let write_json = |finished: bool, summary| -> Result<()> {
-        let file = ResultsFile {
-            config: settings.clone(),
-            provenance: provenance.clone(),
-            finished,
-            summary,
-        };
-        let mut json = serde_json::to_value(&file)?;
-        json["provenance"]["wall_s"] = serde_json::json!(started.elapsed().as_secs_f64());
-        crate::io::atomic::write_bytes(
-            &dir.json(),
-            serde_json::to_string_pretty(&json)?.as_bytes(),
-        )?;
-        Ok(())
-    };
-    write_json(false, None)?;
-    write_csv(&dir.csv(), &rows)?;
-
-    let started_with = finished_arms(&rows);
+    let log = RunLog::create(
+        &args.out,
+        settings.clone(),
+        provenance,
+        &gathered.rows,
+        true,
+        started,
+    )?;
+    let started_with = study::finished_arms(&gathered.rows);
     let pending: Vec<(Arm, usize)> = schedule(&arms, repeats)
         .into_iter()
         .filter(|_| !args.gather_only)
         .filter(|pair| !started_with.contains(pair))
         .filter(|&(_, repeat)| args.shard.is_none_or(|shard| shard.includes(repeat)))
         .collect();
-    let bar = ProgressBar::new((pending.len() * config.steps_per_arm()) as u64).with_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    for (arm, repeat) in pending {
-        bar.set_message(format!("{} repeat {}/{}", arm.name(), repeat + 1, repeats));
-        let history = run_arm(
-            arm,
-            repeat,
-            &config,
-            &ctx,
-            &mut |record| {
-                rows.push(row(&config, record));
-                let line = format!(
-                    "{:>8} repeat {} size {:>4}: MSE {:>9.1} kPa², accuracy {:.3}{}",
-                    arm.name(),
-                    repeat,
-                    record.size,
-                    record.metrics.mse,
-                    record.metrics.accuracy,
-                    redrawn_note(record.rejected)
-                );
-                if bar.is_hidden() {
-                    println!("{line}");
-                } else {
-                    bar.println(line);
-                }
-                write_csv(&dir.csv(), &rows).map_err(|e| crate::model::ModelError::from(e).into())
-            },
-            &mut |_| {
-                bar.inc(1);
-                Control::Continue
-            },
-        )?;
-        let json = serde_json::to_string(&history)?;
-        crate::io::atomic::write_bytes(&dir.rounds(arm, repeat), json.as_bytes())?;
-    }
-    bar.finish_and_clear();
+    let mut study = Study::new(settings, gathered.rows, pending, Some(log), &ctx)?;
+    run_to_the_end(&mut study, &ctx)?;
 
-    let summary = summarise(&rows);
-    let done = finished_arms(&rows);
-    let repeats_run = done
-        .iter()
-        .map(|&(_, repeat)| repeat)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    // The adaptive arm's legend names the method; a control run says what it changed.
-    let control = if config.variant.random_direction {
-        " (control: adaptive steps along random directions, not F's gradient)"
-    } else {
-        ""
-    };
-    let title = format!(
-        "{}, {} test frames{control}",
-        plot::study_title(config.mode, &arms, repeats_run, size),
-        test.len()
-    );
-    plot::write_curves(&dir.curves(), &summary, config.mode, &title)?;
-    let complete = schedule(&arms, repeats)
-        .iter()
-        .all(|pair| done.contains(pair));
-    write_json(complete, Some(summary.clone()))?;
+    let summary = study.finish(test.len())?;
     print_table(&summary);
+    let dir = ResultsDir::new(&args.out);
     println!(
         "wrote {}, {} and {} in {:.0} s",
         dir.csv().display(),
@@ -600,6 +367,45 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         dir.curves().display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Runs every pending round of `study` with a progress bar, printing a line per round.
+fn run_to_the_end(study: &mut Study, ctx: &Context) -> Result<()> {
+    let bar = ProgressBar::new(1000).with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut on_progress = |p: &study::StudyProgress| {
+        bar.set_message(format!(
+            "{} repeat {}/{}",
+            p.arm.name(),
+            p.repeat + 1,
+            p.repeats
+        ));
+        bar.set_position((p.fraction * 1000.0) as u64);
+        Control::Continue
+    };
+    while let Some(round) = study.next_round(ctx, &mut on_progress)? {
+        round.saved?;
+        let record = round.record;
+        let line = format!(
+            "{:>8} repeat {} size {:>4}: MSE {:>9.1} kPa², accuracy {:.3}{}",
+            record.arm.name(),
+            record.repeat,
+            record.size,
+            record.metrics.mse,
+            record.metrics.accuracy,
+            redrawn_note(record.rejected)
+        );
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -639,19 +445,20 @@ fn print_table(summary: &crate::experiment::Summary) {
     }
 }
 
-/// The pool without its validation split (none with `--validation 0`).
+/// The pool without a validation split of `count` frames chosen by `seed` (none when 0).
 fn hold_out_validation(
     data: crate::experiment::source::LabelledStudy,
-    args: &ExperimentArgs,
+    count: usize,
+    seed: u64,
 ) -> Result<(
     crate::experiment::source::LabelledStudy,
     Option<crate::model::data::FrameSet>,
 )> {
-    if args.validation == 0 {
+    if count == 0 {
         return Ok((data, None));
     }
     let (data, validation) = data
-        .split_validation(args.validation, args.seed)
+        .split_validation(count, seed)
         .map_err(anyhow::Error::msg)?;
     Ok((data, Some(validation)))
 }
@@ -668,7 +475,9 @@ fn run_select(
     started: Instant,
 ) -> Result<()> {
     let size = vae.config.size;
-    let (data, validation) = hold_out_validation(source.load_pool(size)?.label_test(), args)?;
+    let data = source.load_pool(size)?.label_test();
+    let count = args.validation_for(data.pool.ids.len());
+    let (data, validation) = hold_out_validation(data, count, args.seed)?;
     let Some(validation) = validation.filter(|v| !v.is_empty()) else {
         bail!("--select needs a validation split: pass --validation N with N ≥ 1");
     };
@@ -718,8 +527,7 @@ fn run_select(
     Ok(())
 }
 
-/// The command-line flags that give `config`'s step, variant, sizes, epochs per round and
-/// F's input blur.
+/// The command-line flags that give `config`'s step, variant, sizes and epochs per round.
 /// They start from the paper's reading, as the search does, so that the chosen defaults
 /// (which may switch on other variants) cannot add to them.
 fn flags(config: &LoopConfig) -> String {
@@ -730,7 +538,6 @@ fn flags(config: &LoopConfig) -> String {
         format!("--step {}", config.step),
         format!("--sizes {}", sizes.join(",")),
         format!("--epochs-per-round {}", config.epochs_per_round),
-        format!("--input-blur {}", config.regressor_input_blur),
     ];
     if v.round_zero == RoundZero::Real {
         flags.push("--round-zero real".into());
@@ -786,7 +593,6 @@ mod tests {
                     step: 0.25,
                     sizes: vec![40, 120, 200, 240],
                     epochs_per_round: 4,
-                    regressor_input_blur: 1.5,
                     variant: Variant {
                         movers: Movers::HighestLoss,
                         ..base.variant

@@ -25,7 +25,6 @@ use crate::model::evaluate::{
 use crate::model::prior::LatentPrior;
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::{Control, Progress};
-use crate::model::vae::SpeckleShape;
 use crate::sampling::pool::label;
 
 #[derive(Debug, Args)]
@@ -42,9 +41,6 @@ pub struct FitArgs {
     /// Channels of F at full resolution.
     #[arg(long, default_value_t = RegressorConfig::new(64).width)]
     width: usize,
-    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
-    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
-    input_blur: f64,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     #[arg(long, default_value_t = 2e-3)]
@@ -88,20 +84,11 @@ pub struct TstrArgs {
     /// Decode the mean images without speckle (to measure what the speckle model buys).
     #[arg(long)]
     no_speckle: bool,
-    /// Multiply the fitted speckle spread of every decoded image by this factor (0–2):
-    /// how much of the spread, which also absorbs what the mean image misses, is worth
-    /// sampling.
-    #[arg(long, default_value_t = 1.0, conflicts_with = "no_speckle")]
-    speckle_scale: f64,
-    /// The distribution the speckle noise is drawn from: Gaussian (what the loop samples)
-    /// or the log of a Rayleigh envelope, the shape log compression gives real speckle.
-    #[arg(long, value_enum, default_value_t = SpeckleShape::Gaussian, conflicts_with = "no_speckle")]
-    speckle_shape: SpeckleShape,
     /// Draw each decoded image's noise from the standardised residuals of real pool frames
     /// (those not among the `--count` real training frames), each turned by a random
     /// symmetry, times the sample's own fitted spread: the real noise in place of a
     /// parametric one.
-    #[arg(long, conflicts_with_all = ["no_speckle", "speckle_shape", "speckle_scale"])]
+    #[arg(long, conflicts_with = "no_speckle")]
     pool_residuals: bool,
     /// Draw the prior samples from the aggregate posterior of the pool frames not among
     /// the `--count` real training frames (a random such frame, then z ~ N(μ, diag σ²)
@@ -128,11 +115,9 @@ pub struct TstrArgs {
 
 impl FitArgs {
     fn fit_config(&self) -> Result<FitConfig> {
-        super::train::check_input_blur(self.input_blur)?;
         Ok(FitConfig {
             regressor: RegressorConfig {
                 width: self.width,
-                input_blur: self.input_blur,
                 ..RegressorConfig::new(self.size)
             },
             steps: self.steps,
@@ -362,12 +347,6 @@ fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
 const RESIDUAL_PICK_SEED: u64 = 0x7265_7369_6475_616c;
 
 pub fn run_tstr(args: &TstrArgs) -> Result<()> {
-    if !(0.0..=2.0).contains(&args.speckle_scale) {
-        bail!(
-            "--speckle-scale must be between 0 and 2, not {}",
-            args.speckle_scale
-        );
-    }
     let fit = args.fit.fit_config()?;
     let device = args.fit.device.resolve()?;
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, Some(args.fit.size))?;
@@ -387,13 +366,8 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     }
     let texture = if args.no_speckle {
         Texture::Mean
-    } else if args.speckle_scale == 1.0 && args.speckle_shape == SpeckleShape::Gaussian {
-        Texture::Speckle
     } else {
-        Texture::ShapedSpeckle {
-            scale: args.speckle_scale,
-            shape: args.speckle_shape,
-        }
+        Texture::Speckle
     };
     let (real, rest) = assess::random_split(&pool, args.count, args.fit.seed);
     let residuals = if args.pool_residuals {
@@ -480,9 +454,6 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
                 format!("with noise from {} real frames' residuals", rest.len()),
             Texture::Mean => "without speckle (mean)".to_string(),
             Texture::Speckle => "with speckle".to_string(),
-            Texture::ShapedSpeckle { scale, shape } => {
-                format!("with {shape:?} speckle, spread × {scale}")
-            }
         }
     );
     if args.aggregate_posterior {
@@ -553,8 +524,6 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         serde_json::json!({
             "vae": args.vae.display().to_string(),
             "speckle": !args.no_speckle,
-            "speckle_scale": if args.no_speckle { 0.0 } else { args.speckle_scale },
-            "speckle_shape": args.speckle_shape,
             "pool_residuals": args.pool_residuals,
             "aggregate_posterior": args.aggregate_posterior,
             "fit": fit,

@@ -66,8 +66,9 @@ pub struct SuggestArgs {
     /// How round 0 picks frames before anything is annotated.
     #[arg(long, value_enum, default_value_t = PoolStrategy::CoreSet)]
     round_zero: PoolStrategy,
-    /// η: how far annotated frames move along F's loss gradient (latent units).
-    #[arg(long, default_value_t = 1.0)]
+    /// η: how far annotated frames move along F's loss gradient (latent units); the
+    /// default is SNN's η chosen on the phantom's validation split.
+    #[arg(long, default_value_t = crate::sampling::chosen(crate::sampling::Mode::Snn).step)]
     step: f32,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -203,4 +204,27 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SuggestArgs,
+    }
+
+    #[test]
+    fn suggest_steps_by_snn_s_chosen_eta_unless_told() {
+        let parse = |extra: &[&str]| {
+            let words = ["suggest", "P", "--count", "4", "--out", "B"];
+            Cli::try_parse_from(words.iter().chain(extra)).unwrap().args
+        };
+        assert_eq!(parse(&[]).step, 2.0);
+        assert_eq!(parse(&["--step", "0.5"]).step, 0.5);
+    }
 }

@@ -11,13 +11,12 @@ use tch::Device;
 use super::open::OpenArgs;
 use crate::data::dataset::Dataset;
 use crate::fea::DEFAULT_PRESSURE_KPA;
-use crate::model::adversarial::PatchCritic;
 use crate::model::assess;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
-use crate::model::regressor::{FrameWeighting, Regressor, RegressorConfig, RegressorInput};
+use crate::model::regressor::{Regressor, RegressorConfig, RegressorInput};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig, TrainReport};
-use crate::model::vae::{ImageLikelihood, LabelWeighting, VAE_REVISION, Vae, VaeConfig};
+use crate::model::vae::{LabelWeighting, VAE_REVISION, Vae, VaeConfig};
 
 /// Where to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,50 +76,27 @@ pub struct CommonArgs {
 pub struct TrainVaeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim, conflicts_with = "init")]
+    #[arg(long, default_value_t = VaeConfig::new(64).latent_dim)]
     latent_dim: usize,
     /// Channels of the first convolution.
-    #[arg(long, default_value_t = VaeConfig::new(64).width, conflicts_with = "init")]
+    #[arg(long, default_value_t = VaeConfig::new(64).width)]
     width: usize,
     /// Weight of the KL term.
-    #[arg(long, default_value_t = 1.0, conflicts_with = "init")]
+    #[arg(long, default_value_t = 1.0)]
     beta: f64,
     /// Epochs over which the KL weight ramps up from 0 to β.
-    #[arg(long, default_value_t = VaeConfig::new(64).kl_warmup_epochs, conflicts_with = "init")]
+    #[arg(long, default_value_t = VaeConfig::new(64).kl_warmup_epochs)]
     kl_warmup: usize,
     /// Gaussians in the latent prior fitted to the training frames' encoder means.
-    #[arg(long, default_value_t = VaeConfig::new(64).prior_components, conflicts_with = "init")]
+    #[arg(long, default_value_t = VaeConfig::new(64).prior_components)]
     prior_components: usize,
     /// Model the images alone, even when every frame has a label map (a pool with
     /// unannotated frames always gets an image-only VAE).
-    #[arg(long, conflicts_with = "init")]
+    #[arg(long)]
     image_only: bool,
     /// How the label cross-entropy weighs the tissue classes.
-    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting, conflicts_with = "init")]
+    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).label_weighting)]
     label_weighting: LabelWeighting,
-    /// How the mean image is fitted: plain squared error, weighted per pixel by the fitted
-    /// speckle spread, or an absolute error that keeps hard edges.
-    #[arg(long, value_enum, default_value_t = VaeConfig::new(64).image_likelihood, conflicts_with = "init")]
-    image_likelihood: ImageLikelihood,
-    /// Add to the mean image a convolution of the decoded label probabilities, so tissue
-    /// has its grey level where the decoded label map puts it (labelled VAEs only).
-    #[arg(long, conflicts_with_all = ["init", "image_only"])]
-    label_conditioned_image: bool,
-    /// Draw part of the mean image on the scan's polar grid: shadows cast along the scan
-    /// lines behind whatever attenuates the beam, and rings at fixed radii.
-    #[arg(long, conflicts_with = "init")]
-    polar_head: bool,
-    /// Fine-tune this trained, labelled VAE instead of training a new one. It keeps the
-    /// architecture and loss options it was trained with, so passing any of them here is
-    /// refused rather than ignored; needs --adversarial-weight.
-    #[arg(long, value_name = "VAE.safetensors", requires = "adversarial_weight")]
-    init: Option<PathBuf>,
-    /// With --init: fine-tune against a patch critic that judges images with their label
-    /// maps, its term scaled by this factor times the adaptive weight (1: the critic's
-    /// gradient at the decoder's last layer as strong as the likelihood's; 0: the same
-    /// fine-tuning without the critic, a control).
-    #[arg(long, value_name = "W", requires = "init")]
-    adversarial_weight: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -139,16 +115,9 @@ pub struct TrainArgs {
     /// Weight of the auxiliary tissue cross-entropy (0: stress alone).
     #[arg(long, default_value_t = RegressorConfig::new(64).tissue_weight)]
     tissue_weight: f64,
-    /// Gaussian σ (pixels) of F's fixed input blur (0: none).
-    #[arg(long, default_value_t = RegressorConfig::new(64).input_blur)]
-    input_blur: f64,
     /// Compute the loss over solid pixels only.
     #[arg(long)]
     masked: bool,
-    /// How the stress loss weighs frames: pooled squared error, or each frame relative to
-    /// its own peak stress (needs --masked).
-    #[arg(long, value_enum, default_value_t = RegressorConfig::new(64).frame_weighting)]
-    frame_weighting: FrameWeighting,
     /// Luminal pressure the stress maps were computed with (kPa).
     #[arg(long, default_value_t = DEFAULT_PRESSURE_KPA)]
     pressure_kpa: f64,
@@ -193,8 +162,8 @@ fn check_size(size: usize, multiple: usize) -> Result<()> {
 /// Which frames a command trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frames {
-    /// Annotated frames, with stress maps when asked.
-    Annotated { stress: bool },
+    /// Annotated frames with their stress maps.
+    Annotated,
     /// Every frame; images only unless every frame is annotated.
     All,
 }
@@ -209,7 +178,7 @@ fn prepare(
     check_size(common.size, size_multiple)?;
     let dataset = Dataset::open_with(&common.data, &common.open.options())?;
     let data = match frames {
-        Frames::Annotated { stress } => FrameSet::load(&dataset, common.size, stress)?,
+        Frames::Annotated => FrameSet::load(&dataset, common.size, true)?,
         Frames::All if dataset.annotated() == dataset.frames.len() => {
             FrameSet::load(&dataset, common.size, false)?
         }
@@ -290,9 +259,6 @@ fn with_progress(
 }
 
 pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
-    if let (Some(init), Some(weight)) = (&args.init, args.adversarial_weight) {
-        return fine_tune_vae(args, init, weight);
-    }
     let common = &args.common;
     let (dataset, data, config, vs) = prepare(common, Frames::All, 8)?;
     let device = vs.device();
@@ -309,13 +275,7 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
         revision: VAE_REVISION,
         labelled: data.is_labelled() && !args.image_only,
         label_weighting: args.label_weighting,
-        image_likelihood: args.image_likelihood,
-        label_conditioned_image: args.label_conditioned_image,
-        polar_head: args.polar_head,
     };
-    if vae_config.label_conditioned_image && !vae_config.labelled {
-        bail!("--label-conditioned-image needs a labelled VAE: this one models the images alone");
-    }
     if !vae_config.labelled {
         println!(
             "image-only VAE: {} of {} frames are annotated, so it models the images alone (SNN works with it, SI does not)",
@@ -346,74 +306,9 @@ pub fn run_vae(args: &TrainVaeArgs) -> Result<()> {
     Ok(())
 }
 
-/// `sula train-vae --init VAE --adversarial-weight W`: the VAE in `init` fine-tuned
-/// against a patch critic on the pool's annotated frames.
-fn fine_tune_vae(args: &TrainVaeArgs, init: &std::path::Path, weight: f64) -> Result<()> {
-    let common = &args.common;
-    if !(weight.is_finite() && weight >= 0.0) {
-        bail!("--adversarial-weight {weight} must be a number ≥ 0");
-    }
-    let (dataset, data, config, unused) = prepare(common, Frames::Annotated { stress: false }, 8)?;
-    let device = unused.device();
-    let (vs, mut vae, _) = checkpoint::load_vae(init, device, Some(common.size))?;
-    if !vae.config.labelled {
-        bail!(
-            "{} is an image-only VAE; adversarial fine-tuning needs one that decodes label maps",
-            init.display()
-        );
-    }
-    let against = if weight > 0.0 {
-        format!("against a patch critic, weight {weight}")
-    } else {
-        "without a critic (the control)".to_string()
-    };
-    println!(
-        "fine-tuning {} (its architecture: latent {}, width {}) {against}",
-        init.display(),
-        vae.config.latent_dim,
-        vae.config.width
-    );
-    let critic = PatchCritic::new(device);
-    let what = if weight > 0.0 {
-        "the VAE against the critic"
-    } else {
-        "the VAE further"
-    };
-    let report = with_progress(what, &data, &config, device, |progress| {
-        train::fine_tune_vae_adversarially(&mut vae, &vs, &critic, &data, weight, &config, progress)
-    })?;
-    println!(
-        "speckle grain {:.2} px; latent prior: {} Gaussians fitted to {} encoder means",
-        vae.grain(),
-        vae.config.prior_components,
-        data.len()
-    );
-    save_checkpoint(
-        &vs,
-        common,
-        Architecture::Vae(vae.config),
-        (&dataset, &data, &config),
-        &report,
-        serde_json::json!({
-            "fine_tuned_from": init.display().to_string(),
-            "adversarial_weight": weight,
-        }),
-    )?;
-    println!("saved {}", common.out.display());
-    Ok(())
-}
-
-/// Refuses an input blur that is negative, not a number, or wider than any image.
-pub fn check_input_blur(sigma: f64) -> Result<()> {
-    if !RegressorConfig::input_blur_is_valid(sigma) {
-        bail!("--input-blur {sigma} must be a number of pixels from 0 to 8");
-    }
-    Ok(())
-}
-
 pub fn run_regressor(args: &TrainArgs) -> Result<()> {
     let common = &args.common;
-    let (dataset, data, config, vs) = prepare(common, Frames::Annotated { stress: true }, 4)?;
+    let (dataset, data, config, vs) = prepare(common, Frames::Annotated, 4)?;
     let device = vs.device();
     let levels = args
         .levels
@@ -430,19 +325,11 @@ pub fn run_regressor(args: &TrainArgs) -> Result<()> {
             args.tissue_weight
         );
     }
-    check_input_blur(args.input_blur)?;
-    if args.frame_weighting == FrameWeighting::PeakRelative && !args.masked {
-        bail!(
-            "--frame-weighting peak-relative weighs each frame by its peak stress over solid pixels, so it needs --masked"
-        );
-    }
     let model_config = RegressorConfig {
         width: args.width,
         levels,
         input: args.input,
         tissue_weight: args.tissue_weight,
-        input_blur: args.input_blur,
-        frame_weighting: args.frame_weighting,
         ..RegressorConfig::new(common.size)
     };
     let model = Regressor::new(&vs.root(), model_config);

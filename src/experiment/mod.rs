@@ -1,6 +1,7 @@
 //! The adaptive-vs-random study (SPEC §1 step 4, §6 `sula experiment`): every arm, each
 //! repeated, rows written as they finish so an interrupted study keeps its results and
-//! can be resumed, then a summary and the curves figure.
+//! can be resumed, then a summary and the curves figure. [`study::Study`] drives it for
+//! the command line and the app alike.
 
 pub mod plot;
 pub mod results;
@@ -8,6 +9,7 @@ pub mod run;
 pub mod select;
 pub mod source;
 pub mod stats;
+pub mod study;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use results::{ArmSummary, Row, Summary, SummaryPoint, summarise};
 pub use run::{RunLog, StudySettings, VaeRef};
+pub use study::{Study, schedule};
 
 use crate::sampling::{Arm, ArmRun, Context, LoopConfig, RoundRecord, SamplingError};
 
@@ -36,14 +39,6 @@ impl Protocol {
             Protocol::Paper => (100, 100, 1000, 20),
         }
     }
-}
-
-/// Which (arm, repeat) pairs a study runs, in order: each repeat runs every arm from the
-/// same initial weights.
-pub fn schedule(arms: &[Arm], repeats: usize) -> Vec<(Arm, usize)> {
-    (0..repeats)
-        .flat_map(|r| arms.iter().map(move |&arm| (arm, r)))
-        .collect()
 }
 
 /// The row of one finished round.

@@ -3,12 +3,13 @@
 //! per-round records. `sula experiment` and the GUI write the same run folder.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, nn};
 
 use super::source::DataSource;
-use super::{ResultsDir, ResultsFile, Row, plot, row, summarise};
+use super::{ResultsDir, ResultsFile, Row, Summary, plot};
 use crate::io::IoError;
 use crate::model::ModelError;
 use crate::model::checkpoint;
@@ -97,6 +98,18 @@ impl StudySettings {
         let text = std::fs::read_to_string(&path).map_err(|e| IoError::io(&path, e))?;
         let file: ResultsFile = serde_json::from_str(&text)
             .map_err(|e| IoError::format(&path, format!("is not a sula results.json ({e})")))?;
+        if file.config["loop"]["regressor_input_blur"]
+            .as_f64()
+            .is_some_and(|sigma| sigma > 0.0)
+        {
+            return Err(IoError::format(
+                &path,
+                format!(
+                    "was run with an input blur for F, a variant that was measured and not adopted and is no longer in sula; it is kept at the git tag `{}`",
+                    crate::model::checkpoint::RETIRED_VARIANTS_TAG
+                ),
+            ));
+        }
         let settings = serde_json::from_value(file.config.clone())
             .map_err(|e| IoError::format(&path, format!("has no usable study settings ({e})")))?;
         Ok((settings, file))
@@ -124,26 +137,33 @@ pub fn read_rounds(root: &Path, arm: Arm, repeat: usize) -> Result<Vec<RoundReco
         .map_err(|e| IoError::format(&path, format!("is not a list of round records ({e})")))
 }
 
-/// A run folder being written round by round (the GUI's studies): settings first, then
-/// rows, per-round records and, at the end, the summary and curves. Every file is
-/// replaced atomically, so the folder is consistent whenever the app stops.
+/// A run folder being written round by round (by [`super::study::Study`]): settings
+/// first, then rows and per-round records as rounds finish and, at the end, the summary
+/// and curves. Every file is replaced atomically, so the folder is consistent whenever the
+/// study stops, and `--resume` can continue it.
 #[derive(Debug)]
 pub struct RunLog {
     pub dir: ResultsDir,
     settings: StudySettings,
     provenance: serde_json::Value,
-    rows: Vec<Row>,
+    /// When the study's process started: `wall_s` in the provenance counts from here.
+    started: Instant,
 }
 
 impl RunLog {
-    /// Creates the folder (which must not hold results yet) and writes `results.json`.
+    /// Opens the folder `root` for `settings` and writes `results.json` and the `rows` the
+    /// study starts from. A folder that holds a study already is refused unless
+    /// `continuing` (its rows were gathered by [`super::study::gather`]).
     pub fn create(
         root: &Path,
         settings: StudySettings,
         provenance: serde_json::Value,
+        rows: &[Row],
+        continuing: bool,
+        started: Instant,
     ) -> Result<RunLog, IoError> {
         let dir = ResultsDir::new(root);
-        if dir.json().exists() {
+        if !continuing && dir.json().exists() {
             return Err(IoError::format(root, "already holds a study"));
         }
         let rounds = root.join("rounds");
@@ -152,53 +172,41 @@ impl RunLog {
             dir,
             settings,
             provenance,
-            rows: Vec::new(),
+            started,
         };
-        log.write_json(false)?;
+        log.write_summary(false, None)?;
+        super::results::write_csv(&log.dir.csv(), rows)?;
         Ok(log)
     }
 
-    /// Records a finished round: its row, and the arm's history so far.
-    pub fn record(&mut self, history: &[RoundRecord]) -> Result<(), IoError> {
+    /// Records a finished round: every row so far, and the arm's history so far.
+    pub fn record(&self, rows: &[Row], history: &[RoundRecord]) -> Result<(), IoError> {
         let Some(last) = history.last() else {
             return Ok(());
         };
-        self.rows.push(row(&self.settings.loop_config, last));
-        super::results::write_csv(&self.dir.csv(), &self.rows)?;
+        super::results::write_csv(&self.dir.csv(), rows)?;
         let json = serde_json::to_string(history).expect("round records serialise");
         crate::io::atomic::write_bytes(&self.dir.rounds(last.arm, last.repeat), json.as_bytes())
     }
 
-    /// Writes the summary and the curves once every repeat reached the budget.
-    pub fn finish(&self) -> Result<(), IoError> {
-        let summary = summarise(&self.rows);
-        let title = plot::study_title(
-            self.settings.loop_config.mode,
-            &self.settings.arms,
-            self.settings.repeats,
-            self.settings.size,
-        );
+    /// Writes the curves and the summary; `complete` when every repeat of every arm has
+    /// its rows.
+    pub fn finish(&self, summary: &Summary, title: &str, complete: bool) -> Result<(), IoError> {
         plot::write_curves(
             &self.dir.curves(),
-            &summary,
+            summary,
             self.settings.loop_config.mode,
-            &title,
+            title,
         )?;
-        self.write_summary(true, Some(summary))
+        self.write_summary(complete, Some(summary.clone()))
     }
 
-    fn write_json(&self, finished: bool) -> Result<(), IoError> {
-        self.write_summary(finished, None)
-    }
-
-    fn write_summary(
-        &self,
-        finished: bool,
-        summary: Option<super::Summary>,
-    ) -> Result<(), IoError> {
+    fn write_summary(&self, finished: bool, summary: Option<Summary>) -> Result<(), IoError> {
+        let mut provenance = self.provenance.clone();
+        provenance["wall_s"] = serde_json::json!(self.started.elapsed().as_secs_f64());
         let file = ResultsFile {
             config: serde_json::to_value(&self.settings).expect("settings serialise"),
-            provenance: self.provenance.clone(),
+            provenance,
             finished,
             summary,
         };

@@ -54,6 +54,17 @@ pub struct LabelledStudy {
     pub fea: crate::fea::FeaParams,
 }
 
+/// The largest validation split a study holds out unless told otherwise: enough frames to
+/// tell settings apart (the default study's choices were made on 200).
+pub const MAX_DEFAULT_VALIDATION: usize = 200;
+
+/// The validation split a pool of `pool` frames gives by default: a fifth of it, at most
+/// [`MAX_DEFAULT_VALIDATION`], so that a small dataset keeps most of its frames as the
+/// candidates the arms choose from (a fixed 200 left 120 of a 400-frame dataset's pool).
+pub fn default_validation(pool: usize) -> usize {
+    (pool / 5).min(MAX_DEFAULT_VALIDATION)
+}
+
 impl LabelledStudy {
     /// Takes `count` pool frames, chosen by `seed`, out of the pool as a validation split
     /// labelled by the FEA (frames it cannot label are left out of it): the frames every
@@ -315,5 +326,18 @@ impl DataSource {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_validation_split_is_a_fifth_of_the_pool_up_to_200() {
+        assert_eq!(default_validation(400), 80);
+        assert_eq!(default_validation(1000), 200);
+        assert_eq!(default_validation(1200), 200);
+        assert_eq!(default_validation(4), 0);
     }
 }

@@ -72,8 +72,42 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar, ModelError> {
             format!("cannot read its sidecar {} ({e})", sidecar.display()),
         )
     })?;
-    serde_json::from_str(&text)
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| error(&sidecar, format!("invalid checkpoint sidecar ({e})")))?;
+    if let Some(variant) = retired_variant(&value["architecture"]) {
+        return Err(error(
+            path,
+            format!(
+                "was trained with {variant}, a variant that was measured and not adopted and is no longer in sula; it is kept at the git tag `{RETIRED_VARIANTS_TAG}`"
+            ),
+        ));
+    }
+    serde_json::from_value(value)
         .map_err(|e| error(&sidecar, format!("invalid checkpoint sidecar ({e})")))
+}
+
+/// The git tag of the last commit that still has the model variants measured and not
+/// adopted (docs/journal/README.md), which checkpoints that need them are sent to.
+pub const RETIRED_VARIANTS_TAG: &str = "rejected-variants";
+
+/// The retired variant a sidecar's architecture needs to run, if any. Variants that only
+/// changed training (the squared-error and spread-weighted likelihoods of the mean image,
+/// F's peak-relative frame weighting) leave a network this build runs as it was trained,
+/// so they load.
+fn retired_variant(architecture: &serde_json::Value) -> Option<&'static str> {
+    let flag = |key: &str| architecture[key].as_bool() == Some(true);
+    let number = |key: &str| architecture[key].as_f64().unwrap_or(0.0);
+    if architecture["image_likelihood"] == "log-rayleigh" {
+        Some("the log-Rayleigh likelihood of the mean image")
+    } else if flag("polar_head") {
+        Some("the polar head")
+    } else if flag("label_conditioned_image") {
+        Some("a mean image drawn from the decoded label map")
+    } else if number("input_blur") > 0.0 {
+        Some("an input blur")
+    } else {
+        None
+    }
 }
 
 fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), ModelError> {

@@ -7,7 +7,7 @@ use tch::{Device, Tensor};
 use super::augment::Symmetry;
 use super::data::{FrameSet, to_vec};
 use super::prior::LatentPrior;
-use super::vae::{CLASSES, SpeckleSeed, SpeckleShape, Vae};
+use super::vae::{CLASSES, Vae};
 use crate::labels::LabelMap;
 
 /// Reconstruction quality over a frame set.
@@ -199,8 +199,6 @@ pub enum Texture {
     Speckle,
     /// The decoder's mean image alone (smooth), for measuring what the speckle buys.
     Mean,
-    /// Mean plus speckle of the given shape whose fitted spread is multiplied by `scale`.
-    ShapedSpeckle { scale: f64, shape: SpeckleShape },
 }
 
 /// [`decode_latents`] with a choice of image. Each point is decoded on its own: libtorch's
@@ -224,9 +222,6 @@ pub fn decode_latents_as(
             Texture::Mean => {
                 let parts = vae.decode_parts(&z);
                 (parts.mean.clamp(0.0, 1.0), parts.label_logits)
-            }
-            Texture::ShapedSpeckle { scale, shape } => {
-                vae.decode_with_spread(&z, SpeckleSeed::PerPoint, scale, shape)
             }
         };
         samples.extend(decoded(vae, &image, logits.as_ref())?);

@@ -3,7 +3,6 @@
 //! This module and `device` are the only places that touch tch; everything leaving it is
 //! plain data (`Vec<f32>`, label maps).
 
-pub mod adversarial;
 pub mod assess;
 pub mod augment;
 pub mod checkpoint;
@@ -12,7 +11,6 @@ pub mod evaluate;
 pub mod filter;
 pub mod gradient;
 pub mod optim;
-pub mod polar;
 pub mod prior;
 pub mod regressor;
 pub mod train;

@@ -10,7 +10,6 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::data::FrameSet;
-use super::filter::{TapScale, gaussian_blur};
 use super::vae::CLASSES;
 
 /// The architecture revision this build writes; checkpoints of older revisions (the
@@ -38,22 +37,6 @@ impl RegressorInput {
     }
 }
 
-/// How F's stress loss weighs the frames of a batch against each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum FrameWeighting {
-    /// Squared error in pressure units pooled over every solid pixel of the batch: a frame
-    /// weighs about its peak stress squared and its solid area (what files without the
-    /// field were trained with).
-    #[default]
-    Absolute,
-    /// Each frame's mean squared error over its solid pixels divided by its own peak (p99)
-    /// stress squared, averaged over frames and scaled by the training frames' mean peak
-    /// squared: every frame counts alike relative to its peak, as SPEC §5's accuracy and
-    /// R² count it.
-    PeakRelative,
-}
-
 /// Architecture hyper-parameters, stored in the checkpoint sidecar.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegressorConfig {
@@ -71,17 +54,6 @@ pub struct RegressorConfig {
     /// (per solid pixel, in pressure² units) in the training loss; 0 trains on stress alone.
     #[serde(default = "default_tissue_weight")]
     pub tissue_weight: f64,
-    /// Gaussian σ (pixels) of a fixed blur applied to image inputs before the first
-    /// convolution; 0 reads the image as it is (and is what files without it mean). It
-    /// removes the fine speckle grain that decoded samples do not reproduce, so F trained
-    /// on decoded samples reads real frames the same way. Off by default: on validation it
-    /// cost F on real frames more than it bought on prior draws (docs/MODELS.md).
-    #[serde(default)]
-    pub input_blur: f64,
-    /// How the stress loss weighs frames (training only; recorded so a checkpoint says
-    /// how it was made).
-    #[serde(default)]
-    pub frame_weighting: FrameWeighting,
     /// Architecture revision ([`REGRESSOR_REVISION`] for checkpoints written now; absent,
     /// hence 0, in checkpoints of older builds).
     #[serde(default)]
@@ -97,8 +69,6 @@ impl RegressorConfig {
             levels: RegressorConfig::levels_for(size),
             input: RegressorInput::Image,
             tissue_weight: default_tissue_weight(),
-            input_blur: 0.0,
-            frame_weighting: FrameWeighting::Absolute,
             revision: REGRESSOR_REVISION,
         }
     }
@@ -111,12 +81,6 @@ impl RegressorConfig {
             levels += 1;
         }
         levels.max(1)
-    }
-
-    /// Whether `sigma` is an input blur F accepts: 0 to 8 pixels, a radius every working
-    /// resolution can reflect.
-    pub fn input_blur_is_valid(sigma: f64) -> bool {
-        sigma.is_finite() && (0.0..=8.0).contains(&sigma)
     }
 
     fn channels(&self, level: usize) -> i64 {
@@ -236,12 +200,7 @@ impl Regressor {
     /// The last decoder block's features at full resolution.
     fn features(&self, input: &Tensor) -> Tensor {
         let mut skips = Vec::with_capacity(self.encoders.len());
-        let mut x = match self.config.input {
-            RegressorInput::Image => {
-                gaussian_blur(input, self.config.input_blur, TapScale::UnitSum)
-            }
-            RegressorInput::LabelMap => input.shallow_clone(),
-        };
+        let mut x = input.shallow_clone();
         for encoder in &self.encoders {
             let e = encoder.forward(&x);
             x = e.max_pool2d_default(2);
@@ -277,46 +236,6 @@ impl Regressor {
             None => prediction.mse_loss(target, tch::Reduction::Mean),
         }
     }
-
-    /// [`FrameWeighting::PeakRelative`]'s loss: each frame's mean squared error over its
-    /// solid pixels times its weight `[n]` (the mean peak squared over its own), averaged
-    /// over frames.
-    pub fn frame_weighted_loss(
-        prediction: &Tensor,
-        target: &Tensor,
-        solid: &Tensor,
-        weights: &Tensor,
-    ) -> Tensor {
-        let dims = [1i64, 2, 3];
-        let squared = (prediction - target).pow_tensor_scalar(2) * solid;
-        let per_frame = squared.sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-            / solid
-                .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
-                .clamp_min(1.0);
-        (per_frame * weights).mean(Kind::Float)
-    }
-}
-
-/// Per-frame weights of [`FrameWeighting::PeakRelative`] from each frame's peak (p99)
-/// stress: the mean peak squared over the frame's own, so that the average frame keeps
-/// the weight it has under the absolute loss. Frames without a positive peak (no solid
-/// pixel, or no load) weigh 0.
-pub fn peak_relative_weights(peaks: &[f64]) -> Vec<f32> {
-    let loaded: Vec<f64> = peaks.iter().copied().filter(|p| *p > 0.0).collect();
-    if loaded.is_empty() {
-        return vec![0.0; peaks.len()];
-    }
-    let mean_square = loaded.iter().map(|p| p * p).sum::<f64>() / loaded.len() as f64;
-    peaks
-        .iter()
-        .map(|&p| {
-            if p > 0.0 {
-                (mean_square / (p * p)) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -330,59 +249,6 @@ mod tests {
         assert_eq!(RegressorConfig::levels_for(32), 3);
         assert_eq!(RegressorConfig::levels_for(48), 3);
         assert_eq!(RegressorConfig::levels_for(20), 2);
-    }
-
-    #[test]
-    fn sidecars_written_before_the_input_blur_read_as_no_blur_and_absolute_loss() {
-        let older = r#"{"size": 64, "width": 16, "levels": 4, "input": "image", "tissue_weight": 1.0, "revision": 2}"#;
-        let config: RegressorConfig = serde_json::from_str(older).unwrap();
-        assert_eq!(config.input_blur, 0.0);
-        assert_eq!(config.frame_weighting, FrameWeighting::Absolute);
-        assert_eq!(config.revision, REGRESSOR_REVISION);
-    }
-
-    #[test]
-    fn peak_relative_weights_keep_the_mean_square_and_skip_unloaded_frames() {
-        let weights = peak_relative_weights(&[1.0, 3.0, 0.0]);
-        assert_eq!(weights, vec![5.0, 5.0 / 9.0, 0.0]);
-        assert_eq!(peak_relative_weights(&[0.0, 0.0]), vec![0.0, 0.0]);
-    }
-
-    #[test]
-    fn frame_weighted_loss_counts_frames_alike_relative_to_their_peaks() {
-        // Frame 1 is frame 0 scaled by 10, errors included: pooled, it carries 100 times
-        // frame 0's error; weighted by its peak, exactly as much as frame 0.
-        let frame: [f32; 4] = [1.0, 2.0, 0.0, 0.0];
-        let guess: [f32; 4] = [2.0, 2.0, 5.0, 0.0];
-        let scaled = |values: [f32; 4]| values.map(|v| v * 10.0);
-        let target = Tensor::from_slice(&[frame, scaled(frame)].concat()).view([2, 1, 2, 2]);
-        let prediction = Tensor::from_slice(&[guess, scaled(guess)].concat()).view([2, 1, 2, 2]);
-        let solid = Tensor::from_slice(&[1.0f32, 1.0, 0.0, 1.0].repeat(2)).view([2, 1, 2, 2]);
-        let weights = peak_relative_weights(&[2.0, 20.0]);
-        let both = Regressor::frame_weighted_loss(
-            &prediction,
-            &target,
-            &solid,
-            &Tensor::from_slice(&weights),
-        );
-        // Frame 0: squared error 1 over 3 solid pixels, weight (4 + 400) / 2 / 4.
-        assert!((both.double_value(&[]) - 50.5 / 3.0).abs() < 1e-4);
-        let frame_zero_alone = Regressor::frame_weighted_loss(
-            &prediction.narrow(0, 0, 1),
-            &target.narrow(0, 0, 1),
-            &solid.narrow(0, 0, 1),
-            &Tensor::from_slice(&weights[..1]),
-        );
-        assert!((both.double_value(&[]) - frame_zero_alone.double_value(&[])).abs() < 1e-4);
-        let pooled = Regressor::loss(&prediction, &target, Some(&solid));
-        let pooled_zero_alone = Regressor::loss(
-            &prediction.narrow(0, 0, 1),
-            &target.narrow(0, 0, 1),
-            Some(&solid.narrow(0, 0, 1)),
-        );
-        // Pooled: (1 + 100) / 6 against frame 0's own 1 / 3.
-        assert!((pooled.double_value(&[]) - 101.0 / 6.0).abs() < 1e-4);
-        assert!((pooled_zero_alone.double_value(&[]) - 1.0 / 3.0).abs() < 1e-4);
     }
 
     #[test]

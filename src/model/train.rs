@@ -11,13 +11,11 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use super::ModelError;
-use super::adversarial::{PatchCritic, adaptive_weight, critic_hinge_loss, generator_hinge_loss};
 use super::augment::Symmetry;
 use super::data::FrameSet;
 use super::optim::FlatAdam;
-use super::regressor::{FrameWeighting, Regressor, peak_relative_weights};
+use super::regressor::Regressor;
 use super::vae::Vae;
-use crate::metrics::peak_stress;
 
 /// Optimiser and schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -261,97 +259,6 @@ fn class_weight_tensor(vae: &Vae, data: &FrameSet, device: Device) -> Option<Ten
         })
 }
 
-/// Fine-tunes a trained, labelled VAE against a fresh [`PatchCritic`]:
-/// each step first trains the critic on the batch's real (image, label map) pairs against
-/// the VAE's speckled reconstructions with their decoded label maps, then the VAE on its
-/// own loss (KL at full β) plus `adversarial_weight` × the adaptive weight × the
-/// generator's hinge loss. The critic and the VAE each have their own Adam on the
-/// schedule. A weight of 0 is the control: the same fine-tuning without the critic.
-/// Afterwards the speckle grain and the prior are measured again, since the
-/// encoder moved too. The critic is not kept: sampling never needs it.
-pub fn fine_tune_vae_adversarially(
-    vae: &mut Vae,
-    vs: &nn::VarStore,
-    critic: &PatchCritic,
-    data: &FrameSet,
-    adversarial_weight: f64,
-    config: &TrainConfig,
-    on_progress: &mut dyn FnMut(&Progress) -> Control,
-) -> Result<TrainReport, ModelError> {
-    if !vae.config.labelled || !data.is_labelled() {
-        return Err(ModelError::Data(
-            "adversarial fine-tuning needs a labelled VAE and a label map for every frame: the critic judges images with their label maps".into(),
-        ));
-    }
-    if !(adversarial_weight.is_finite() && adversarial_weight >= 0.0) {
-        return Err(ModelError::Data(format!(
-            "the adversarial weight must be a number ≥ 0, not {adversarial_weight}"
-        )));
-    }
-    let device = vs.device();
-    let model: &Vae = vae;
-    let class_weights = class_weight_tensor(model, data, device);
-    let mut generator = FlatAdam::new(vs, config.learning_rate)?;
-    let mut discriminator = FlatAdam::new(critic.var_store(), config.learning_rate)?;
-    let total = config.epochs * data.len().div_ceil(config.batch_size.max(1));
-    let report = run_epochs(
-        data.len(),
-        config,
-        |batch| {
-            let rate = config
-                .schedule
-                .rate(config.learning_rate, batch.done, total);
-            generator.set_lr(rate);
-            discriminator.set_lr(rate);
-            let images = batch
-                .symmetry
-                .apply(&data.image_batch(batch.indices, device));
-            let labels = batch
-                .symmetry
-                .apply(&data.label_batch(batch.indices, device));
-            let out = model.forward(&images, Some(&labels), true);
-            let loss = model.loss(
-                &out,
-                &images,
-                Some(&labels),
-                class_weights.as_ref(),
-                model.config.beta,
-            );
-            if adversarial_weight == 0.0 {
-                generator.backward_step(&loss.total)?;
-                return Ok(loss.total.double_value(&[]));
-            }
-            let decoded_labels = out
-                .decoding
-                .label_logits
-                .as_ref()
-                .expect("a labelled VAE decodes label maps")
-                .argmax(1, false)
-                .detach();
-            let sample = model.training_sample(&out.decoding);
-            let critic_loss = critic_hinge_loss(
-                &critic.logits(&images, &labels),
-                &critic.logits(&sample.detach(), &decoded_labels),
-            );
-            discriminator.backward_step(&critic_loss)?;
-            let adversarial = generator_hinge_loss(&critic.logits(&sample, &decoded_labels));
-            let weight = adversarial_weight
-                * adaptive_weight(
-                    &(&loss.image + &loss.labels),
-                    &adversarial,
-                    model.head_weight(),
-                )?;
-            generator.backward_step(&(&loss.total + adversarial * weight))?;
-            Ok(loss.total.double_value(&[]))
-        },
-        on_progress,
-    )?;
-    if !report.stopped {
-        finish_vae(vae, data, config.seed, device)?;
-    }
-    Ok(report)
-}
-
 /// After training: the speckle grain from the residuals and the aggregate-posterior prior.
 fn finish_vae(vae: &mut Vae, data: &FrameSet, seed: u64, device: Device) -> Result<(), ModelError> {
     let indices: Vec<usize> = (0..data.len()).collect();
@@ -385,7 +292,7 @@ fn finish_vae(vae: &mut Vae, data: &FrameSet, seed: u64, device: Device) -> Resu
 }
 
 /// Trains F on image → stress/pressure with Adam; `masked` restricts the loss to solid
-/// pixels (always so under [`FrameWeighting::PeakRelative`], whose peaks are over them).
+/// pixels.
 pub fn train_regressor(
     model: &Regressor,
     vs: &nn::VarStore,
@@ -401,34 +308,14 @@ pub fn train_regressor(
         ));
     }
     let device = vs.device();
-    let frame_weights = match model.config.frame_weighting {
-        FrameWeighting::Absolute => None,
-        FrameWeighting::PeakRelative => {
-            let stress = data.stress.as_deref().unwrap_or_default();
-            let peaks: Vec<f64> = stress
-                .iter()
-                .zip(&data.labels)
-                .map(|(map, labels)| peak_stress(map, labels))
-                .collect();
-            Some(peak_relative_weights(&peaks))
-        }
-    };
     run_adam(vs, data.len(), config, on_progress, |optimiser, batch| {
         let (indices, symmetry) = (batch.indices, batch.symmetry);
         let input = symmetry.apply(&model.input_batch(data, indices, device));
         let target = symmetry.apply(&data.stress_batch(indices, pressure_kpa, device));
-        let solid = (masked || frame_weights.is_some())
-            .then(|| symmetry.apply(&data.solid_batch(indices, device)));
+        let solid = masked.then(|| symmetry.apply(&data.solid_batch(indices, device)));
         let labels = symmetry.apply(&data.label_batch(indices, device));
         let (stress, tissue) = model.forward_with_tissue(&input);
-        let loss = match (&frame_weights, &solid) {
-            (Some(weights), Some(solid)) => {
-                let batch_weights: Vec<f32> = indices.iter().map(|&i| weights[i]).collect();
-                let batch_weights = Tensor::from_slice(&batch_weights).to_device(device);
-                Regressor::frame_weighted_loss(&stress, &target, solid, &batch_weights)
-            }
-            _ => Regressor::loss(&stress, &target, solid.as_ref()),
-        };
+        let loss = Regressor::loss(&stress, &target, solid.as_ref());
         let tissue_loss =
             tissue.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
         optimiser.backward_step(&(&loss + tissue_loss * model.config.tissue_weight))?;

@@ -198,7 +198,6 @@ impl ArmRun {
             &vs.root(),
             RegressorConfig {
                 width: config.regressor_width,
-                input_blur: config.regressor_input_blur,
                 ..RegressorConfig::new(size)
             },
         );

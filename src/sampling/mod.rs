@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use crate::model::gradient::Normalisation;
-use crate::model::regressor::RegressorConfig;
 pub use arm::{ArmRun, MovedSample, Origin, RoundRecord, redrawn_note};
 pub use pool::{Context, Pool};
 pub use projection::Projection;
@@ -250,10 +249,6 @@ pub struct LoopConfig {
     pub learning_rate: f64,
     /// Channels of F at full resolution.
     pub regressor_width: usize,
-    /// Gaussian σ (pixels) of F's fixed input blur; absent, hence 0, in studies run
-    /// before F had one.
-    #[serde(default)]
-    pub regressor_input_blur: f64,
     pub seed: u64,
     /// Which reading of the method the adaptive arm follows.
     #[serde(default)]
@@ -302,12 +297,6 @@ impl LoopConfig {
                 "moving only real members (no chaining) needs real frames in the training set: with SI, take round 0 from real frames (--round-zero real)"
                     .to_string(),
             );
-        }
-        if !RegressorConfig::input_blur_is_valid(self.regressor_input_blur) {
-            return fail(format!(
-                "F's input blur must be 0 to 8 pixels, got {}",
-                self.regressor_input_blur
-            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return fail(format!(

@@ -4,6 +4,7 @@
 //! panic while handling a command is caught, reported as an error, and the worker goes
 //! on with fresh state.
 
+mod control;
 pub mod messages;
 mod project;
 mod state;

@@ -7,8 +7,8 @@ use crossbeam_channel::Receiver;
 use tch::Device;
 
 use super::Outbox;
+use super::control::{control, vae_progress};
 use super::messages::{Command, Event, PlaqueKind, PoolPoint, ProjectRound, ProjectView};
-use super::state::{control, vae_progress};
 use crate::data::dataset::OpenOptions;
 use crate::model::checkpoint;
 use crate::model::train::{Control, Progress};

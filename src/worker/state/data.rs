@@ -147,7 +147,8 @@ impl State {
             .map_err(|e| e.to_string())?
             .remove(0);
         let stress = crate::sampling::pool::label(&decoded.labels, &data.study.fea);
-        let prediction = self.study.as_ref().map(|s| {
+        let adaptive = self.study.as_ref().and_then(Study::adaptive);
+        let prediction = adaptive.map(|run| {
             let set = FrameSet {
                 size: vae.config.size,
                 images: vec![decoded.image.clone()],
@@ -160,7 +161,7 @@ impl State {
                 test: &data.study.test,
                 device: self.device,
             };
-            s.adaptive.predict(&set, &ctx).remove(0)
+            run.predict(&set, &ctx).remove(0)
         });
         let caption = if stress.is_some() {
             "decoded here, FEA-labelled"

@@ -26,8 +26,10 @@ impl State {
         let study = self.study.as_ref();
         let (collected, described) = match selection {
             ExportSelection::LastRounds(n) => {
-                let study = study.ok_or("run some rounds first (Stage 2)")?;
-                let records = &study.adaptive.history;
+                let adaptive = study
+                    .and_then(Study::adaptive)
+                    .ok_or("run some rounds first (Stage 2)")?;
+                let records = &adaptive.history;
                 let ran: Vec<usize> = records
                     .iter()
                     .filter(|r| !r.moved.is_empty())
@@ -37,9 +39,9 @@ impl State {
                 if kept.is_empty() {
                     return Err("no round has moved samples yet: export after round 1".to_string());
                 }
-                let repeat = study.repeat;
+                let repeat = adaptive.repeat;
                 let wanted = |at: MovedRef| at.repeat == repeat && kept.contains(&at.round);
-                let collected = moved_samples(records, &wanted, &study.config, &ctx, projection)
+                let collected = moved_samples(records, &wanted, &adaptive.config, &ctx, projection)
                     .map_err(|e| e.to_string())?;
                 let described = serde_json::json!({ "last_rounds": kept, "repeat": repeat });
                 (collected, described)
@@ -56,14 +58,10 @@ impl State {
                 }
                 let mut collected = match study {
                     Some(study) if !moved.is_empty() => {
-                        let records: Vec<RoundRecord> = study
-                            .earlier
-                            .iter()
-                            .chain(&study.adaptive.history)
-                            .cloned()
-                            .collect();
+                        let records = study.adaptive_history();
                         let wanted = |at: MovedRef| moved.contains(&at);
-                        moved_samples(&records, &wanted, &study.config, &ctx, projection)
+                        let config = &study.settings.loop_config;
+                        moved_samples(&records, &wanted, config, &ctx, projection)
                             .map_err(|e| e.to_string())?
                     }
                     None if !moved.is_empty() => {
@@ -93,8 +91,8 @@ impl State {
             source: serde_json::json!({
                 "app": data.name,
                 "data": data.source,
-                "mode": study.map(|s| s.config.mode),
-                "run": study.and_then(|s| s.log.as_ref()).map(|l| l.dir.root.clone()),
+                "mode": study.map(|s| s.settings.loop_config.mode),
+                "run": study.and_then(Study::log).map(|l| l.dir.root.clone()),
                 "selection": described,
             }),
         };
@@ -148,7 +146,9 @@ fn pool_scores(
         .iter()
         .map(|&(i, _)| ctx.pool.embeddings[i].clone())
         .collect();
-    let run = &study.adaptive;
+    let Some(run) = study.adaptive() else {
+        return std::collections::HashMap::new();
+    };
     labelled
         .iter()
         .zip(run.loss_and_gradient(ctx, &set, &latents))
@@ -159,7 +159,7 @@ fn pool_scores(
                 .find(|m| m.origin == crate::sampling::Origin::Pool(i))
                 .map(|m| m.round);
             let score = PoolScore {
-                repeat: study.repeat,
+                repeat: run.repeat,
                 loss_kpa2,
                 gradient_norm,
                 round,

@@ -13,10 +13,12 @@ use rayon::prelude::*;
 use tch::{Device, nn};
 
 use super::Outbox;
+use super::control::{control, vae_progress};
 use super::messages::{Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, SampleView};
 use crate::experiment::run::RUN_VAE_FILE;
 use crate::experiment::source::{DataSource, LabelledStudy};
-use crate::experiment::{Row, RunLog, StudySettings, VaeRef, row};
+use crate::experiment::study::StudyProgress;
+use crate::experiment::{Row, RunLog, Study, StudySettings, VaeRef, schedule};
 use crate::export::collect::{MovedRef, PoolScore, moved_samples, pool_samples};
 use crate::export::{ExportError, ExportInfo, write_export};
 use crate::labels::LabelMap;
@@ -24,7 +26,7 @@ use crate::metrics::peak_stress;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
 use crate::model::evaluate::reconstruct;
-use crate::model::train::{self, Control, Progress, TrainConfig};
+use crate::model::train::{self, Control, TrainConfig};
 use crate::model::vae::{Vae, VaeConfig};
 use crate::sampling::Projection;
 use crate::sampling::{
@@ -42,38 +44,6 @@ struct Data {
 /// run's settings).
 const SHIPPED_VAE: &str = "shipped phantom VAE (64²)";
 
-struct Study {
-    config: LoopConfig,
-    repeats: usize,
-    repeat: usize,
-    adaptive: ArmRun,
-    /// The arms the method is compared with (random first), from the same initial F.
-    comparisons: Vec<ArmRun>,
-    rows: Vec<Row>,
-    steps_done: usize,
-    started: Instant,
-    /// The run folder the study is saved to, if any.
-    log: Option<RunLog>,
-    /// Adaptive-arm records of the repeats already finished (for export).
-    earlier: Vec<RoundRecord>,
-}
-
-impl Study {
-    /// Every arm of the study, the adaptive one first.
-    fn arms(&self) -> Vec<Arm> {
-        std::iter::once(&self.adaptive)
-            .chain(&self.comparisons)
-            .map(|run| run.arm)
-            .collect()
-    }
-
-    fn is_finished(&self) -> bool {
-        std::iter::once(&self.adaptive)
-            .chain(&self.comparisons)
-            .all(ArmRun::is_finished)
-    }
-}
-
 pub(super) struct State {
     device: Device,
     data: Option<Data>,
@@ -83,48 +53,6 @@ pub(super) struct State {
     study: Option<Study>,
     /// The annotation project open in the app, if any.
     project: Option<super::project::Session>,
-}
-
-/// How the training callback should react to commands that arrive mid-batch.
-pub(super) fn control(commands: &Receiver<Command>, outbox: &Outbox) -> Control {
-    while let Ok(command) = commands.try_recv() {
-        match command {
-            Command::Cancel => return Control::Stop,
-            Command::Pause => {
-                outbox.send(Event::Paused);
-                loop {
-                    match commands.recv() {
-                        Ok(Command::Resume) => break,
-                        Ok(Command::Cancel) | Err(_) => return Control::Stop,
-                        Ok(_) => {}
-                    }
-                }
-                outbox.send(Event::Progress {
-                    what: "Resumed".to_string(),
-                    fraction: 0.0,
-                    eta_s: None,
-                });
-            }
-            _ => {}
-        }
-    }
-    Control::Continue
-}
-
-/// The training callback of a VAE: reports each batch to the UI, obeys Pause and Cancel.
-pub(super) fn vae_progress<'a>(
-    commands: &'a Receiver<Command>,
-    outbox: &'a Outbox,
-) -> impl FnMut(&Progress) -> Control + 'a {
-    move |p: &Progress| {
-        outbox.send(Event::VaeProgress {
-            epoch: p.epoch,
-            epochs: p.epochs,
-            loss: p.loss,
-            fraction: p.fraction(),
-        });
-        control(commands, outbox)
-    }
 }
 
 fn view(

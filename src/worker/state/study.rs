@@ -11,25 +11,50 @@ impl State {
         run_dir: Option<PathBuf>,
         outbox: &Outbox,
     ) -> Result<(), String> {
-        let mut comparisons: Vec<Arm> = std::iter::once(Arm::Baseline)
+        let mut arms: Vec<Arm> = [Arm::Adaptive, Arm::Baseline]
+            .into_iter()
             .chain(arms.iter().copied())
-            .filter(|&a| a != Arm::Adaptive)
             .collect();
-        comparisons.sort_unstable();
-        comparisons.dedup();
-        let mut study = self.new_study(config, &comparisons, repeats.max(1), 0, Vec::new())?;
-        if let Some(dir) = run_dir {
-            match self.open_log(&dir, &study) {
+        arms.sort_unstable();
+        arms.dedup();
+        let data = self.data()?;
+        let (Some((_, vae, _)), Some(pool)) = (&self.vae, &self.pool) else {
+            return Err("load or train a VAE first".to_string());
+        };
+        let settings = StudySettings {
+            loop_config: config,
+            repeats: repeats.max(1),
+            validation: 0,
+            data: data.source.clone(),
+            size: data.study.pool.set.size,
+            vae: self.vae_ref(),
+            arms,
+        };
+        let log = match run_dir {
+            Some(dir) => match self.open_log(&dir, &settings) {
                 Ok(log) => {
                     outbox.send(Event::RunFolder(dir));
-                    study.log = Some(log);
+                    Some(log)
                 }
-                Err(e) => outbox.send(Event::Error(format!(
-                    "cannot save the study to {} ({e}); it runs without a run folder",
-                    dir.display()
-                ))),
-            }
-        }
+                Err(e) => {
+                    outbox.send(Event::Error(format!(
+                        "cannot save the study to {} ({e}); it runs without a run folder",
+                        dir.display()
+                    )));
+                    None
+                }
+            },
+            None => None,
+        };
+        let ctx = Context {
+            vae,
+            pool,
+            test: &data.study.test,
+            device: self.device,
+        };
+        let pending = schedule(&settings.arms, settings.repeats);
+        let study =
+            Study::new(settings, Vec::new(), pending, log, &ctx).map_err(|e| e.to_string())?;
         self.study = Some(study);
         outbox.send(Event::Progress {
             what: "Ready: press Step or Run".to_string(),
@@ -40,29 +65,27 @@ impl State {
         Ok(())
     }
 
-    /// Creates the run folder of `study`: settings, and the VAE unless it is the shipped
+    /// How a run folder names the VAE in use.
+    fn vae_ref(&self) -> VaeRef {
+        match &self.vae {
+            Some((_, _, origin)) if origin != SHIPPED_VAE => {
+                VaeRef::File(PathBuf::from(RUN_VAE_FILE))
+            }
+            _ => VaeRef::Embedded,
+        }
+    }
+
+    /// Creates the run folder of a study: settings, and the VAE unless it is the shipped
     /// one (a run must be exportable after the app has moved on to another VAE).
-    pub(super) fn open_log(&self, dir: &Path, study: &Study) -> Result<RunLog, String> {
+    pub(super) fn open_log(&self, dir: &Path, settings: &StudySettings) -> Result<RunLog, String> {
         let (data, (vs, vae, origin)) = match (&self.data, &self.vae) {
             (Some(d), Some(v)) => (d, v),
             _ => return Err("no data or VAE".to_string()),
         };
-        let vae_ref = if origin == SHIPPED_VAE {
-            VaeRef::Embedded
-        } else {
+        if let VaeRef::File(file) = &settings.vae {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            self.save_checkpoint(vs, vae, origin, &dir.join(RUN_VAE_FILE))?;
-            VaeRef::File(PathBuf::from(RUN_VAE_FILE))
-        };
-        let settings = StudySettings {
-            loop_config: study.config.clone(),
-            arms: study.arms(),
-            repeats: study.repeats,
-            validation: 0,
-            data: data.source.clone(),
-            size: data.study.pool.set.size,
-            vae: vae_ref,
-        };
+            self.save_checkpoint(vs, vae, origin, &dir.join(file))?;
+        }
         let provenance = serde_json::json!({
             "source": "sula app",
             "sula_version": env!("CARGO_PKG_VERSION"),
@@ -70,45 +93,15 @@ impl State {
             "data": data.name,
             "vae": origin,
         });
-        RunLog::create(dir, settings, provenance).map_err(|e| e.to_string())
-    }
-
-    pub(super) fn new_study(
-        &self,
-        config: LoopConfig,
-        comparisons: &[Arm],
-        repeats: usize,
-        repeat: usize,
-        rows: Vec<Row>,
-    ) -> Result<Study, String> {
-        let data = self.data()?;
-        let (Some((_, vae, _)), Some(pool)) = (&self.vae, &self.pool) else {
-            return Err("load or train a VAE first".to_string());
-        };
-        let ctx = Context {
-            vae,
-            pool,
-            test: &data.study.test,
-            device: self.device,
-        };
-        let adaptive =
-            ArmRun::new(Arm::Adaptive, &config, repeat, &ctx).map_err(|e| e.to_string())?;
-        let comparisons = comparisons
-            .iter()
-            .map(|&arm| ArmRun::new(arm, &config, repeat, &ctx).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Study {
-            config,
-            repeats,
-            repeat,
-            adaptive,
-            comparisons,
-            rows,
-            steps_done: 0,
-            started: Instant::now(),
-            log: None,
-            earlier: Vec::new(),
-        })
+        RunLog::create(
+            dir,
+            settings.clone(),
+            provenance,
+            &[],
+            false,
+            Instant::now(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// One round of every arm; `Ok(false)` when the study has finished.
@@ -117,77 +110,37 @@ impl State {
         commands: &Receiver<Command>,
         outbox: &Outbox,
     ) -> Result<bool, String> {
-        let Some(mut study) = self.study.take() else {
+        let (Some(data), Some((_, vae, _)), Some(pool), Some(projection), Some(study)) = (
+            &self.data,
+            &self.vae,
+            &self.pool,
+            &self.projection,
+            &mut self.study,
+        ) else {
             return Err("start a study first (Stage 2)".to_string());
         };
-        if study.is_finished() && study.repeat + 1 < study.repeats {
-            let steps_done = study.steps_done;
-            let started = study.started;
-            let log = study.log.take();
-            let mut earlier = std::mem::take(&mut study.earlier);
-            earlier.append(&mut study.adaptive.history);
-            study = Study {
-                steps_done,
-                started,
-                log,
-                earlier,
-                ..self.new_study(
-                    study.config.clone(),
-                    &study.arms()[1..],
-                    study.repeats,
-                    study.repeat + 1,
-                    std::mem::take(&mut study.rows),
-                )?
-            };
-        }
         if study.is_finished() {
             outbox.send(Event::Idle { finished: true });
-            self.study = Some(study);
             return Ok(false);
         }
-        let (data, (_, vae, _), pool, projection) =
-            match (&self.data, &self.vae, &self.pool, &self.projection) {
-                (Some(d), Some(v), Some(p), Some(q)) => (d, v, p, q),
-                _ => return Err("load data and a VAE first".to_string()),
-            };
         let ctx = Context {
             vae,
             pool,
             test: &data.study.test,
             device: self.device,
         };
-        let arms = study.arms();
-        let total = arms.len() * study.repeats * study.config.steps_per_arm();
-        for (k, &arm) in arms.iter().enumerate() {
-            let started = study.started;
-            let mut done = study.steps_done;
-            let what = format!(
-                "{} · repeat {}/{}",
-                arm.name(),
-                study.repeat + 1,
-                study.repeats
-            );
-            let run = if k == 0 {
-                &mut study.adaptive
-            } else {
-                &mut study.comparisons[k - 1]
-            };
-            let outcome = run.step(&ctx, &mut |_: &Progress| {
-                done += 1;
-                let fraction = done as f64 / total.max(1) as f64;
-                let eta_s = (done > 0).then(|| {
-                    started.elapsed().as_secs_f64() / done as f64 * (total - done.min(total)) as f64
-                });
+        for _ in 0..study.settings.arms.len() {
+            let mut on_progress = |p: &StudyProgress| {
                 outbox.send(Event::Progress {
-                    what: what.clone(),
-                    fraction,
-                    eta_s,
+                    what: format!("{} · repeat {}/{}", p.arm.name(), p.repeat + 1, p.repeats),
+                    fraction: p.fraction,
+                    eta_s: p.eta_s,
                 });
                 control(commands, outbox)
-            });
-            study.steps_done = done;
-            let record = match outcome {
-                Ok(record) => record.clone(),
+            };
+            let round = match study.next_round(&ctx, &mut on_progress) {
+                Ok(Some(round)) => round,
+                Ok(None) => break,
                 Err(SamplingError::Cancelled) => {
                     outbox.send(Event::Progress {
                         what: "Cancelled: press Start for a new run".to_string(),
@@ -199,60 +152,47 @@ impl State {
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            study.rows.push(row(&study.config, &record));
-            let run = if k == 0 {
-                &study.adaptive
-            } else {
-                &study.comparisons[k - 1]
-            };
-            if let Some(log) = &mut study.log
-                && let Err(e) = log.record(&run.history)
+            let refused = round.saved.as_ref().err().map(ToString::to_string);
+            outbox.send(round_event(
+                round.run,
+                round.record,
+                round.config,
+                &ctx,
+                projection,
+                round.row,
+            ));
+            if let Some(e) = refused
+                && let Some(log) = study.stop_saving()
             {
                 outbox.send(Event::Error(format!(
                     "cannot save the round to {} ({e}); the study goes on without saving",
                     log.dir.root.display()
                 )));
-                study.log = None;
             }
-            outbox.send(round_event(
-                run,
-                &record,
-                &study.config,
-                &ctx,
-                projection,
-                study.rows.last().cloned().expect("pushed"),
-            ));
         }
-        let more = !(study.is_finished() && study.repeat + 1 >= study.repeats);
-        if more && let Some(last) = study.rows.last() {
+        let more = !study.is_finished();
+        if more && let Some(last) = study.rows().last() {
             // The bar would otherwise keep naming the arm that trained last while the
             // worker waits for the next Step or Run.
-            let round = if study.repeats > 1 {
+            let round = if study.settings.repeats > 1 {
                 format!(
                     "Round {} · repeat {}/{}",
                     last.round,
                     last.repeat + 1,
-                    study.repeats
+                    study.settings.repeats
                 )
             } else {
                 format!("Round {}", last.round)
             };
             outbox.send(Event::Progress {
                 what: format!("{round} done: press Step or Run"),
-                fraction: study.steps_done as f64 / total.max(1) as f64,
+                fraction: study.steps().1,
                 eta_s: None,
             });
         }
-        if !more
-            && let Some(log) = study.log.take()
-            && let Err(e) = log.finish()
-        {
-            outbox.send(Event::Error(format!(
-                "cannot write the summary to {} ({e})",
-                log.dir.root.display()
-            )));
+        if !more && let Err(e) = study.finish(data.study.test.len()) {
+            outbox.send(Event::Error(format!("cannot write the summary ({e})")));
         }
-        self.study = Some(study);
         outbox.send(Event::Idle { finished: !more });
         Ok(more)
     }
