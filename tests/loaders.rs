@@ -241,6 +241,45 @@ fn bad_input_is_an_error_naming_the_file() {
     );
 }
 
+/// A sula-layout dataset at `root` of 64² frames, one per mask.
+fn write_dataset(root: &Path, masks: &[(&str, sula::labels::LabelMap)]) {
+    for sub in ["images", "masks"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for (id, mask) in masks {
+        write_mask(&root.join(format!("masks/{id}.png")), mask).unwrap();
+        write_grey_png(
+            &root.join(format!("images/{id}.png")),
+            64,
+            64,
+            &[90; 64 * 64],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_thin_wall_is_sealed_on_loading_at_the_stored_and_the_working_size() {
+    use sula::data::shapes::thin_walled_diamond;
+    use sula::labels::check_closed_lumen;
+
+    let dir = tempfile::tempdir().unwrap();
+    let closed = thin_walled_diamond(64, 0);
+    write_dataset(
+        dir.path(),
+        &[("c", closed), ("thin", thin_walled_diamond(64, 3))],
+    );
+    let dataset = Dataset::open(dir.path(), None).unwrap();
+    for size in [None, Some(32)] {
+        let frame = dataset.load(1, size).unwrap();
+        assert_eq!(frame.sealed, 3);
+        assert_eq!(check_closed_lumen(&frame.labels.unwrap()), Ok(()));
+        let closed = dataset.load(0, size).unwrap();
+        assert_eq!(closed.sealed, 0);
+        assert_eq!(check_closed_lumen(&closed.labels.unwrap()), Ok(()));
+    }
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
