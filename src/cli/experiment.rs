@@ -473,6 +473,13 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         repeats
     );
     let data = source.load(size)?.label_test();
+    for sealed in &data.sealed {
+        eprintln!(
+            "warning: {}: {}",
+            sealed.id,
+            crate::labels::sealed_warning(sealed.pixels)
+        );
+    }
     let (data, _validation) = hold_out_validation(data, args)?;
     let test = data.test;
     if test.is_empty() {
