@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use sula::data::mask::{write_grey_png, write_mask};
-use sula::data::shapes::{annulus, plaque};
+use sula::data::shapes::{annulus, plaque, thin_walled_diamond};
 use sula::io::npy;
 
 fn sula(args: &[&str]) -> Output {
@@ -85,6 +85,23 @@ fn bad_mask_is_one_line_naming_the_file() {
         !out.status.success() && err.contains("nolumen.png") && err.contains("lumen"),
         "{err}"
     );
+}
+
+#[test]
+fn a_thin_wall_is_sealed_with_a_warning_counting_its_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("thin.png");
+    write_mask(&mask, &thin_walled_diamond(40, 3)).unwrap();
+    let out_path = dir.path().join("s.npy");
+    let out = sula(&["label", "--mask", path(&mask), "--out", path(&out_path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("thin.png: the lumen touched the outside at 3 pixels")
+            && !err.contains("inertia relief"),
+        "{err}"
+    );
+    assert!(out_path.exists());
 }
 
 #[test]

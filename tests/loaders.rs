@@ -241,6 +241,78 @@ fn bad_input_is_an_error_naming_the_file() {
     );
 }
 
+/// A sula-layout dataset at `root` of 64² frames, one per mask.
+fn write_dataset(root: &Path, masks: &[(&str, sula::labels::LabelMap)]) {
+    for sub in ["images", "masks"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for (id, mask) in masks {
+        write_mask(&root.join(format!("masks/{id}.png")), mask).unwrap();
+        write_grey_png(
+            &root.join(format!("images/{id}.png")),
+            64,
+            64,
+            &[90; 64 * 64],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_thin_wall_is_sealed_on_loading_at_the_stored_and_the_working_size() {
+    use sula::data::shapes::thin_walled_diamond;
+    use sula::labels::check_closed_lumen;
+
+    let dir = tempfile::tempdir().unwrap();
+    let closed = thin_walled_diamond(64, 0);
+    write_dataset(
+        dir.path(),
+        &[("c", closed), ("thin", thin_walled_diamond(64, 3))],
+    );
+    let dataset = Dataset::open(dir.path(), None).unwrap();
+    for size in [None, Some(32)] {
+        let frame = dataset.load(1, size).unwrap();
+        assert_eq!(frame.sealed, 3);
+        assert_eq!(check_closed_lumen(&frame.labels.unwrap()), Ok(()));
+        let closed = dataset.load(0, size).unwrap();
+        assert_eq!(closed.sealed, 0);
+        assert_eq!(check_closed_lumen(&closed.labels.unwrap()), Ok(()));
+    }
+}
+
+/// The held-out data of the issue: frames whose wall touches the outside at a few
+/// corners were left unlabelled by the FEA; now they are sealed, labelled and reported.
+#[test]
+fn a_study_keeps_a_thin_walled_test_frame_labelled_and_reports_it() {
+    use sula::data::shapes::thin_walled_diamond;
+    use sula::experiment::source::{DataSource, Sealed};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, test) = (dir.path().join("data"), dir.path().join("test"));
+    let closed = thin_walled_diamond(64, 0);
+    write_dataset(&data, &[("a", closed.clone()), ("b", closed.clone())]);
+    write_dataset(
+        &test,
+        &[("c", closed), ("thin", thin_walled_diamond(64, 3))],
+    );
+    let source = DataSource::Folder {
+        data,
+        test: Some(test),
+        test_fraction: 0.5,
+        split_seed: 1,
+        pixel_mm: Some(0.026),
+    };
+    let study = source.load(64).unwrap().label_test();
+    assert_eq!((study.test.len(), study.dropped), (2, 0));
+    assert_eq!(
+        study.sealed,
+        vec![Sealed {
+            id: "thin".into(),
+            pixels: 3
+        }]
+    );
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;

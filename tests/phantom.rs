@@ -176,3 +176,22 @@ fn every_phantom_wall_encloses_its_lumen_so_pressure_is_balanced() {
         );
     }
 }
+
+/// The rule that seals a wall thinner than a pixel where label maps enter must not touch
+/// the phantom, whose frames are sealed when generated: the phantom study's pool (seed 1)
+/// and test set (seed 2) come out byte-identical, at the working sizes of the studies.
+#[test]
+fn the_lumen_rule_leaves_every_phantom_frame_as_generated() {
+    use sula::experiment::source::phantom_frames;
+    use sula::labels::{LUMEN_CONTACT_TOLERANCE, close_lumen};
+    for (size, seed, count) in [(64, 1, 1200), (64, 2, 300), (32, 21, 300), (128, 1, 100)] {
+        let frames = phantom_frames(size, count, seed);
+        for (id, labels) in frames.ids.iter().zip(&frames.set.labels) {
+            assert_eq!(
+                close_lumen(labels, LUMEN_CONTACT_TOLERANCE),
+                Ok((labels.clone(), 0)),
+                "{id} at {size}²"
+            );
+        }
+    }
+}

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use sula::data::mask::{write_grey_png, write_mask};
 use sula::data::phantom::{PhantomConfig, generate};
+use sula::data::shapes::thin_walled_diamond;
 use sula::export::ExportManifest;
 use sula::render::sheet::tissue_color;
 
@@ -202,22 +203,25 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
         "a refused import changed the project"
     );
 
-    // The annotator fills three masks from the truth (one painted in the palette colours)
-    // and leaves the fourth frame out.
+    // The annotator fills three masks from the truth (one painted in the palette colours),
+    // draws one with a wall thinner than a pixel, where the lumen touches the outside
+    // corner to corner at 3 pixels, and leaves the fourth frame out.
     for (k, (stem, pool_id)) in ids.iter().take(3).enumerate() {
         let labels = truth(pool_id);
         let path = first.join(format!("masks/{stem}.png"));
-        if k == 0 {
-            let colour = image::RgbImage::from_fn(64, 64, |x, y| {
-                let t = labels.get(y as usize, x as usize);
-                image::Rgb(tissue_color(t))
-            });
-            colour.save(&path).unwrap();
-        } else {
-            write_mask(&path, &labels).unwrap();
+        match k {
+            0 => {
+                let colour = image::RgbImage::from_fn(64, 64, |x, y| {
+                    let t = labels.get(y as usize, x as usize);
+                    image::Rgb(tissue_color(t))
+                });
+                colour.save(&path).unwrap();
+            }
+            1 => write_mask(&path, &thin_walled_diamond(64, 3)).unwrap(),
+            _ => write_mask(&path, &labels).unwrap(),
         }
     }
-    let imported = ok(&[
+    let imported = sula(&[
         "import",
         s(&project),
         "--annotations",
@@ -227,6 +231,15 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
         "--device",
         "cpu",
     ]);
+    let warnings = String::from_utf8_lossy(&imported.stderr).into_owned();
+    assert!(
+        warnings.contains(&format!(
+            "warning: {}: the lumen touched the outside at 3 pixels",
+            first.join(format!("masks/{}.png", ids[1].0)).display()
+        )),
+        "{warnings}"
+    );
+    let imported = ok_output("import", imported);
     assert!(
         imported.contains("3 frames imported (3 annotated in all)"),
         "{imported}"

@@ -284,6 +284,13 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         repeats
     );
     let data = source.load(size)?.label_test();
+    for sealed in &data.sealed {
+        eprintln!(
+            "warning: {}: {}",
+            sealed.id,
+            crate::labels::sealed_warning(sealed.pixels)
+        );
+    }
     let validation = args.validation_for(data.pool.ids.len());
     let (data, _validation) = hold_out_validation(data, validation, args.seed)?;
     let test = data.test;

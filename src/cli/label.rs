@@ -12,6 +12,7 @@ use crate::data::layout::SulaLayout;
 use crate::data::mask::read_mask;
 use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams, FeaSolver, Materials, StressMeasure};
 use crate::io::npy;
+use crate::labels::{LabelMap, seal_thin_wall, sealed_warning};
 use crate::render::{StressPreview, stress_preview, write_rgb_png};
 
 /// Default pixel spacing when neither the flag nor `dataset.json` gives one.
@@ -107,7 +108,7 @@ fn label_one(
     params: &FeaParams,
     measure: StressMeasure,
 ) -> Result<()> {
-    let labels = read_mask(mask)?;
+    let (labels, sealed) = read_sealed(mask)?;
     let field = FeaSolver::default()
         .solve(&labels, params)
         .with_context(|| format!("{}", mask.display()))?;
@@ -141,6 +142,9 @@ fn label_one(
         field.timings.total_ms(),
         out.display()
     );
+    if sealed > 0 {
+        eprintln!("warning: {}: {}", mask.display(), sealed_warning(sealed));
+    }
     if field.load_imbalance > 1e-6 {
         eprintln!(
             "warning: {}: the wall does not enclose the lumen; the net pressure force ({:.1} % of the load) is balanced by inertia relief",
@@ -179,16 +183,27 @@ fn label_dataset(layout: &SulaLayout, params: &FeaParams, args: &LabelArgs) -> R
         .progress_chars("=> "),
     );
     let start = Instant::now();
-    let failures: Vec<String> = todo
+    let results: Vec<Result<usize>> = todo
         .par_iter()
         .map_init(FeaSolver::default, |solver, id| {
             let result = label_frame(solver, layout, id, params, args.field);
             bar.inc(1);
-            result.err().map(|e| format!("{e:#}"))
+            result
         })
-        .flatten()
         .collect();
     bar.finish_and_clear();
+    let mut failures = Vec::new();
+    for (id, result) in todo.iter().zip(results) {
+        match result {
+            Ok(0) => {}
+            Ok(sealed) => eprintln!(
+                "warning: {}: {}",
+                layout.mask_path(id).display(),
+                sealed_warning(sealed)
+            ),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
     let seconds = start.elapsed().as_secs_f64();
     let done = todo.len() - failures.len();
     println!(
@@ -221,9 +236,9 @@ fn label_frame(
     id: &str,
     params: &FeaParams,
     measure: StressMeasure,
-) -> Result<()> {
+) -> Result<usize> {
     let mask = layout.mask_path(id);
-    let labels = read_mask(&mask)?;
+    let (labels, sealed) = read_sealed(&mask)?;
     let field = solver
         .solve(&labels, params)
         .with_context(|| format!("{}", mask.display()))?;
@@ -233,5 +248,12 @@ fn label_frame(
         labels.width(),
         &field.measure(measure),
     )?;
-    Ok(())
+    Ok(sealed)
+}
+
+/// A mask as it enters: a lumen touching the outside at a few pixels is sealed (the count
+/// comes back for a warning); a wider opening is solved as it is, its net pressure force
+/// balanced by inertia relief and warned about after the solve.
+fn read_sealed(mask: &Path) -> Result<(LabelMap, usize)> {
+    Ok(seal_thin_wall(read_mask(mask)?))
 }

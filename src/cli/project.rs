@@ -180,6 +180,9 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
         device: args.device.resolve()?,
     };
     let summary = import(&mut project, &args.annotations, &options, &mut quiet)?;
+    for warning in &summary.sealed {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "round {}: {} frames imported ({} annotated in all); F trained for {} epochs, final loss {:.4}",
         summary.round,

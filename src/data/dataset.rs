@@ -11,7 +11,7 @@ use super::dicom::{self, CropRect, CropSpec, DicomSpacing, FrameReader, FrameSel
 use super::layout::{DatasetManifest, SulaLayout, png_stems};
 use super::mask::read_mask;
 use crate::io::{IoError, npy};
-use crate::labels::{LabelMap, Tissue};
+use crate::labels::{LabelMap, Tissue, check_closed_lumen, seal_lumen, seal_thin_wall};
 
 /// Pixel spacing assumed for MICCAI 2011 frames (not stored in the files): 10 mm across 384 px.
 pub const MICCAI_DEFAULT_PIXEL_MM: f64 = 10.0 / 384.0;
@@ -93,6 +93,10 @@ pub struct LoadedFrame {
     pub labels: Option<LabelMap>,
     pub stress: Option<Vec<f32>>,
     pub pixel_mm: f64,
+    /// Lumen pixels of the stored label map that touched the outside and were sealed as a
+    /// wall thinner than a pixel ([`crate::labels::close_lumen`]), for a warning; 0 when
+    /// none did, or when the lumen is open wider and the map is kept as stored.
+    pub sealed: usize,
 }
 
 /// Where the pixel spacing came from, for people reading `sula info`.
@@ -242,6 +246,7 @@ impl Dataset {
             labels: None,
             stress: None,
             pixel_mm,
+            sealed: 0,
         };
         Ok(match working_size {
             Some(size) if size != place.crop.size => resample(frame, size),
@@ -250,7 +255,10 @@ impl Dataset {
     }
 
     /// Reads frame `index`; with `working_size`, resamples to that square size (image
-    /// with a triangle filter, labels and stress with nearest neighbour).
+    /// with a triangle filter, labels and stress with nearest neighbour). A label map
+    /// enters by sula's one rule ([`seal_thin_wall`]): a lumen touching the outside at a
+    /// few pixels is sealed at the stored resolution, and a closed lumen is sealed again
+    /// after resampling, which can open a thin wall.
     pub fn load(&self, index: usize, working_size: Option<usize>) -> Result<LoadedFrame, IoError> {
         let entry = &self.frames[index];
         if entry.dicom.is_some() {
@@ -281,6 +289,13 @@ impl Dataset {
                 ),
             ));
         }
+        let (labels, sealed) = match labels {
+            Some(labels) => {
+                let (labels, sealed) = seal_thin_wall(labels);
+                (Some(labels), sealed)
+            }
+            None => (None, 0),
+        };
         let stress = match &entry.stress {
             Some(path) => {
                 let array = npy::read_f32(path)?;
@@ -305,6 +320,7 @@ impl Dataset {
             labels,
             stress,
             pixel_mm: self.pixel_mm,
+            sealed,
         };
         if let Some(size) = working_size
             && (size, size) != (width, height)
@@ -326,9 +342,13 @@ fn resample(frame: LoadedFrame, size: usize) -> LoadedFrame {
         r.min(frame.height - 1) * frame.width + c.min(frame.width - 1)
     };
     let labels = frame.labels.map(|l| {
-        LabelMap::from_fn(size, size, |row, col| {
+        let resampled = LabelMap::from_fn(size, size, |row, col| {
             Tissue::from_value(l.values()[nearest(row, col)]).expect("valid label")
-        })
+        });
+        match check_closed_lumen(&l) {
+            Ok(()) => seal_lumen(resampled),
+            Err(_) => resampled,
+        }
     });
     let stress = frame.stress.map(|s| {
         (0..size * size)
@@ -343,6 +363,7 @@ fn resample(frame: LoadedFrame, size: usize) -> LoadedFrame {
         labels,
         stress,
         pixel_mm: frame.pixel_mm * frame.width as f64 / size as f64,
+        sealed: frame.sealed,
     }
 }
 

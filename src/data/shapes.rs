@@ -53,3 +53,24 @@ pub fn plaque(size: usize, rotation_deg: f64) -> LabelMap {
         }
     })
 }
+
+/// A diamond lumen (|x| + |y| < r about the image centre) in a wall two pixels thick,
+/// where `thin` wall pixels of one side (at most `size`/2 − 5) are outside instead: there
+/// the wall is one pixel thick and lumen meets outside corner to corner at exactly `thin`
+/// lumen pixels, as where a wall thinner than a pixel is rasterised.
+pub fn thin_walled_diamond(size: usize, thin: usize) -> LabelMap {
+    let centre = (size / 2) as i64;
+    let r = centre - 4;
+    LabelMap::from_fn(size, size, |row, col| {
+        let (x, y) = (col as i64 - centre, row as i64 - centre);
+        let s = x.abs() + y.abs();
+        let thinned = s == r + 1 && y >= 1 && (2..2 + thin as i64).contains(&x);
+        if s < r {
+            Tissue::Lumen
+        } else if s < r + 2 && !thinned {
+            Tissue::Fibrous
+        } else {
+            Tissue::Outside
+        }
+    })
+}

@@ -51,6 +51,8 @@ pub struct LabelledStudy {
     pub dropped: usize,
     /// Frames of the source without a label map, which a study cannot use.
     pub unannotated: usize,
+    /// Frames whose lumen touched the outside at a few pixels, sealed on loading.
+    pub sealed: Vec<Sealed>,
     pub fea: crate::fea::FeaParams,
 }
 
@@ -63,6 +65,15 @@ pub const MAX_DEFAULT_VALIDATION: usize = 200;
 /// candidates the arms choose from (a fixed 200 left 120 of a 400-frame dataset's pool).
 pub fn default_validation(pool: usize) -> usize {
     (pool / 5).min(MAX_DEFAULT_VALIDATION)
+}
+
+/// A frame whose lumen touched the outside at a few pixels and was sealed on loading
+/// (see [`crate::labels::close_lumen`]): kept and labelled, and reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub id: String,
+    /// Lumen pixels turned into wall.
+    pub pixels: usize,
 }
 
 impl LabelledStudy {
@@ -128,6 +139,7 @@ impl StudyData {
             test,
             dropped,
             unannotated: self.unannotated,
+            sealed: self.sealed,
             fea,
         }
     }
@@ -141,6 +153,8 @@ pub struct StudyData {
     pub pixel_mm: f64,
     /// Frames of the source without a label map (left out).
     pub unannotated: usize,
+    /// Frames of the pool and test set sealed on loading.
+    pub sealed: Vec<Sealed>,
 }
 
 fn empty(size: usize) -> Frames {
@@ -188,13 +202,24 @@ pub fn phantom_frames(size: usize, count: usize, seed: u64) -> Frames {
     frames
 }
 
-/// Every annotated frame (with a label map) of the dataset at `root`, at `size`², the
-/// spacing at that size, and how many frames were left out for having no label map.
+/// What a study reads of one dataset folder.
+struct Folder {
+    /// Every annotated frame (with a label map), at the working resolution.
+    frames: Frames,
+    /// Spacing at the working resolution.
+    pixel_mm: f64,
+    /// Frames left out for having no label map.
+    unannotated: usize,
+    /// Frames whose lumen the loader sealed.
+    sealed: Vec<Sealed>,
+}
+
+/// The annotated frames of the dataset at `root` at `size`².
 fn folder_frames(
     root: &std::path::Path,
     size: usize,
     pixel_mm: Option<f64>,
-) -> Result<(Frames, f64, usize), IoError> {
+) -> Result<Folder, IoError> {
     let dataset = Dataset::open(root, pixel_mm)?;
     let unannotated = dataset.frames.len() - dataset.annotated();
     let annotated: Vec<usize> = (0..dataset.frames.len())
@@ -202,9 +227,16 @@ fn folder_frames(
         .collect();
     let mut frames = empty(size);
     let mut spacing = dataset.pixel_mm;
+    let mut sealed = Vec::new();
     for frame in dataset.load_many(&annotated, Some(size))? {
         // Spacing at the working resolution (the loader scales it when resampling).
         spacing = frame.pixel_mm;
+        if frame.sealed > 0 {
+            sealed.push(Sealed {
+                id: frame.id.clone(),
+                pixels: frame.sealed,
+            });
+        }
         if let Some(labels) = frame.labels {
             push(&mut frames, frame.id, frame.image, labels, frame.stress);
         }
@@ -215,7 +247,12 @@ fn folder_frames(
             "has no frames with label maps: a study needs annotated frames (an unannotated pullback goes through `sula project new`, `sula suggest` and `sula import`)",
         ));
     }
-    Ok((frames, spacing, unannotated))
+    Ok(Folder {
+        frames,
+        pixel_mm: spacing,
+        unannotated,
+        sealed,
+    })
 }
 
 impl DataSource {
@@ -257,6 +294,7 @@ impl DataSource {
                 },
                 pixel_mm: PhantomConfig::new(size).pixel_mm(),
                 unannotated: 0,
+                sealed: Vec::new(),
             }),
             DataSource::Folder {
                 data,
@@ -265,10 +303,17 @@ impl DataSource {
                 split_seed,
                 pixel_mm,
             } => {
-                let (all, spacing, unannotated) = folder_frames(data, size, *pixel_mm)?;
+                let Folder {
+                    frames: all,
+                    pixel_mm: spacing,
+                    unannotated,
+                    mut sealed,
+                } = folder_frames(data, size, *pixel_mm)?;
                 if let Some(test) = test {
                     let test = if with_test {
-                        folder_frames(test, size, *pixel_mm)?.0
+                        let test = folder_frames(test, size, *pixel_mm)?;
+                        sealed.extend(test.sealed);
+                        test.frames
                     } else {
                         empty(size)
                     };
@@ -277,6 +322,7 @@ impl DataSource {
                         test,
                         pixel_mm: spacing,
                         unannotated,
+                        sealed,
                     });
                 }
                 if !(*test_fraction > 0.0 && *test_fraction < 1.0) {
@@ -318,11 +364,14 @@ impl DataSource {
                         stress,
                     );
                 }
+                // A held-out split left unread is not reported either.
+                sealed.retain(|s| with_test || pool.ids.contains(&s.id));
                 Ok(StudyData {
                     pool,
                     test,
                     pixel_mm: spacing,
                     unannotated,
+                    sealed,
                 })
             }
         }

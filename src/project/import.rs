@@ -1,7 +1,9 @@
 //! `sula import`: a batch comes back annotated. Every file is checked (size, values, that
-//! it belongs to the batch, a lumen closed inside the wall so the FEA can label it); one
-//! problem anywhere refuses the whole import. Then the FEA labels the frames, they join the
-//! annotated set, and F trains for a round, all in the project's next state.
+//! it belongs to the batch, a lumen closed inside the wall so the FEA can label it, where
+//! a lumen touching the outside at a few pixels is a wall thinner than a pixel and sealed
+//! with a warning); one problem anywhere refuses the whole import. Then the FEA labels
+//! the frames, they join the annotated set, and F trains for a round, all in the
+//! project's next state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +20,9 @@ use crate::data::mask::{encode_grey_png, write_mask};
 use crate::export::manifest::ExportManifest;
 use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams};
 use crate::io::{IoError, atomic, npy};
-use crate::labels::{LabelMap, Tissue, check_closed_lumen, seal_lumen};
+use crate::labels::{
+    LUMEN_CONTACT_TOLERANCE, LabelMap, Tissue, close_lumen, seal_lumen, sealed_warning,
+};
 use crate::metrics::FrameMetrics;
 use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
@@ -51,6 +55,9 @@ pub struct ImportSummary {
     pub total_annotated: usize,
     pub validation: Option<Validation>,
     pub epoch_losses: Vec<f64>,
+    /// One warning per annotation whose lumen touched the outside at a few pixels and was
+    /// sealed (see [`close_lumen`]), naming the file and the pixels, for the annotator.
+    pub sealed: Vec<String>,
 }
 
 /// A checked annotation at the working resolution, with its FEA stress.
@@ -59,6 +66,8 @@ struct Labelled {
     stem: String,
     labels: LabelMap,
     stress: Vec<f32>,
+    /// The warning when its lumen was sealed on entry.
+    sealed: Option<String>,
 }
 
 /// Imports the annotated batch folder `batch` into `project`.
@@ -138,15 +147,18 @@ pub fn import(
     let labelled: Vec<Result<Labelled, String>> = annotations
         .into_par_iter()
         .map(|a| {
-            check_closed_lumen(&a.labels).map_err(|e| format!("{}: {e}", a.source))?;
+            let (closed, sealed) = close_lumen(&a.labels, LUMEN_CONTACT_TOLERANCE)
+                .map_err(|e| format!("{}: {e}", a.source))?;
             // Resampling can open a thin wall by a pixel; sealing closes it again.
-            let labels = seal_lumen(nearest_resample(&a.labels, size));
+            let labels = seal_lumen(nearest_resample(&closed, size));
             match label(&labels, &fea) {
                 Some(stress) => Ok(Labelled {
                     id: ids[&a.stem].clone(),
                     stem: a.stem,
                     labels,
                     stress,
+                    sealed: (sealed > 0)
+                        .then(|| format!("{}: {}", a.source, sealed_warning(sealed))),
                 }),
                 None => Err(format!(
                     "{}: the FEA cannot label it at the working resolution ({}); a wall thinner than a working pixel breaks apart",
@@ -282,6 +294,7 @@ pub fn import(
             total_annotated: train_set.len(),
             validation,
             epoch_losses,
+            sealed: accepted.iter().filter_map(|a| a.sealed.clone()).collect(),
         });
         Ok(())
     })?;

@@ -31,7 +31,7 @@ impl State {
             }
         }
         let total = fractions.iter().sum::<usize>().max(1) as f64;
-        let summary = vec![
+        let mut summary = vec![
             format!(
                 "{} pool frames, {} test frames{}",
                 study.pool.ids.len(),
@@ -62,6 +62,13 @@ impl State {
                 100.0 * fractions[4] as f64 / total
             ),
         ];
+        if !study.sealed.is_empty() {
+            summary.push(format!(
+                "{} frames with a wall thinner than a pixel sealed ({} lumen pixels)",
+                study.sealed.len(),
+                study.sealed.iter().map(|s| s.pixels).sum::<usize>()
+            ));
+        }
         outbox.send(Event::Data {
             name: name.clone(),
             summary,
