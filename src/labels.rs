@@ -1,4 +1,4 @@
-//! Tissue label maps (SPEC §2.1): the segmentation every other part of sula reads.
+//! Tissue label maps (docs/DESIGN.md §Label values): the segmentation every other part of sula reads.
 
 use thiserror::Error;
 

@@ -1,4 +1,4 @@
-//! Evaluation metrics of a stress regressor (SPEC §5), per frame over solid pixels.
+//! Evaluation metrics of a stress regressor (docs/DESIGN.md §Metrics), per frame over solid pixels.
 
 use serde::{Deserialize, Serialize};
 

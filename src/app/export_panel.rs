@@ -1,4 +1,4 @@
-//! Export of hard samples from the app (SPEC §8): what is selected in the latent view, or
+//! Export of hard samples from the app (docs/DESIGN.md §Export): what is selected in the latent view, or
 //! the moved samples of the last rounds, to a new folder chosen with a dialog.
 
 use super::SulaApp;

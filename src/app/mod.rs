@@ -1,4 +1,4 @@
-//! The desktop application (SPEC §7): one window, a left column with the data and the two
+//! The desktop application (docs/DESIGN.md §App): one window, a left column with the data and the two
 //! stages, and in the middle the latent view beside the samples and the curves. The UI
 //! thread only draws and sends commands; the worker (`crate::worker`) does all training,
 //! FEA and decoding, and its events are drained at the start of every frame.

@@ -1,4 +1,4 @@
-//! `sula eval-f`: a trained F on held-out frames. SPEC §5 metrics over all frames and
+//! `sula eval-f`: a trained F on held-out frames: the metrics of docs/DESIGN.md §Metrics over all frames and
 //! split into frames with lipid or calcium and fibrous-only ones, and the Dice per class
 //! of F's auxiliary tissue head: how much of F's error goes with plaque, and how well F
 //! sees it.

@@ -1,4 +1,4 @@
-//! `sula experiment`: the adaptive-vs-random study from the command line (SPEC §6).
+//! `sula experiment`: the adaptive-vs-random study from the command line (docs/DESIGN.md §Study).
 //! Rows go to `results.csv` as each round finishes; `--resume` continues a study that
 //! was interrupted, rerunning only the arm and repeat that had not finished. `--shard`
 //! splits the repeats between processes that share a GPU, and `--merge` gathers them.

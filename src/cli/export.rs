@@ -1,5 +1,5 @@
 //! `sula export`: the hard samples of a finished (or interrupted) run, for offline
-//! annotation (SPEC §8), written atomically to a new folder.
+//! annotation (docs/DESIGN.md §Export), written atomically to a new folder.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The `sula` command line (SPEC §6). Each subcommand lives in its own file; this one
+//! The `sula` command line (docs/DESIGN.md §Command line). Each subcommand lives in its own file; this one
 //! parses arguments and turns any failure into one clear line and a non-zero exit.
 
 mod bench;

@@ -1,5 +1,5 @@
 //! `sula project new`, `sula suggest` and `sula import`: the annotation round trip on real
-//! data (SPEC §8.1) from the command line.
+//! data (docs/DESIGN.md §Project) from the command line.
 
 use std::path::PathBuf;
 

@@ -121,11 +121,11 @@ pub struct TrainArgs {
     /// Luminal pressure the stress maps were computed with (kPa).
     #[arg(long, default_value_t = DEFAULT_PRESSURE_KPA)]
     pressure_kpa: f64,
-    /// Validation dataset to report SPEC §5 metrics on after training: the one to choose
+    /// Validation dataset to report metrics (docs/DESIGN.md §Metrics) on after training: the one to choose
     /// settings (epochs, width) by, so that the test set stays unconsulted.
     #[arg(long, value_name = "DIR")]
     validation: Option<PathBuf>,
-    /// Independent test dataset to report SPEC §5 metrics on after training.
+    /// Independent test dataset to report metrics (docs/DESIGN.md §Metrics) on after training.
     #[arg(long, value_name = "DIR")]
     test: Option<PathBuf>,
 }

@@ -1,4 +1,4 @@
-//! One `Dataset` type over the layouts sula reads (SPEC §2.2): the sula layout, the MICCAI
+//! One `Dataset` type over the layouts sula reads (docs/DESIGN.md §Datasets): the sula layout, the MICCAI
 //! 2011 IVUS challenge layout (contour text files rasterised to label maps), and DICOM
 //! pullbacks (unannotated frames decoded one at a time).
 

@@ -1,4 +1,4 @@
-//! The sula dataset layout (SPEC §2.2): `dataset.json`, `images/`, `masks/`, `stress/`.
+//! The sula dataset layout (docs/DESIGN.md §Datasets): `dataset.json`, `images/`, `masks/`, `stress/`.
 
 use std::path::{Path, PathBuf};
 

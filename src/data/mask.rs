@@ -1,4 +1,4 @@
-//! Label-map PNG files: 8-bit single-channel, values 0–4 (SPEC §2.1).
+//! Label-map PNG files: 8-bit single-channel, values 0–4 (docs/DESIGN.md §Label values).
 
 use std::io::Cursor;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The adaptive-vs-random study (SPEC §1 step 4, §6 `sula experiment`): every arm, each
+//! The adaptive-vs-random study (docs/DESIGN.md §Study): every arm, each
 //! repeated, rows written as they finish so an interrupted study keeps its results and
 //! can be resumed, then a summary and the curves figure. [`study::Study`] drives it for
 //! the command line and the app alike.

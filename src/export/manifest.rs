@@ -1,6 +1,6 @@
 //! `manifest.csv` and `manifest.json` of an export: one entry per sample with its origin,
 //! the nearest real pool frame, its latent vector and 2-D position, round, loss and
-//! gradient norm (SPEC §8). The CSV is for spreadsheets (one `z_i` column per latent
+//! gradient norm (docs/DESIGN.md §Export). The CSV is for spreadsheets (one `z_i` column per latent
 //! dimension); the JSON holds the same entries plus the export's provenance.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Export of hard samples for offline annotation (SPEC §8): images, label maps, FEA stress
+//! Export of hard samples for offline annotation (docs/DESIGN.md §Export): images, label maps, FEA stress
 //! (`.npy` and a colour preview) and a manifest that says where each sample came from.
 //! The folder is a sula-layout dataset, so `sula info` and every loader read it, and it
 //! appears under its final name only when complete.

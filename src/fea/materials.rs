@@ -43,7 +43,7 @@ impl Material {
     }
 }
 
-/// Materials of the three solid tissues (SPEC §3 defaults: 600 kPa, 5 kPa, 10 MPa, ν = 0.49).
+/// Materials of the three solid tissues (the defaults of docs/DESIGN.md §FEA: 600 kPa, 5 kPa, 10 MPa, ν = 0.49).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Materials {

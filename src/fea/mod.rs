@@ -1,4 +1,4 @@
-//! The labelling tool (SPEC §3): 2D plane-strain plaque structural stress on the pixel grid.
+//! The labelling tool (docs/DESIGN.md §FEA): 2D plane-strain plaque structural stress on the pixel grid.
 //!
 //! One bilinear square element per solid pixel (labels 2–4), locking-free through selective
 //! reduced integration, uniform luminal pressure on every solid edge facing a lumen pixel,

@@ -1,5 +1,5 @@
 //! Measuring F and the generator by what matters to the loop: a fresh F trained on a set
-//! for a fixed number of optimiser steps and scored on real test frames (SPEC §5). The
+//! for a fixed number of optimiser steps and scored on real test frames (docs/DESIGN.md §Metrics). The
 //! learning curve, the oracle and train-on-synthetic-test-on-real all reduce to this.
 
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub fn tstr_ratio(synthetic: &FrameMetrics, real: &FrameMetrics) -> Option<f64> 
     (real.mse.is_finite() && real.mse > 0.0).then(|| synthetic.mse / real.mse)
 }
 
-/// SPEC §5 metrics of per-frame predictions (kPa) against `test`'s stress, and the number
+/// metrics (docs/DESIGN.md §Metrics) of per-frame predictions (kPa) against `test`'s stress, and the number
 /// of frames scored.
 pub fn score(test: &FrameSet, prediction: impl Fn(usize) -> Vec<f32>) -> (usize, FrameMetrics) {
     summarise(&score_frames(test, prediction))
@@ -60,7 +60,7 @@ fn summarise(per_frame: &[Option<FrameMetrics>]) -> (usize, FrameMetrics) {
     (scored.len(), mean_metrics(&scored))
 }
 
-/// SPEC §5 metrics of each frame of `test` on its own, in order; `None` for a frame
+/// metrics (docs/DESIGN.md §Metrics) of each frame of `test` on its own, in order; `None` for a frame
 /// without solid pixels. Where in the test set an F loses, against another F.
 pub fn score_frames(
     test: &FrameSet,

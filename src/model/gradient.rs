@@ -1,5 +1,5 @@
 //! The gradient of the target model's loss through the generator with respect to latent
-//! points (SPEC §1): L(F(G_image(z)), y) and ∇z L per point, and the moved points.
+//! points (docs/DESIGN.md §Method): L(F(G_image(z)), y) and ∇z L per point, and the moved points.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};

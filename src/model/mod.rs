@@ -1,4 +1,4 @@
-//! Models on tch (SPEC §4): the VAE over (image, one-hot label map), the stress
+//! Models on tch (docs/DESIGN.md §Models): the VAE over (image, one-hot label map), the stress
 //! regressor F, their training loops, checkpoints and the gradient through the generator.
 //! This module and `device` are the only places that touch tch; everything leaving it is
 //! plain data (`Vec<f32>`, label maps).

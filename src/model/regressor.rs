@@ -1,5 +1,5 @@
 //! The target model F: a U-Net mapping an IVUS image to its stress map, in units of the
-//! luminal pressure (SPEC §4). Wall stress depends on the whole ring (thin caps and
+//! luminal pressure (docs/DESIGN.md §Models). Wall stress depends on the whole ring (thin caps and
 //! eccentric lumens load each other), so the U-Net goes down to about 4×4 at the bottom,
 //! where every unit sees the whole vessel. GroupNorm keeps training stable at that depth
 //! and, unlike BatchNorm, makes a sample's prediction independent of its batch, which the

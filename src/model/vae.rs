@@ -1,5 +1,5 @@
 //! The VAE over (image, one-hot label map): a convolutional encoder to (μ, log σ²) and a
-//! decoder back to an image and label-map logits (SPEC §4).
+//! decoder back to an image and label-map logits (docs/DESIGN.md §Models).
 //!
 //! Three things make its samples worth training F on:
 //! - a speckle model: besides the mean grey image the decoder predicts the per-pixel

@@ -1,4 +1,4 @@
-//! The annotation round trip on real data (SPEC §8.1): a project folder keeps the loop's
+//! The annotation round trip on real data (docs/DESIGN.md §Project): a project folder keeps the loop's
 //! whole state on disk so it can span days and machines.
 //!
 //! ```text

@@ -112,7 +112,7 @@ pub struct RoundRecord {
     pub scores: Vec<f64>,
     /// Optimiser steps since the start of the arm.
     pub steps: usize,
-    /// SPEC §5 metrics on the independent test set after this round's training.
+    /// metrics (docs/DESIGN.md §Metrics) on the independent test set after this round's training.
     pub metrics: FrameMetrics,
     pub test_frames: usize,
     /// Seconds spent in this arm so far (labelling, sampling, training, evaluation).

@@ -1,4 +1,4 @@
-//! Adaptive latent-space sampling (SPEC §1) and its random baseline, one round per call so
+//! Adaptive latent-space sampling (docs/DESIGN.md §Method) and its random baseline, one round per call so
 //! the command line runs it to the end and the GUI worker can step it.
 //!
 //! [`pool`] holds the real data (embeddings, stress labelled on demand by the FEA tool);

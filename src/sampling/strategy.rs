@@ -59,7 +59,7 @@ pub trait Strategy: Sync {
     }
 }
 
-/// The method: latent points moved along the gradient of F's loss (SPEC §1).
+/// The method: latent points moved along the gradient of F's loss (docs/DESIGN.md §Method).
 pub struct Adaptive;
 
 impl Strategy for Adaptive {

@@ -54,7 +54,7 @@ pub enum Command {
         z: Vec<f32>,
         generator: Generator,
     },
-    /// Write the chosen samples to the new folder `out` (SPEC §8).
+    /// Write the chosen samples to the new folder `out` (docs/DESIGN.md §Export).
     Export {
         selection: ExportSelection,
         out: PathBuf,

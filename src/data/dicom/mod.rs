@@ -1,4 +1,4 @@
-//! DICOM IVUS pullbacks (SPEC §2.2): a multi-frame ultrasound file, a folder of single-frame
+//! DICOM IVUS pullbacks (docs/DESIGN.md §Datasets): a multi-frame ultrasound file, a folder of single-frame
 //! files (ordered by Instance Number), or a folder of several pullbacks.
 //!
 //! Headers are read without their pixel data to list series; frames are then decoded one

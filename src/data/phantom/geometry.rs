@@ -186,7 +186,7 @@ pub fn wrap(angle: f64) -> f64 {
     if a > PI { a - TAU } else { a }
 }
 
-/// Sampling ranges of the phantom (SPEC §2.3, literature ranges).
+/// Sampling ranges of the phantom (docs/DESIGN.md §Phantom, literature ranges).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GeometryRanges {
     pub eem_diameter_mm: [f64; 2],

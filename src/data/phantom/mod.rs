@@ -1,4 +1,4 @@
-//! The seeded synthetic IVUS phantom (SPEC §2.3), the embedded default dataset: sampled
+//! The seeded synthetic IVUS phantom (docs/DESIGN.md §Phantom), the embedded default dataset: sampled
 //! geometry → label map → pseudo-B-mode image. Each frame has its own random stream
 //! derived from (seed, index), so output is byte-identical for a seed whatever the
 //! number of threads.

@@ -1,9 +1,9 @@
-//! Export of selected samples from the app (SPEC §8).
+//! Export of selected samples from the app (docs/DESIGN.md §Export).
 
 use super::*;
 
 impl State {
-    /// Writes the selected samples to the new folder `out` (SPEC §8) with progress; Cancel
+    /// Writes the selected samples to the new folder `out` (docs/DESIGN.md §Export) with progress; Cancel
     /// stops it and leaves nothing behind.
     pub(super) fn export(
         &self,
