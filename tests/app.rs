@@ -525,6 +525,17 @@ fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let variant = &config["variant"];
+    let switches: Vec<&str> = [
+        ("chaining", false, "--no-chaining"),
+        ("snap_radius", true, "--snap-radius"),
+        ("trust_region", true, "--trust-region"),
+        ("random_direction", true, "--random-direction"),
+    ]
+    .into_iter()
+    .filter(|&(key, on, _)| variant[key].as_bool() == Some(on))
+    .map(|(_, _, flag)| flag)
+    .collect();
     let cli_run = dir.path().join("cli");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
         .args([
@@ -543,6 +554,10 @@ fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
             &config["epochs_per_round"].to_string(),
         ])
         .args(["--step", &config["step"].to_string()])
+        .args(["--variant", "paper"])
+        .args(["--round-zero", variant["round_zero"].as_str().unwrap()])
+        .args(["--movers", variant["movers"].as_str().unwrap()])
+        .args(switches)
         .args(["--seed", &config["seed"].to_string()])
         .args(["--pool-count", &data["pool_count"].to_string()])
         .args(["--pool-seed", &data["pool_seed"].to_string()])

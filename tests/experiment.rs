@@ -16,9 +16,10 @@ use sula::experiment::{ResultsFile, schedule};
 use sula::export::collect::MovedRef;
 use sula::export::{ExportManifest, SampleOrigin};
 use sula::fea::FeaParams;
+use sula::fea::stress_label;
 use sula::model::checkpoint;
 use sula::model::evaluate::{decode_latents, draw_latents, encode_posteriors};
-use sula::sampling::pool::{label, label_all};
+use sula::sampling::pool::label_all;
 use sula::sampling::{
     Arm, ArmRun, Context, LoopConfig, Mode, MovedSample, Normalisation, Origin, Pool,
 };
@@ -793,7 +794,7 @@ fn export_round_trips_through_sula_info_with_a_consistent_manifest() {
             }
 
             assert_eq!(labels, truth, "{mode} {id}");
-            assert_eq!(frame.stress, label(&labels, &fea), "{mode} {id}");
+            assert_eq!(frame.stress, stress_label(&labels, &fea), "{mode} {id}");
         }
 
         let csv = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
@@ -1101,7 +1102,7 @@ fn the_snapping_radius_keeps_snaps_away_from_the_training_set() {
                     assert!(
                         earlier
                             .iter()
-                            .all(|z| sula::sampling::pool::distance(e, z) > radius)
+                            .all(|z| sula::sampling::geometry::distance(e, z) > radius)
                     );
                 } else {
                     assert_eq!(m.outside_radius, Some(false));
@@ -1224,7 +1225,7 @@ fn core_set_picks_the_frame_farthest_from_the_training_set() {
         let spread = |i: usize| {
             members
                 .iter()
-                .map(|m| sula::sampling::pool::distance(&ctx.pool.embeddings[i], m))
+                .map(|m| sula::sampling::geometry::distance(&ctx.pool.embeddings[i], m))
                 .fold(f32::INFINITY, f32::min)
         };
         let farthest = (0..ctx.pool.len())

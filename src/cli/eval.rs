@@ -297,7 +297,7 @@ pub(super) fn picture(rows: &[(&str, &[Decoded])], size: usize) -> RgbImage {
         );
         let stresses: Vec<Option<Vec<f32>>> = items
             .par_iter()
-            .map(|item| crate::sampling::pool::label(&item.labels, &fea))
+            .map(|item| crate::fea::stress_label(&item.labels, &fea))
             .collect();
         for (c, (item, stress)) in items.iter().zip(&stresses).enumerate() {
             let x0 = gap + c as u32 * (cell + 3 * gap);

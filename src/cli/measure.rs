@@ -25,7 +25,6 @@ use crate::model::evaluate::{
 use crate::model::prior::LatentPrior;
 use crate::model::regressor::RegressorConfig;
 use crate::model::train::{Control, Progress};
-use crate::sampling::pool::label;
 
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -321,8 +320,10 @@ fn write_training_sets(
 /// Decoded samples labelled by the FEA, as a training set; unlabellable ones are dropped.
 fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
     let fea = FeaParams::default();
-    let stress: Vec<Option<Vec<f32>>> =
-        decoded.par_iter().map(|d| label(&d.labels, &fea)).collect();
+    let stress: Vec<Option<Vec<f32>>> = decoded
+        .par_iter()
+        .map(|d| crate::fea::stress_label(&d.labels, &fea))
+        .collect();
     let mut set = FrameSet {
         size,
         images: Vec::new(),

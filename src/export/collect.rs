@@ -7,9 +7,10 @@ use rayon::prelude::*;
 
 use super::manifest::{ManifestEntry, SampleOrigin};
 use super::{ExportError, ExportSample};
+use crate::fea::stress_label;
 use crate::labels::LabelMap;
 use crate::metrics::peak_stress;
-use crate::sampling::pool::{distance, label};
+use crate::sampling::geometry::distance;
 use crate::sampling::{
     Arm, Context, LoopConfig, Mode, MovedSample, Origin, Projection, RoundRecord,
 };
@@ -76,7 +77,7 @@ pub fn moved_samples(
                 .decode(ctx.vae, config.generator, &latents, ctx.device)
                 .map_err(crate::model::ModelError::from)?
                 .into_par_iter()
-                .map(|d| label(&d.labels, &ctx.pool.fea).map(|s| (d.image, d.labels, s)))
+                .map(|d| stress_label(&d.labels, &ctx.pool.fea).map(|s| (d.image, d.labels, s)))
                 .collect()
         }
         Mode::Snn => chosen

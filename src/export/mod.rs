@@ -176,7 +176,7 @@ mod tests {
         let samples = (0..count)
             .map(|i| {
                 let frame = generate(&config, 3, i);
-                let stress = crate::sampling::pool::label(&frame.labels, &fea)
+                let stress = crate::fea::stress_label(&frame.labels, &fea)
                     .expect("phantom frames are closed vessels");
                 ExportSample {
                     entry: ManifestEntry {

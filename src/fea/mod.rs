@@ -190,6 +190,17 @@ impl StressField {
     }
 }
 
+/// The FEA label of one tissue map, as the loop and the annotation round trip use it:
+/// max-principal stress in kPa, or `None` when the map is not a closed vessel the solver
+/// can load (no solid, or a lumen open to the outside so the pressure does not balance).
+pub fn stress_label(labels: &LabelMap, params: &FeaParams) -> Option<Vec<f32>> {
+    if labels.class_counts()[2..].iter().all(|&c| c == 0) {
+        return None;
+    }
+    let field = solve(labels, params).ok()?;
+    (field.load_imbalance < 1e-6).then(|| field.measure(StressMeasure::MaxPrincipal))
+}
+
 /// Solves one label map with a fresh solver (no pattern reuse across calls).
 pub fn solve(map: &LabelMap, params: &FeaParams) -> Result<StressField, FeaError> {
     FeaSolver::default().solve(map, params)

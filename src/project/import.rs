@@ -18,6 +18,7 @@ use crate::data::dataset::Dataset;
 use crate::data::layout::{DatasetManifest, SulaLayout};
 use crate::data::mask::{encode_grey_png, write_mask};
 use crate::export::manifest::ExportManifest;
+use crate::fea::stress_label;
 use crate::fea::{DEFAULT_PRESSURE_KPA, FeaParams};
 use crate::io::{IoError, atomic, npy};
 use crate::labels::{
@@ -28,7 +29,7 @@ use crate::model::checkpoint::{self, Architecture, Sidecar};
 use crate::model::data::FrameSet;
 use crate::model::regressor::{Regressor, RegressorConfig};
 use crate::model::train::{self, Control, LrSchedule, Progress, TrainConfig};
-use crate::sampling::pool::{label, label_all};
+use crate::sampling::pool::label_all;
 
 /// How F trains after an import.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +152,7 @@ pub fn import(
                 .map_err(|e| format!("{}: {e}", a.source))?;
             // Resampling can open a thin wall by a pixel; sealing closes it again.
             let labels = seal_lumen(nearest_resample(&closed, size));
-            match label(&labels, &fea) {
+            match stress_label(&labels, &fea) {
                 Some(stress) => Ok(Labelled {
                     id: ids[&a.stem].clone(),
                     stem: a.stem,

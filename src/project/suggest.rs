@@ -22,7 +22,7 @@ use crate::model::data::FrameSet;
 use crate::model::evaluate::encode_means;
 use crate::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
 use crate::model::vae::Vae;
-use crate::sampling::pool::{distance, k_centre};
+use crate::sampling::geometry::{distance, k_centre};
 use crate::sampling::projection::Projection;
 
 /// How round 0 picks frames, before anything is annotated.

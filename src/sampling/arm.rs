@@ -14,8 +14,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use super::pool::{Context, label};
+use super::pool::Context;
 use super::{Arm, LoopConfig, Mode, Movers, SamplingError};
+use crate::fea::stress_label;
 use crate::labels::LabelMap;
 use crate::metrics::{FrameMetrics, frame_metrics, mean_metrics};
 use crate::model::data::FrameSet;
@@ -501,7 +502,7 @@ impl ArmRun {
             .decode(ctx.vae, self.config.generator, latents, ctx.device)
             .map_err(crate::model::ModelError::from)?
             .into_par_iter()
-            .map(|decoded| label(&decoded.labels, &ctx.pool.fea).map(|s| (decoded, s)))
+            .map(|decoded| stress_label(&decoded.labels, &ctx.pool.fea).map(|s| (decoded, s)))
             .collect())
     }
 
@@ -634,7 +635,7 @@ impl ArmRun {
             .map(|e| {
                 self.members
                     .iter()
-                    .all(|m| crate::sampling::pool::distance(e, &m.latent) > radius)
+                    .all(|m| super::geometry::distance(e, &m.latent) > radius)
             })
             .collect();
         loop {
@@ -792,7 +793,7 @@ impl ArmRun {
                     nearest_real_id: ctx.pool.ids[nearest].clone(),
                     nearest_distance: f64::from(distance),
                     added: origin,
-                    step_taken: f64::from(crate::sampling::pool::distance(&latents[k], &moved[k])),
+                    step_taken: f64::from(super::geometry::distance(&latents[k], &moved[k])),
                     clipped: clipped[k],
                     outside_radius: outside_radius.get(k).copied().flatten(),
                 });

@@ -6,6 +6,7 @@
 //! 2-D view of the latent space that the GUI draws and exports record.
 
 pub mod arm;
+pub mod geometry;
 pub mod pool;
 pub mod projection;
 pub mod strategy;

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use tch::Device;
 
 use super::Generator;
-use crate::fea::{FeaParams, StressMeasure};
-use crate::labels::LabelMap;
+use super::geometry::{distance, median_nearest_distance};
+use crate::fea::FeaParams;
 use crate::model::data::FrameSet;
 use crate::model::evaluate::{
     Decoded, NoLabelMaps, ResidualBank, decode_latents, decode_latents_with_residuals,
@@ -22,17 +22,6 @@ use crate::model::vae::Vae;
 /// study, and a bounded memory (16 MiB at 64², 64 MiB at 128²) for pools of any size.
 pub const RESIDUAL_BANK_FRAMES: usize = 1024;
 
-/// The FEA label of one tissue map: max-principal stress in kPa, or `None` when the map is
-/// not a closed vessel the solver can load (no solid, or lumen open to the outside so the
-/// pressure does not balance).
-pub fn label(labels: &LabelMap, fea: &FeaParams) -> Option<Vec<f32>> {
-    if labels.class_counts()[2..].iter().all(|&c| c == 0) {
-        return None;
-    }
-    let field = crate::fea::solve(labels, fea).ok()?;
-    (field.load_imbalance < 1e-6).then(|| field.measure(StressMeasure::MaxPrincipal))
-}
-
 /// Labels every frame of `frames` in parallel (keeping stress it already has) and drops
 /// frames the solver cannot label; returns the labelled set and how many were dropped.
 pub fn label_all(frames: FrameSet, fea: &FeaParams) -> (FrameSet, usize) {
@@ -41,7 +30,7 @@ pub fn label_all(frames: FrameSet, fea: &FeaParams) -> (FrameSet, usize) {
         .into_par_iter()
         .map(|i| match &known {
             Some(all) => Some(all[i].clone()),
-            None => label(&frames.labels[i], fea),
+            None => crate::fea::stress_label(&frames.labels[i], fea),
         })
         .collect();
     let mut kept = FrameSet {
@@ -178,7 +167,7 @@ impl Pool {
     /// label it.
     pub fn stress(&self, index: usize) -> Option<&[f32]> {
         self.stress[index]
-            .get_or_init(|| label(&self.frames.labels[index], &self.fea))
+            .get_or_init(|| crate::fea::stress_label(&self.frames.labels[index], &self.fea))
             .as_deref()
     }
 
@@ -218,72 +207,6 @@ fn evenly_spaced(frames: &FrameSet) -> FrameSet {
             .collect(),
         stress: None,
     }
-}
-
-/// The median over points of the distance to their nearest other point (0 for fewer than
-/// two points).
-pub fn median_nearest_distance(points: &[Vec<f32>]) -> f32 {
-    let mut nearest: Vec<f32> = (0..points.len())
-        .into_par_iter()
-        .map(|i| {
-            points
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, p)| distance(p, &points[i]))
-                .fold(f32::INFINITY, f32::min)
-        })
-        .filter(|d| d.is_finite())
-        .collect();
-    if nearest.is_empty() {
-        return 0.0;
-    }
-    nearest.sort_by(f32::total_cmp);
-    nearest[nearest.len() / 2]
-}
-
-/// Greedy k-centre: the free frame farthest from every annotated or already picked one.
-pub fn k_centre(
-    points: &[Vec<f32>],
-    centres: &[usize],
-    allowed: impl Fn(usize) -> bool,
-    count: usize,
-    first: usize,
-) -> Vec<usize> {
-    let mut nearest: Vec<f32> = points
-        .iter()
-        .map(|p| {
-            centres
-                .iter()
-                .map(|&c| distance(p, &points[c]))
-                .fold(f32::INFINITY, f32::min)
-        })
-        .collect();
-    let mut picks = Vec::with_capacity(count);
-    while picks.len() < count {
-        let next = if centres.is_empty() && picks.is_empty() {
-            Some(first)
-        } else {
-            (0..points.len())
-                .filter(|&i| allowed(i) && !picks.contains(&i))
-                .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]))
-        };
-        let Some(next) = next else { break };
-        picks.push(next);
-        for (i, p) in points.iter().enumerate() {
-            nearest[i] = nearest[i].min(distance(p, &points[next]));
-        }
-    }
-    picks
-}
-
-/// Euclidean distance of two latent points.
-pub fn distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
 }
 
 /// What one round needs besides its own state: the generator, the real pool, the

@@ -6,7 +6,8 @@
 use rand::seq::SliceRandom;
 
 use super::arm::{ArmRun, Origin};
-use super::pool::{Context, distance, k_centre};
+use super::geometry::{distance, k_centre};
+use super::pool::Context;
 use super::{LoopConfig, Mode, MovedSample, RoundZero, SamplingError};
 
 /// How many unused pool frames the TTA strategy scores per round, drawn at random: eight

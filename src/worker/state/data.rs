@@ -153,7 +153,7 @@ impl State {
             .decode(vae, generator, std::slice::from_ref(&z), self.device)
             .map_err(|e| e.to_string())?
             .remove(0);
-        let stress = crate::sampling::pool::label(&decoded.labels, &data.study.fea);
+        let stress = crate::fea::stress_label(&decoded.labels, &data.study.fea);
         let adaptive = self.study.as_ref().and_then(Study::adaptive);
         let prediction = adaptive.map(|run| {
             let set = FrameSet {
