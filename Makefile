@@ -26,6 +26,7 @@ test: $(TORCH_STAMP)
 lint: $(TORCH_STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	python3 scripts/check-doc-links.py
 
 bench: bench-fea bench-models bench-ui
 
@@ -42,7 +43,7 @@ bench-fea: build
 bench-models: build
 	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula --rounds 5
 
-# The CPU default study (docs/RESULTS.md): each mode's chosen setting against random,
+# The CPU default study (docs/journal/study.md): each mode's chosen setting against random,
 # core-set and TTA uncertainty, 5 repeats, into $(OUT)/si and $(OUT)/snn; prints the
 # wall time of both together. Random, core-set and TTA do not depend on the mode, so SNN
 # takes them from the SI folder and runs only its own arm.

@@ -10,11 +10,11 @@
 #
 # PART measure (default), jobs each with 4 CPU threads, 16 cores in all:
 #   f300   F(image) for 300 epochs, validation (phantom seed 3) and test reported
-#          (docs/MODELS.md: does a longer schedule close the accuracy / R² gap?)
+#          (docs/journal/models.md: does a longer schedule close the accuracy / R² gap?)
 #   curve  F's learning curve at 1500 steps per size, seeds 1, 2, 3
 #   sel-si, sel-snn   `sula experiment --select` at the default protocol, 4 repeats per
 #          setting, with the shipped VAE (the test set is not loaded)
-# PART f-next: issue 12's open F target (accuracy 0.64 against 0.7; docs/MODELS.md), three
+# PART f-next: issue 12's open F target (accuracy 0.64 against 0.7; docs/journal/models.md), three
 #          jobs with 5 CPU threads each, validation (phantom seed 3) and test reported:
 #   f24_300  F(image) at width 24 (chosen on validation at 150 epochs) for 300 epochs, 64²
 #   f128     F(image) at 128² (width 16, 150 epochs): does a finer image let F see lipid
@@ -22,18 +22,18 @@
 #   oracle   F(label map) at 64² (150 epochs, validation only), and `sula eval-f` on every
 #            F above: accuracy on fibrous-only frames against frames with plaque, and the
 #            tissue head's Dice (needs a binary built after eval-f was added).
-#          The rule that reads them: docs/results/models/f_next_rule.md (written before).
+#          The rule that reads them: docs/journal/results/models/f_next_rule.md (written before).
 # PART f-next2: the second lease of that rule's addendum 2, side by side, 5 threads each:
 #   f24_600 (64², width 24, 600 epochs), f16_128_300 and f24_128_300 (128², widths 16 and
 #          24, 300 epochs), each followed by `sula eval-f` on validation.
 # PART f-average: the best 64² F (width 24, 300 epochs) and the recommended 128² F (width
 #          16, 300 epochs), side by side, 5 threads each, each scored by `sula eval-f` on
 #          validation with its single prediction and with `--symmetry-average` (rule and
-#          addendum: docs/results/models/cpu_val_f_symmetry_average.md; needs a binary
+#          addendum: docs/journal/results/models/cpu_val_f_symmetry_average.md; needs a binary
 #          built after 2026-12-03). The test set is scored only after the reading.
 # PART vae-width: CUDA throughput (alone), then a width-48 VAE, its width-32 control and the
 #          shipped VAE, each with eval-vae and TSTR on validation at seeds 1-5, side by side
-#          (rule: docs/results/models/cuda_val_vae_width.md). `vae-width SEED`: the two
+#          (rule: docs/journal/results/models/cuda_val_vae_width.md). `vae-width SEED`: the two
 #          widths' VAEs at another training seed, without the bench and the shipped VAE.
 # PART study [MODES]: `sula experiment` at the default protocol with its defaults (the
 #          settings chosen on validation), 10 repeats (the GPU default), test reported; the
@@ -43,13 +43,13 @@
 #          repeat's unfinished arms run two to a process (one CPU thread each), every process
 #          in its own folder paper-MODE-rREPEAT-ARMS. An arm that a lease cut off restarts
 #          its repeat at the next lease, so units are kept small. After each lease, unpack
-#          lease.tgz, copy every paper-MODE-NAME to docs/results/cuda_paper/MODE/NAME and
+#          lease.tgz, copy every paper-MODE-NAME to docs/journal/results/cuda_paper/MODE/NAME and
 #          commit: the next lease runs only what no folder there finished. Once all is
 #          finished, `sula experiment --protocol paper --mode MODE --repeats 10 --merge
-#          docs/results/cuda_paper/MODE/* --out DIR` gathers them, on any machine (adding
+#          docs/journal/results/cuda_paper/MODE/* --out DIR` gathers them, on any machine (adding
 #          --gather-only summarises the repeats every arm finished so far). SI's random,
 #          core-set and TTA arms are SNN's (they depend on neither mode nor η; k is 100 in
-#          both): docs/results/cuda_paper/si/pool-arms-from-snn holds them, merged from
+#          both): docs/journal/results/cuda_paper/si/pool-arms-from-snn holds them, merged from
 #          SNN's folders, so SI's paper part runs only its ten adaptive repeats.
 set -uo pipefail
 LIMIT="${1:-540}"
@@ -162,7 +162,7 @@ f-average)
     done
     ;;
 vae-width)
-    # docs/results/models/cuda_val_vae_width.md: CUDA throughput alone first, then a VAE at
+    # docs/journal/results/models/cuda_val_vae_width.md: CUDA throughput alone first, then a VAE at
     # width 48, its width-32 control trained here and the shipped VAE, each with eval-vae
     # and TSTR on validation at seeds 1-5, side by side with one CPU thread per job.
     # A third argument, the training seed (default 1), trains the two VAEs at that seed
@@ -204,7 +204,7 @@ study)
 paper)
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
     for mode in si snn; do
-        kept_root="docs/results/cuda_paper/$mode"
+        kept_root="docs/journal/results/cuda_paper/$mode"
         # "arm repeat" of every arm that some kept folder ran to the last size.
         finished=$(cat "$kept_root"/*/results.csv 2>/dev/null | awk -F, '
             $1 != "arm" { rows[NR] = $1 " " $3; size[NR] = $5; if ($5 > last) last = $5 }

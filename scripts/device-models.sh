@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The model measurements of docs/MODELS.md and the CUDA throughput of docs/BENCHMARKS.md
+# The model measurements of docs/journal/models.md and the CUDA throughput of docs/BENCHMARKS.md
 # on a lent GPU machine, with the binary from scripts/build-for-device.sh (carry
 # .device/sula-torch-2.11.0 and .device/run-on-device.sh). Writes logs, tables and
 # pictures to $OUT.

@@ -7,7 +7,7 @@ reads DIR/tstr_NAME_sSEED.json (`sula tstr --json`, seeds 1-5; a seed missing fo
 name is left out for all, and said) and prints, per VAE, the mean ratio (synthetic / real frames' MSE) of its reconstructions and prior draws with a
 95 % t-interval, then for each A:B the per-seed differences A - B and their mean with its
 interval. Pairing by seed removes what the seeds share: the real frames drawn, F's
-initialisation and batch order. The docs/MODELS.md rules read their targets this way.
+initialisation and batch order. The docs/journal/models.md rules read their targets this way.
 """
 import argparse
 import json

@@ -136,7 +136,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             });
             labelled_row(ui, "Seed", |ui| ui.add(egui::DragValue::new(&mut s.seed)));
             ui.label("Generator").on_hover_text(
-                "Where new latent points are drawn and what noise decoded images carry (docs/MODELS.md)",
+                "Where new latent points are drawn and what noise decoded images carry (docs/FINDINGS.md)",
             );
             ui.horizontal(|ui| {
                 ui.radio_value(&mut s.generator, Generator::Pool, "pool").on_hover_text(
@@ -184,7 +184,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             ui.horizontal(|ui| {
                 if ui
                     .button("chosen")
-                    .on_hover_text("η, k and variant chosen for this mode on the validation split (docs/RESULTS.md)")
+                    .on_hover_text("η, k and variant chosen for this mode on the validation split (docs/FINDINGS.md)")
                     .clicked()
                 {
                     s.apply(chosen(s.mode));

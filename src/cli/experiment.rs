@@ -78,7 +78,7 @@ pub struct ExperimentArgs {
     #[arg(long)]
     epochs_per_round: Option<usize>,
     /// Where η and the variant start from: the setting chosen on the validation split
-    /// (docs/RESULTS.md), or the paper's literal reading; the flags below override either.
+    /// (docs/FINDINGS.md), or the paper's literal reading; the flags below override either.
     /// `--select` always starts from the paper's reading.
     #[arg(long, value_enum, default_value_t = Defaults::Chosen)]
     variant: Defaults,
@@ -117,7 +117,7 @@ pub struct ExperimentArgs {
     random_direction: bool,
     /// Where new latent points come from and what noise decoded images carry: the pool's
     /// aggregate posterior with real frames' residuals, or the VAE's fitted prior with
-    /// Gaussian speckle (docs/MODELS.md).
+    /// Gaussian speckle (docs/FINDINGS.md).
     #[arg(long, value_enum, default_value_t = Generator::Pool)]
     generator: Generator,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]

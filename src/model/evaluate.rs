@@ -238,7 +238,7 @@ pub const RESIDUAL_CLIP: f64 = 6.0;
 /// with μ and σ the VAE's mean image and per-pixel spread at each frame's encoder mean.
 /// They carry the real noise itself: its grain, tails and shape, and the small structures
 /// the mean misses. Decoded images with them in place of a parametric noise field teach F
-/// more as real frames do (docs/MODELS.md, TSTR), so the loop's pool generator uses them.
+/// more as real frames do (docs/journal/models.md, TSTR), so the loop's pool generator uses them.
 /// Plain data, so a [`crate::sampling::Pool`] holding a bank can be shared across threads.
 #[derive(Clone)]
 pub struct ResidualBank {

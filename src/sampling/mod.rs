@@ -119,7 +119,7 @@ pub enum RoundZero {
 pub enum Generator {
     /// Draws from the pool's aggregate posterior (each pool frame's encoder posterior, in
     /// equal shares), images with a pool frame's own standardised residuals as noise: on
-    /// validation its draws trained F to a TSTR ratio of 1.21 against 1.36 (docs/MODELS.md).
+    /// validation its draws trained F to a TSTR ratio of 1.21 against 1.36 (docs/journal/models.md).
     #[default]
     Pool,
     /// Draws from the Gaussian mixture stored with the VAE, images with Gaussian speckle of
@@ -216,8 +216,8 @@ impl Setting {
 
 /// The setting `sula experiment --select` chose for `mode` on the validation split (the
 /// default protocol, 4 repeats, the shipped VAE; SNN on an H100, SI again on the 2-vCPU VM
-/// after SI's duplicate samples were fixed); docs/RESULTS.md records every trial and its
-/// score, `docs/results/selection_{si,snn}.json` the runs.
+/// after SI's duplicate samples were fixed); docs/journal/study.md records every trial and its
+/// score, `docs/findings/selection_{si,snn}.json` the runs.
 pub fn chosen(mode: Mode) -> Setting {
     match mode {
         Mode::Si => Setting {
