@@ -139,23 +139,6 @@ fn oracle_and_image_regressors_train_record_their_input_and_are_scored_by_eval_f
         assert!(averaged.contains("all (16 frames): MSE"), "{averaged}");
         assert_ne!(all_mse(&averaged), all_mse(&text), "{averaged}");
     }
-    // The peak-relative loss needs the solid mask its peaks are taken over.
-    sula_refused(
-        &[
-            "train",
-            "--data",
-            &data,
-            "--out",
-            dir.path().join("relative.safetensors").to_str().unwrap(),
-            "--size",
-            "32",
-            "--frame-weighting",
-            "peak-relative",
-            "--device",
-            "cpu",
-        ],
-        "needs --masked",
-    );
 }
 
 /// The number after `key` in `text` (up to the next space, comma or semicolon).

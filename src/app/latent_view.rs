@@ -110,46 +110,14 @@ fn arrow_ends(arrows: &[crate::worker::Arrow], t: f32) -> (Vec<[f64; 2]>, Vec<[f
 }
 
 pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    // Wrapped, so that a narrow window does not widen the panel past the screen.
-    ui.horizontal_wrapped(|ui| {
-        ui.heading("Latent space");
-        ui.label("colour by");
-        let c = &mut app.settings.color_by;
-        ui.selectable_value(c, ColorBy::Membership, "set membership");
-        ui.selectable_value(c, ColorBy::Plaque, "plaque type");
-        ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
-        ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
-            .on_hover_text(
-                "Pool frames each arm of the study chose in this repeat; later rounds darker",
-            );
-        ui.checkbox(&mut app.settings.show_history, "arrow history");
-        ui.checkbox(&mut app.settings.teaching, "teaching mode");
-    });
+    controls(app, ui);
     if app.view.points.is_empty() {
         ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
         return;
     }
     ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export.");
-    let view = &app.view;
-    let animation = if app.settings.teaching {
-        view.round_arrived
-            .map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
-    } else {
-        1.0
-    };
-    if animation < 1.0 {
-        ui.ctx().request_repaint();
-    }
-    let (peak_lo, peak_hi) = view
-        .points
-        .iter()
-        .filter_map(|p| p.peak_kpa)
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    let turbo = crate::render::colormap::ColorMap::turbo();
+    let animation = arrow_animation(app, ui);
     let shift = ui.input(|i| i.modifiers.shift);
-    let drag_id = ui.scope_id().with("box_select_start");
     let response = super::plot_axes::readable(Plot::new("latent"))
         .legend(
             // An arm's rounds are shades of one colour under one name: show the first.
@@ -165,182 +133,264 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
         .x_axis_label("PC 1")
         .y_axis_label("PC 2")
         .show(ui, |plot| {
-            match app.settings.color_by {
-                ColorBy::ChosenBy => chosen_by(plot, view),
-                ColorBy::Membership => {
-                    let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
-                    plot.points(
-                        Points::new("pool", all)
-                            .radius(2.0)
-                            .color(Color32::from_gray(150)),
-                    );
-                }
-                ColorBy::Plaque => {
-                    for kind in [
-                        PlaqueKind::Fibrous,
-                        PlaqueKind::Lipid,
-                        PlaqueKind::Calcified,
-                        PlaqueKind::Mixed,
-                        PlaqueKind::Unannotated,
-                    ] {
-                        let pts: Vec<[f64; 2]> = view
-                            .points
-                            .iter()
-                            .filter(|p| p.plaque == kind)
-                            .map(|p| plot_xy(p.xy))
-                            .collect();
-                        plot.points(
-                            Points::new(kind.name(), pts)
-                                .radius(2.0)
-                                .color(plaque_color(kind)),
-                        );
-                    }
-                }
-                ColorBy::PeakStress => {
-                    // Eight bins of the turbo scale, each one item with its kPa range as name.
-                    let bins = 8;
-                    for b in 0..bins {
-                        let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
-                        let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
-                        let pts: Vec<[f64; 2]> = view
-                            .points
-                            .iter()
-                            .filter(|p| {
-                                p.peak_kpa
-                                    .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
-                            })
-                            .map(|p| plot_xy(p.xy))
-                            .collect();
-                        let [r, g, bl] = turbo.map(
-                            f64::from((lo + hi) / 2.0),
-                            f64::from(peak_lo),
-                            f64::from(peak_hi),
-                        );
-                        plot.points(
-                            Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
-                                .radius(2.0)
-                                .color(Color32::from_rgb(r, g, bl)),
-                        );
-                    }
-                }
-            }
-            if let Some(project) = &view.project {
-                let annotated: Vec<[f64; 2]> =
-                    project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
-                plot.points(
-                    Points::new("annotated (project)", annotated)
-                        .radius(3.5)
-                        .color(Color32::from_rgb(80, 220, 120)),
-                );
-                let pending: Vec<[f64; 2]> =
-                    project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
-                plot.points(
-                    Points::new("suggested, awaiting annotation", pending)
-                        .radius(3.5)
-                        .shape(MarkerShape::Diamond)
-                        .color(Color32::from_rgb(230, 97, 1)),
-                );
-            }
-            // Colouring by arm already marks the training sets.
-            if !view.training.is_empty() && app.settings.color_by != ColorBy::ChosenBy {
-                let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();
-                plot.points(
-                    Points::new("training set (adaptive)", pts)
-                        .radius(3.0)
-                        .shape(MarkerShape::Circle)
-                        .color(Color32::from_rgb(80, 220, 120)),
-                );
-            }
-            if app.settings.show_history && !view.history.is_empty() {
-                let (from, to) = arrow_ends(&view.history, 1.0);
-                plot.arrows(
-                    Arrows::new(
-                        "earlier rounds",
-                        PlotPoints::from(from),
-                        PlotPoints::from(to),
-                    )
-                    .color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)),
-                );
-            }
-            if !view.arrows.is_empty() {
-                let (from, to) = arrow_ends(&view.arrows, animation);
-                plot.points(
-                    Points::new("originals", from.clone())
-                        .radius(3.5)
-                        .color(Color32::from_rgb(43, 108, 176)),
-                );
-                plot.arrows(
-                    Arrows::new(
-                        "gradient step z to z'",
-                        PlotPoints::from(from),
-                        PlotPoints::from(to.clone()),
-                    )
-                    .color(Color32::from_rgb(230, 97, 1)),
-                );
-                plot.points(
-                    Points::new("moved z'", to)
-                        .radius(3.5)
-                        .color(Color32::from_rgb(230, 97, 1)),
-                );
-            }
-            if !view.selected.is_empty() {
+            pool_points(plot, &app.view, app.settings.color_by);
+            overlays(plot, &app.view, &app.settings, animation);
+            plot.pointer_coordinate()
+        });
+    box_select(app, ui, &response, shift);
+    if response.response.clicked()
+        && let Some(pos) = response.response.interact_pointer_pos()
+    {
+        click(app, &response, pos);
+    }
+    if let Some(pos) = response.response.hover_pos()
+        && let Some(i) = nearest_point(&app.view, &response.transform, pos)
+    {
+        tooltip(app, ui, i);
+    }
+    super::export_panel::ui(app, ui);
+}
+
+/// The colouring choices and the view's switches above the plot.
+fn controls(app: &mut SulaApp, ui: &mut egui::Ui) {
+    // Wrapped, so that a narrow window does not widen the panel past the screen.
+    ui.horizontal_wrapped(|ui| {
+        ui.heading("Latent space");
+        ui.label("colour by");
+        let c = &mut app.settings.color_by;
+        ui.selectable_value(c, ColorBy::Membership, "set membership");
+        ui.selectable_value(c, ColorBy::Plaque, "plaque type");
+        ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
+        ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
+            .on_hover_text(
+                "Pool frames each arm of the study chose in this repeat; later rounds darker",
+            );
+        ui.checkbox(&mut app.settings.show_history, "arrow history");
+        ui.checkbox(&mut app.settings.teaching, "teaching mode");
+    });
+}
+
+/// How far this round's arrows have grown (teaching mode animates them over 2.5 s).
+fn arrow_animation(app: &SulaApp, ui: &egui::Ui) -> f32 {
+    let animation = if app.settings.teaching {
+        app.view
+            .round_arrived
+            .map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
+    } else {
+        1.0
+    };
+    if animation < 1.0 {
+        ui.ctx().request_repaint();
+    }
+    animation
+}
+
+/// The pool's points, coloured as chosen.
+fn pool_points(plot: &mut egui_plot::PlotUi, view: &super::View, color_by: ColorBy) {
+    let (peak_lo, peak_hi) = view
+        .points
+        .iter()
+        .filter_map(|p| p.peak_kpa)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let turbo = crate::render::colormap::ColorMap::turbo();
+    match color_by {
+        ColorBy::ChosenBy => chosen_by(plot, view),
+        ColorBy::Membership => {
+            let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
+            plot.points(
+                Points::new("pool", all)
+                    .radius(2.0)
+                    .color(Color32::from_gray(150)),
+            );
+        }
+        ColorBy::Plaque => {
+            for kind in [
+                PlaqueKind::Fibrous,
+                PlaqueKind::Lipid,
+                PlaqueKind::Calcified,
+                PlaqueKind::Mixed,
+                PlaqueKind::Unannotated,
+            ] {
                 let pts: Vec<[f64; 2]> = view
-                    .selected
+                    .points
                     .iter()
-                    .filter_map(|&i| view.points.get(i))
+                    .filter(|p| p.plaque == kind)
                     .map(|p| plot_xy(p.xy))
                     .collect();
                 plot.points(
-                    Points::new("selected", pts)
-                        .radius(5.0)
-                        .filled(false)
-                        .color(Color32::from_rgb(220, 30, 30)),
+                    Points::new(kind.name(), pts)
+                        .radius(2.0)
+                        .color(plaque_color(kind)),
                 );
             }
-            if !view.selected_moved.is_empty() {
-                let pts: Vec<[f64; 2]> = shown_arrows(view, app.settings.show_history)
-                    .filter(|a| view.selected_moved.contains(&a.at))
-                    .map(|a| plot_xy(a.to))
+        }
+        ColorBy::PeakStress => {
+            // Eight bins of the turbo scale, each one item with its kPa range as name.
+            let bins = 8;
+            for b in 0..bins {
+                let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
+                let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
+                let pts: Vec<[f64; 2]> = view
+                    .points
+                    .iter()
+                    .filter(|p| {
+                        p.peak_kpa
+                            .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
+                    })
+                    .map(|p| plot_xy(p.xy))
                     .collect();
+                let [r, g, bl] = turbo.map(
+                    f64::from((lo + hi) / 2.0),
+                    f64::from(peak_lo),
+                    f64::from(peak_hi),
+                );
                 plot.points(
-                    Points::new("selected moved", pts)
-                        .radius(6.0)
-                        .filled(false)
-                        .shape(MarkerShape::Square)
-                        .color(Color32::from_rgb(220, 30, 30)),
+                    Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
+                        .radius(2.0)
+                        .color(Color32::from_rgb(r, g, bl)),
                 );
             }
-            if !view.decoded.is_empty() {
-                let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
-                plot.points(
-                    Points::new("decoded here", pts)
-                        .radius(5.0)
-                        .shape(MarkerShape::Diamond)
-                        .color(Color32::from_rgb(20, 160, 90)),
-                );
-            }
-            plot.pointer_coordinate()
-        });
-    let transform = response.transform;
-    let pointer = response.response.hover_pos();
-    let nearest = |pos: egui::Pos2| -> Option<usize> {
-        app.view
-            .points
+        }
+    }
+}
+
+/// What lies over the pool: the project's frames, the training set, the arrows, the
+/// selection and the points decoded by clicking.
+fn overlays(
+    plot: &mut egui_plot::PlotUi,
+    view: &super::View,
+    settings: &super::Settings,
+    animation: f32,
+) {
+    if let Some(project) = &view.project {
+        let annotated: Vec<[f64; 2]> = project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
+        plot.points(
+            Points::new("annotated (project)", annotated)
+                .radius(3.5)
+                .color(Color32::from_rgb(80, 220, 120)),
+        );
+        let pending: Vec<[f64; 2]> = project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
+        plot.points(
+            Points::new("suggested, awaiting annotation", pending)
+                .radius(3.5)
+                .shape(MarkerShape::Diamond)
+                .color(Color32::from_rgb(230, 97, 1)),
+        );
+    }
+    // Colouring by arm already marks the training sets.
+    if !view.training.is_empty() && settings.color_by != ColorBy::ChosenBy {
+        let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();
+        plot.points(
+            Points::new("training set (adaptive)", pts)
+                .radius(3.0)
+                .shape(MarkerShape::Circle)
+                .color(Color32::from_rgb(80, 220, 120)),
+        );
+    }
+    if settings.show_history && !view.history.is_empty() {
+        let (from, to) = arrow_ends(&view.history, 1.0);
+        plot.arrows(
+            Arrows::new(
+                "earlier rounds",
+                PlotPoints::from(from),
+                PlotPoints::from(to),
+            )
+            .color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)),
+        );
+    }
+    if !view.arrows.is_empty() {
+        let (from, to) = arrow_ends(&view.arrows, animation);
+        plot.points(
+            Points::new("originals", from.clone())
+                .radius(3.5)
+                .color(Color32::from_rgb(43, 108, 176)),
+        );
+        plot.arrows(
+            Arrows::new(
+                "gradient step z to z'",
+                PlotPoints::from(from),
+                PlotPoints::from(to.clone()),
+            )
+            .color(Color32::from_rgb(230, 97, 1)),
+        );
+        plot.points(
+            Points::new("moved z'", to)
+                .radius(3.5)
+                .color(Color32::from_rgb(230, 97, 1)),
+        );
+    }
+    if !view.selected.is_empty() {
+        let pts: Vec<[f64; 2]> = view
+            .selected
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    i,
-                    transform
-                        .position_from_point(&PlotPoint::new(p.xy[0], p.xy[1]))
-                        .distance(pos),
-                )
-            })
-            .filter(|(_, d)| *d <= PICK_RADIUS_PX)
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i)
-    };
-    // Box select with Shift+drag.
+            .filter_map(|&i| view.points.get(i))
+            .map(|p| plot_xy(p.xy))
+            .collect();
+        plot.points(
+            Points::new("selected", pts)
+                .radius(5.0)
+                .filled(false)
+                .color(Color32::from_rgb(220, 30, 30)),
+        );
+    }
+    if !view.selected_moved.is_empty() {
+        let pts: Vec<[f64; 2]> = shown_arrows(view, settings.show_history)
+            .filter(|a| view.selected_moved.contains(&a.at))
+            .map(|a| plot_xy(a.to))
+            .collect();
+        plot.points(
+            Points::new("selected moved", pts)
+                .radius(6.0)
+                .filled(false)
+                .shape(MarkerShape::Square)
+                .color(Color32::from_rgb(220, 30, 30)),
+        );
+    }
+    if !view.decoded.is_empty() {
+        let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
+        plot.points(
+            Points::new("decoded here", pts)
+                .radius(5.0)
+                .shape(MarkerShape::Diamond)
+                .color(Color32::from_rgb(20, 160, 90)),
+        );
+    }
+}
+
+/// The pool point within [`PICK_RADIUS_PX`] of the screen position `pos`, if any.
+fn nearest_point(
+    view: &super::View,
+    transform: &egui_plot::PlotTransform,
+    pos: egui::Pos2,
+) -> Option<usize> {
+    view.points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                i,
+                transform
+                    .position_from_point(&PlotPoint::new(p.xy[0], p.xy[1]))
+                    .distance(pos),
+            )
+        })
+        .filter(|(_, d)| *d <= PICK_RADIUS_PX)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// Shift+drag draws a box; when it is let go, the pool frames and the labelled moved
+/// points inside it become the selection.
+fn box_select(
+    app: &mut SulaApp,
+    ui: &mut egui::Ui,
+    response: &egui_plot::PlotResponse<Option<PlotPoint>>,
+    shift: bool,
+) {
+    let drag_id = ui.scope_id().with("box_select_start");
+    let transform = response.transform;
     if shift
         && response.response.drag_started()
         && let Some(p) = response.inner
@@ -386,55 +436,58 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
         }
     }
-    if response.response.clicked()
-        && let Some(pos) = response.response.interact_pointer_pos()
-    {
-        match nearest(pos) {
-            Some(i) => {
-                if let Some(at) = app.view.selected.iter().position(|&s| s == i) {
-                    app.view.selected.remove(at);
-                } else {
-                    app.view.selected.push(i);
-                }
+}
+
+/// A click selects (or unselects) the nearest pool point, or decodes the empty place.
+fn click(
+    app: &mut SulaApp,
+    response: &egui_plot::PlotResponse<Option<PlotPoint>>,
+    pos: egui::Pos2,
+) {
+    match nearest_point(&app.view, &response.transform, pos) {
+        Some(i) => {
+            if let Some(at) = app.view.selected.iter().position(|&s| s == i) {
+                app.view.selected.remove(at);
+            } else {
+                app.view.selected.push(i);
             }
-            None => {
-                if let (Some((mean, axes)), Some(p)) = (&app.view.projection, response.inner) {
-                    let projection = crate::sampling::Projection {
-                        mean: mean.clone(),
-                        axes: axes.clone(),
-                    };
-                    app.send(Command::Decode {
-                        z: projection.lift([p.x as f32, p.y as f32]),
-                        generator: app.settings.generator,
-                    });
-                }
+        }
+        None => {
+            if let (Some((mean, axes)), Some(p)) = (&app.view.projection, response.inner) {
+                let projection = crate::sampling::Projection {
+                    mean: mean.clone(),
+                    axes: axes.clone(),
+                };
+                app.send(Command::Decode {
+                    z: projection.lift([p.x as f32, p.y as f32]),
+                    generator: app.settings.generator,
+                });
             }
         }
     }
-    if let Some(pos) = pointer
-        && let Some(i) = nearest(pos)
-    {
-        let p = &app.view.points[i];
-        let ctx = ui.ctx().clone();
-        let texture = app.images.get(&ctx, ("img", &p.thumbnail), || {
-            images::grey(app.view.data_size, &p.thumbnail)
-        });
-        egui::Tooltip::always_open(
-            ctx.clone(),
-            ui.layer_id(),
-            ui.scope_id().with("latent_tooltip"),
-            egui::PopupAnchor::Pointer,
-        )
-        .show(|ui| {
-            ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
-            ui.label(&p.id);
-            ui.small(format!("plaque: {}", p.plaque.name()));
-            if let Some(peak) = p.peak_kpa {
-                ui.small(format!("peak stress (p99): {peak:.0} kPa"));
-            }
-        });
-    }
-    super::export_panel::ui(app, ui);
+}
+
+/// The hovered pool frame: its thumbnail, id, plaque and peak stress.
+fn tooltip(app: &mut SulaApp, ui: &mut egui::Ui, i: usize) {
+    let p = &app.view.points[i];
+    let ctx = ui.ctx().clone();
+    let texture = app.images.get(&ctx, ("img", &p.thumbnail), || {
+        images::grey(app.view.data_size, &p.thumbnail)
+    });
+    egui::Tooltip::always_open(
+        ctx.clone(),
+        ui.layer_id(),
+        ui.scope_id().with("latent_tooltip"),
+        egui::PopupAnchor::Pointer,
+    )
+    .show(|ui| {
+        ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
+        ui.label(&p.id);
+        ui.small(format!("plaque: {}", p.plaque.name()));
+        if let Some(peak) = p.peak_kpa {
+            ui.small(format!("peak stress (p99): {peak:.0} kPa"));
+        }
+    });
 }
 
 /// The arrows on screen: this round's, and earlier rounds' when the history is shown.

@@ -177,6 +177,82 @@ pub struct SulaApp {
     device_badge: String,
 }
 
+impl View {
+    /// A finished round: its row, what each arm chose, F's training losses and, for the
+    /// adaptive arm, the arrows, training points and sample pairs.
+    fn apply_round(&mut self, event: Event) {
+        let Event::Round {
+            arm,
+            repeat,
+            row,
+            training,
+            chosen,
+            arrows,
+            samples,
+            caption,
+            epoch_losses,
+            ..
+        } = event
+        else {
+            return;
+        };
+        self.rows.push(row);
+        match self.chosen.iter_mut().find(|(a, _)| *a == arm) {
+            Some((_, existing)) => *existing = chosen,
+            None => self.chosen.push((arm, chosen)),
+        }
+        let offset = self
+            .train_losses
+            .iter()
+            .find(|(a, _)| *a == arm)
+            .map_or(0, |(_, l)| l.len());
+        let losses: Vec<[f64; 2]> = epoch_losses
+            .iter()
+            .enumerate()
+            .map(|(i, l)| [(offset + i + 1) as f64, *l])
+            .collect();
+        match self.train_losses.iter_mut().find(|(a, _)| *a == arm) {
+            Some((_, existing)) if repeat == 0 => existing.extend(losses),
+            Some(_) => {}
+            None => self.train_losses.push((arm, losses)),
+        }
+        if arm == Arm::Adaptive {
+            self.history.append(&mut self.arrows);
+            self.arrows = arrows;
+            self.training = training;
+            if !samples.is_empty() {
+                self.samples = samples;
+            }
+            self.round_arrived = Some(Instant::now());
+        }
+        self.captions.push(caption);
+    }
+
+    /// The worker went idle: status lines end with the work, and an ETA means nothing.
+    fn idle(&mut self, finished: bool) {
+        // Status lines ("Loading…", "Embedding…") end with the work; a finished or
+        // cancelled run keeps its last line.
+        if self
+            .progress
+            .as_ref()
+            .is_some_and(|(_, f, _)| *f == 0.0 && !finished)
+            && !self
+                .progress
+                .as_ref()
+                .is_some_and(|(w, _, _)| w.starts_with("Cancelled") || w.starts_with("Ready"))
+        {
+            self.progress = None;
+        }
+        // An ETA means nothing once the worker is idle.
+        if let Some((_, _, eta)) = &mut self.progress {
+            *eta = None;
+        }
+        self.busy = false;
+        self.paused = false;
+        self.finished = finished;
+    }
+}
+
 impl SulaApp {
     /// Builds the app with the worker and starts generating the phantom. `cc.storage`
     /// restores the settings.
@@ -334,49 +410,7 @@ impl SulaApp {
                 view.progress = Some((what, fraction, eta_s));
                 view.paused = false;
             }
-            Event::Round {
-                arm,
-                repeat,
-                row,
-                training,
-                chosen,
-                arrows,
-                samples,
-                caption,
-                epoch_losses,
-                ..
-            } => {
-                view.rows.push(row);
-                match view.chosen.iter_mut().find(|(a, _)| *a == arm) {
-                    Some((_, existing)) => *existing = chosen,
-                    None => view.chosen.push((arm, chosen)),
-                }
-                let offset = view
-                    .train_losses
-                    .iter()
-                    .find(|(a, _)| *a == arm)
-                    .map_or(0, |(_, l)| l.len());
-                let losses: Vec<[f64; 2]> = epoch_losses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| [(offset + i + 1) as f64, *l])
-                    .collect();
-                match view.train_losses.iter_mut().find(|(a, _)| *a == arm) {
-                    Some((_, existing)) if repeat == 0 => existing.extend(losses),
-                    Some(_) => {}
-                    None => view.train_losses.push((arm, losses)),
-                }
-                if arm == Arm::Adaptive {
-                    view.history.append(&mut view.arrows);
-                    view.arrows = arrows;
-                    view.training = training;
-                    if !samples.is_empty() {
-                        view.samples = samples;
-                    }
-                    view.round_arrived = Some(Instant::now());
-                }
-                view.captions.push(caption);
-            }
+            round @ Event::Round { .. } => view.apply_round(round),
             Event::Decoded { at, sample } => view.decoded.push((at, sample)),
             Event::Saved(path) => view.notice = Some(format!("Saved {}", path.display())),
             Event::RunFolder(path) => view.run_folder = Some(path),
@@ -395,27 +429,7 @@ impl SulaApp {
                     }
                 ));
             }
-            Event::Idle { finished } => {
-                // Status lines ("Loading…", "Embedding…") end with the work; a finished or
-                // cancelled run keeps its last line.
-                if view
-                    .progress
-                    .as_ref()
-                    .is_some_and(|(_, f, _)| *f == 0.0 && !finished)
-                    && !view.progress.as_ref().is_some_and(|(w, _, _)| {
-                        w.starts_with("Cancelled") || w.starts_with("Ready")
-                    })
-                {
-                    view.progress = None;
-                }
-                // An ETA means nothing once the worker is idle.
-                if let Some((_, _, eta)) = &mut view.progress {
-                    *eta = None;
-                }
-                view.busy = false;
-                view.paused = false;
-                view.finished = finished;
-            }
+            Event::Idle { finished } => view.idle(finished),
             Event::Paused => view.paused = true,
             Event::Project(project) => view.project = Some(project),
             Event::Error(message) => {

@@ -3,7 +3,7 @@
 //! Pause/Resume and Cancel. The random baseline (and core-set and TTA uncertainty, when
 //! ticked) run alongside with the same settings.
 
-use super::{Command, SulaApp, labelled_row};
+use super::{Command, Settings, SulaApp, labelled_row};
 use crate::model::regressor::RegressorConfig;
 use crate::sampling::{
     Arm, Generator, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen,
@@ -88,7 +88,24 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     ui.small("Move training points along the gradient of F's loss, label what lies there, train; the random baseline gets the same sizes and steps.");
     let busy = app.view.busy;
     let ready = app.view.vae_origin.is_some() && !app.view.points.is_empty();
-    let s = &mut app.settings;
+    settings_grid(ui, &mut app.settings);
+    variant_of_the_method(ui, &mut app.settings);
+    run_controls(app, ui, busy, ready);
+    if !ready {
+        ui.small("Waiting for data and a VAE (Stage 1).");
+    } else if app.view.finished {
+        ui.small("The study reached its budget. Start a new one to run again.");
+    }
+    if let Some(folder) = &app.view.run_folder {
+        ui.small(format!("Saved as it runs to {}", folder.display()))
+            .on_hover_text(
+                "Settings, per-round records and results: `sula export --run` reads this folder",
+            );
+    }
+}
+
+/// Mode, sizes, step, schedule, generator and the arms to compare with.
+fn settings_grid(ui: &mut egui::Ui, s: &mut Settings) {
     egui::Grid::new("stage2_grid")
         .num_columns(2)
         .show(ui, |ui| {
@@ -159,6 +176,11 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             });
             ui.end_row();
         });
+}
+
+/// The variant of the method (folded): round 0, movers, the chosen and the paper's
+/// settings, and the switches.
+fn variant_of_the_method(ui: &mut egui::Ui, s: &mut Settings) {
     egui::CollapsingHeader::new("Variant of the method")
         .default_open(false)
         .show(ui, |ui| {
@@ -212,6 +234,10 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
                     );
             });
         });
+}
+
+/// Start, Step, Run, Pause/Resume and Cancel.
+fn run_controls(app: &mut SulaApp, ui: &mut egui::Ui, busy: bool, ready: bool) {
     ui.horizontal(|ui| {
         if ui
             .add_enabled(!busy && ready, egui::Button::new("Start"))
@@ -259,15 +285,4 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             app.view.study_started = false;
         }
     });
-    if !ready {
-        ui.small("Waiting for data and a VAE (Stage 1).");
-    } else if app.view.finished {
-        ui.small("The study reached its budget. Start a new one to run again.");
-    }
-    if let Some(folder) = &app.view.run_folder {
-        ui.small(format!("Saved as it runs to {}", folder.display()))
-            .on_hover_text(
-                "Settings, per-round records and results: `sula export --run` reads this folder",
-            );
-    }
 }

@@ -137,6 +137,15 @@ pub fn read_rounds(root: &Path, arm: Arm, repeat: usize) -> Result<Vec<RoundReco
         .map_err(|e| IoError::format(&path, format!("is not a list of round records ({e})")))
 }
 
+/// Writes `results.csv` with the rows in one order, by repeat, arm and round, whatever
+/// order the rounds ran in (arms level with each other, a resumed arm last, merged
+/// folders), so that the same study always gives the same file.
+fn write_rows(dir: &ResultsDir, rows: &[Row]) -> Result<(), IoError> {
+    let mut sorted = rows.to_vec();
+    sorted.sort_by_key(|r| (r.repeat, r.arm, r.round));
+    super::results::write_csv(&dir.csv(), &sorted)
+}
+
 /// A run folder being written round by round (by [`super::study::Study`]): settings
 /// first, then rows and per-round records as rounds finish and, at the end, the summary
 /// and curves. Every file is replaced atomically, so the folder is consistent whenever the
@@ -175,7 +184,7 @@ impl RunLog {
             started,
         };
         log.write_summary(false, None)?;
-        super::results::write_csv(&log.dir.csv(), rows)?;
+        write_rows(&log.dir, rows)?;
         Ok(log)
     }
 
@@ -184,7 +193,7 @@ impl RunLog {
         let Some(last) = history.last() else {
             return Ok(());
         };
-        super::results::write_csv(&self.dir.csv(), rows)?;
+        write_rows(&self.dir, rows)?;
         let json = serde_json::to_string(history).expect("round records serialise");
         crate::io::atomic::write_bytes(&self.dir.rounds(last.arm, last.repeat), json.as_bytes())
     }
