@@ -174,17 +174,11 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
             100.0 * usable_fraction(&vae, &moved(eta), device)?
         );
     }
-    let pool = match &args.pool {
-        Some(dir) => {
-            let frames = FrameSet::load(&Dataset::open(dir, None)?, vae.config.size, false)?;
-            if frames.is_empty() {
-                bail!("{}: the pool holds no frame to draw from", dir.display());
-            }
-            let ids = (0..frames.len()).map(|i| i.to_string()).collect();
-            Some(Pool::new(ids, frames, FeaParams::default(), &vae, device))
-        }
-        None => None,
-    };
+    let pool = args
+        .pool
+        .as_ref()
+        .map(|dir| open_pool(dir, &vae, device))
+        .transpose()?;
     let (prior_draws, prior_name) = match &pool {
         Some(pool) => {
             let draws = pool.draw(&vae, Generator::Pool, args.draws, &mut rng);
@@ -249,6 +243,20 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
         println!("picture → {}", png.display());
     }
     Ok(())
+}
+
+/// `--pool`: the loop's pool generator over the frames of `dir`.
+fn open_pool(
+    dir: &std::path::Path,
+    vae: &crate::model::vae::Vae,
+    device: tch::Device,
+) -> Result<Pool> {
+    let frames = FrameSet::load(&Dataset::open(dir, None)?, vae.config.size, false)?;
+    if frames.is_empty() {
+        bail!("{}: the pool holds no frame to draw from", dir.display());
+    }
+    let ids = (0..frames.len()).map(|i| i.to_string()).collect();
+    Ok(Pool::new(ids, frames, FeaParams::default(), vae, device))
 }
 
 /// How often `tissue` appears in `maps` and how far it wraps round the lumen where it

@@ -371,22 +371,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
         Texture::Speckle
     };
     let (real, rest) = assess::random_split(&pool, args.count, args.fit.seed);
-    let residuals = if args.pool_residuals {
-        let bank = ResidualBank::from_frames(&vae, &rest, device).with_context(|| {
-            format!(
-                "--pool-residuals needs pool frames outside the {} real training frames, and {} has {}",
-                args.count,
-                args.data.display(),
-                pool.len()
-            )
-        })?;
-        // Picks come from their own generator, so the prior draws' latent points are the
-        // same as with a parametric noise and the two runs pair point by point.
-        let picks = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed ^ RESIDUAL_PICK_SEED);
-        Some((bank, picks))
-    } else {
-        None
-    };
+    let residuals = residual_picks(args, &vae, &rest, pool.len(), device)?;
     let residuals = std::cell::RefCell::new(residuals);
     let decode = |latents: &[Vec<f32>]| -> Result<Vec<Decoded>> {
         let mut out = Vec::with_capacity(latents.len());
@@ -425,27 +410,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
     } else {
         vae.prior()
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed);
-    let mut draws = FrameSet {
-        size: args.fit.size,
-        images: Vec::new(),
-        labels: Vec::new(),
-        stress: Some(Vec::new()),
-    };
-    let mut drawn = 0;
-    while draws.len() < args.count && drawn < 10 * args.count {
-        let need = args.count - draws.len();
-        let latents = draw_latents(&prior, need, &mut rng);
-        drawn += need;
-        let (set, _) = labelled(decode(&latents)?, args.fit.size);
-        draws.images.extend(set.images);
-        draws.labels.extend(set.labels);
-        draws
-            .stress
-            .as_mut()
-            .expect("set above")
-            .extend(set.stress.expect("labelled sets carry stress"));
-    }
+    let (draws, drawn) = draw_labelled(&prior, args.count, args.fit.size, args.fit.seed, decode)?;
     println!(
         "train on synthetic, test on real: {} steps each, {device:?}; test {} frames; decoded images {}",
         fit.steps,
@@ -482,10 +447,7 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             args.fit.size,
         )?;
     }
-    let mut rows = Vec::new();
-    let mut per_frame = Vec::new();
-    let mut skipped = Vec::new();
-    for (name, set) in [
+    let sets = [
         (format!("{} random real frames", args.count), &real),
         (
             "reconstructions G(E(x)) of them".to_string(),
@@ -499,22 +461,112 @@ pub fn run_tstr(args: &TstrArgs) -> Result<()> {
             "reconstructions with the real frames' stress".to_string(),
             set,
         )
-    })) {
-        if set.is_empty() {
-            println!("{name}: none decoded to a closed vessel the FEA can label; skipped");
-            skipped.push(name);
-            continue;
-        }
-        let (assessment, frames) = fit_with_bar(&fit, &name, set, &test, device)?;
-        per_frame.push((name.clone(), frames));
-        rows.push(Row { name, assessment });
-    }
+    }));
+    let (rows, per_frame, skipped) = fit_each(sets, &fit, &test, device)?;
     if let (Some(path), Some(ids)) = (&args.per_frame, &test_ids) {
         write_per_frame(path, ids, &per_frame)?;
     }
     let (_, trivial) = assess::mean_map_metrics(&pool, &test);
     let reference = rows[0].assessment.metrics.mse;
     print_table(&rows, Some(reference), &trivial);
+    write_tstr_json(args, &fit, &rows, &skipped, drawn, &trivial)
+}
+
+/// Draws from `prior` until `count` samples decode to a vessel the FEA labels (at most 10×
+/// as many draws); returns them and how many points were drawn.
+fn draw_labelled(
+    prior: &LatentPrior,
+    count: usize,
+    size: usize,
+    seed: u64,
+    decode: impl Fn(&[Vec<f32>]) -> Result<Vec<Decoded>>,
+) -> Result<(FrameSet, usize)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut draws = FrameSet {
+        size,
+        images: Vec::new(),
+        labels: Vec::new(),
+        stress: Some(Vec::new()),
+    };
+    let mut drawn = 0;
+    while draws.len() < count && drawn < 10 * count {
+        let need = count - draws.len();
+        let latents = draw_latents(prior, need, &mut rng);
+        drawn += need;
+        let (set, _) = labelled(decode(&latents)?, size);
+        draws.images.extend(set.images);
+        draws.labels.extend(set.labels);
+        draws
+            .stress
+            .as_mut()
+            .expect("set above")
+            .extend(set.stress.expect("labelled sets carry stress"));
+    }
+    Ok((draws, drawn))
+}
+
+/// Per-frame test metrics under each training set's F, named by set.
+type PerFrame = Vec<(String, Vec<Option<FrameMetrics>>)>;
+
+/// Trains an F on each named training set and scores it on `test`; an empty set is
+/// skipped and named. Returns the rows, each F's per-frame metrics and the skipped sets.
+fn fit_each<'a>(
+    sets: impl Iterator<Item = (String, &'a FrameSet)>,
+    fit: &FitConfig,
+    test: &FrameSet,
+    device: tch::Device,
+) -> Result<(Vec<Row>, PerFrame, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut per_frame = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, set) in sets {
+        if set.is_empty() {
+            println!("{name}: none decoded to a closed vessel the FEA can label; skipped");
+            skipped.push(name);
+            continue;
+        }
+        let (assessment, frames) = fit_with_bar(fit, &name, set, test, device)?;
+        per_frame.push((name.clone(), frames));
+        rows.push(Row { name, assessment });
+    }
+    Ok((rows, per_frame, skipped))
+}
+
+/// With `--pool-residuals`: the residual bank of the pool frames outside the real training
+/// set, and the generator that picks a residual for each decoded sample.
+fn residual_picks(
+    args: &TstrArgs,
+    vae: &crate::model::vae::Vae,
+    rest: &FrameSet,
+    pool_len: usize,
+    device: tch::Device,
+) -> Result<Option<(ResidualBank, rand_chacha::ChaCha8Rng)>> {
+    if !args.pool_residuals {
+        return Ok(None);
+    }
+    let bank = ResidualBank::from_frames(vae, rest, device).with_context(|| {
+        format!(
+            "--pool-residuals needs pool frames outside the {} real training frames, and {} has {}",
+            args.count,
+            args.data.display(),
+            pool_len
+        )
+    })?;
+    // Picks come from their own generator, so the prior draws' latent points are the
+    // same as with a parametric noise and the two runs pair point by point.
+    let picks = rand_chacha::ChaCha8Rng::seed_from_u64(args.fit.seed ^ RESIDUAL_PICK_SEED);
+    Ok(Some((bank, picks)))
+}
+
+/// `--json`: the table, the TSTR ratios and how the decoded samples were made.
+fn write_tstr_json(
+    args: &TstrArgs,
+    fit: &FitConfig,
+    rows: &[Row],
+    skipped: &[String],
+    drawn: usize,
+    trivial: &FrameMetrics,
+) -> Result<()> {
     let ratio = |prefix: &str| {
         rows.iter()
             .find(|r| r.name.starts_with(prefix))
