@@ -330,6 +330,57 @@ def bad_files():
         f.write(b"\x00" * 128 + b"DICM" + bytes(range(256)) * 4)
 
 
+def damaged_rle():
+    """The RLE pullback with the last 200 bytes of frame 1's segment zeroed, as a damaged disk
+    leaves them, which makes the segment decode short of a frame; and the pullback cut
+    half-way through frame 1."""
+    with open(os.path.join(HERE, "mono2_rle.dcm"), "rb") as f:
+        whole = f.read()
+    fragments = rle_fragment_offsets(whole)
+    start, length = fragments[1]
+    damaged = bytearray(whole)
+    damaged[start + length - 200 : start + length] = bytes(200)
+    assert packbits_length(damaged[start + 64 : start + length]) < ROWS * COLS
+    with open(os.path.join(HERE, "bad/rle_damaged.dcm"), "wb") as f:
+        f.write(damaged)
+    with open(os.path.join(HERE, "bad/rle_cut.dcm"), "wb") as f:
+        f.write(whole[: start + length // 2])
+
+
+def packbits_length(segment):
+    """Bytes an RLE segment decodes to (PS3.5 G.3.1)."""
+    out, at = 0, 0
+    while at < len(segment):
+        header = segment[at]
+        at += 1
+        if header < 128:
+            out += header + 1
+            at += header + 1
+        elif header > 128:
+            out += 257 - header
+            at += 1
+    return out
+
+
+def rle_fragment_offsets(data):
+    """(start, length) in the file of each fragment of a file's encapsulated pixel data."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    # The items follow the 12-byte header of Pixel Data (explicit VR little endian, OB).
+    pixel_start = data.index(b"\xe0\x7f\x10\x00OB") + 12
+    out = []
+    at = pixel_start
+    while True:
+        tag = data[at : at + 4]
+        length = int.from_bytes(data[at + 4 : at + 8], "little")
+        if tag != b"\xfe\xff\x00\xe0":
+            break
+        if at != pixel_start:
+            out.append((at + 8, length))
+        at += 8 + length
+    assert len(out) == int(ds.NumberOfFrames)
+    return out
+
+
 def phantom_pullback(folder):
     names = sorted(n for n in os.listdir(os.path.join(folder, "images")) if n.endswith(".png"))
     frames = np.stack([np.asarray(Image.open(os.path.join(folder, "images", n)).convert("L")) for n in names])
@@ -362,6 +413,7 @@ def main():
     single_frame_folder("pullbacks/a", [1, 2])
     single_frame_folder("pullbacks/b", [2, 1, 3])
     bad_files()
+    damaged_rle()
     if args.phantom:
         phantom_pullback(args.phantom)
     print(f"pydicom {pydicom.__version__}: fixtures written to {HERE}", file=sys.stderr)
