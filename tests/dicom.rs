@@ -44,6 +44,8 @@ fn every_supported_syntax_and_photometric_decodes_to_the_pattern() {
         ("ybr_full_explicit_le.dcm", 1),
         ("ybr_full_422_explicit_le.dcm", 1),
         ("palette_explicit_le.dcm", 1),
+        ("palette_segmented_explicit_le.dcm", 1),
+        ("palette_16bit_explicit_le.dcm", 1),
         ("mono2_rle.dcm", 0),
         ("rgb_rle.dcm", 1),
         ("mono2_jpeg_baseline.dcm", 4),

@@ -870,7 +870,11 @@ fn layout(
         "YBR_FULL_422" => Photometric::YbrFull422,
         // Lossy and reversible JPEG colour transforms decode to RGB.
         "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420" => Photometric::Rgb,
-        "PALETTE COLOR" => Photometric::Palette(Box::new(palette(path, object)?)),
+        "PALETTE COLOR" => Photometric::Palette(Box::new(palette(
+            path,
+            object,
+            int(object, tags::PIXEL_REPRESENTATION) == Some(1),
+        )?)),
         other => {
             return Err(IoError::format(
                 path,
@@ -922,13 +926,15 @@ fn layout(
     })
 }
 
-/// The three palette lookup tables (PS3.3 C.7.6.3.1.5), scaled to 8 bits.
-fn palette(path: &Path, object: &InMemDicomObject) -> Result<Palette, IoError> {
-    let channel = |descriptor: dicom_core::Tag, data: dicom_core::Tag, colour: &str| {
-        let bad = |what: &str| {
+/// The three palette lookup tables (PS3.3 C.7.6.3.1.5), plain or segmented (C.7.9.2),
+/// scaled to 8 bits.
+fn palette(path: &Path, object: &InMemDicomObject, signed: bool) -> Result<Palette, IoError> {
+    let channel = |colour: &str, tags: [dicom_core::Tag; 3]| {
+        let [descriptor, data, segmented] = tags;
+        let bad = |what: String| {
             IoError::format(
                 path,
-                format!("PALETTE COLOR image with {what} {colour} lookup table"),
+                format!("PALETTE COLOR image whose {colour} lookup table has {what}"),
             )
         };
         let d = object
@@ -937,46 +943,81 @@ fn palette(path: &Path, object: &InMemDicomObject) -> Result<Palette, IoError> {
             .flatten()
             .and_then(|e| e.to_multi_int::<i64>().ok())
             .filter(|d| d.len() == 3)
-            .ok_or_else(|| bad("no or a malformed descriptor for its"))?;
-        let entries = if d[0] <= 0 { 65536 } else { d[0] as usize };
-        let bits = d[2];
-        let element = object
-            .element_opt(data)
-            .ok()
-            .flatten()
-            .ok_or_else(|| bad("no data for its"))?;
-        let words: Vec<u16> = match element.value() {
-            Value::Primitive(PrimitiveValue::U16(v)) => v.to_vec(),
-            Value::Primitive(PrimitiveValue::U8(b)) if bits > 8 => le_words(b),
-            Value::Primitive(PrimitiveValue::U8(b)) => b.iter().map(|&x| u16::from(x)).collect(),
-            _ => return Err(bad("unreadable data in its")),
+            .ok_or_else(|| bad("no descriptor, or a malformed one".into()))?;
+        // The first two values are 16-bit, US or SS: 0 entries stands for 65,536, and the
+        // first mapped value is signed only for signed pixels.
+        let entries = match d[0] as u16 {
+            0 => 65536,
+            n => usize::from(n),
         };
-        if words.len() < entries {
-            return Err(bad("too few entries in its"));
+        let first = if signed {
+            i64::from(d[1] as u16 as i16)
+        } else {
+            i64::from(d[1] as u16)
+        };
+        let bits = d[2];
+        if !(bits == 8 || bits == 16) {
+            return Err(bad(format!("{bits} bits per entry; sula reads 8 and 16")));
         }
+        let value = |tag| {
+            object
+                .element_opt(tag)
+                .ok()
+                .flatten()
+                .map(|e| e.value().clone())
+        };
+        let values = if let Some(plain) = value(data) {
+            plain_entries(&plain, entries, bits)
+                .ok_or_else(|| bad(format!("fewer than the {entries} entries it declares")))?
+        } else if let Some(Value::Primitive(coded)) = value(segmented) {
+            // Segments of 8-bit tables are coded in bytes, of 16-bit ones in words.
+            let words = match (&coded, bits) {
+                (PrimitiveValue::U16(v), 8) => v
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .map(u16::from)
+                    .collect(),
+                (PrimitiveValue::U8(b), 8) => b.iter().map(|&x| u16::from(x)).collect(),
+                (PrimitiveValue::U16(v), _) => v.to_vec(),
+                (PrimitiveValue::U8(b), _) => le_words(b),
+                _ => return Err(bad("unreadable segmented data".into())),
+            };
+            pixels::expand_segmented(&words, entries).map_err(bad)?
+        } else {
+            return Err(bad("no data, plain or segmented".into()));
+        };
         let shift = if bits > 8 { 8 } else { 0 };
         Ok((
-            d[1],
-            words[..entries]
+            first,
+            values
                 .iter()
                 .map(|&w| (w >> shift) as u8)
                 .collect::<Vec<u8>>(),
         ))
     };
     let (first, red) = channel(
-        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
-        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         "red",
+        [
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        ],
     )?;
     let (_, green) = channel(
-        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
-        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         "green",
+        [
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        ],
     )?;
     let (_, blue) = channel(
-        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
-        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
         "blue",
+        [
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        ],
     )?;
     if red.len() != green.len() || red.len() != blue.len() {
         return Err(IoError::format(
@@ -990,4 +1031,29 @@ fn palette(path: &Path, object: &InMemDicomObject) -> Result<Palette, IoError> {
         green,
         blue,
     })
+}
+
+/// The first `entries` entries of plain lookup table data: one per 16-bit word, or one per
+/// byte when 8-bit entries come as bytes or packed two to a word.
+fn plain_entries(
+    value: &Value<InMemDicomObject, Vec<u8>>,
+    entries: usize,
+    bits: i64,
+) -> Option<Vec<u16>> {
+    let Value::Primitive(value) = value else {
+        return None;
+    };
+    let words: Vec<u16> = match value {
+        PrimitiveValue::U16(v) if v.len() >= entries => v[..entries].to_vec(),
+        PrimitiveValue::U16(v) if bits == 8 && v.len() * 2 >= entries => v
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .take(entries)
+            .map(u16::from)
+            .collect(),
+        PrimitiveValue::U8(b) if bits > 8 || b.len() >= 2 * entries => le_words(b),
+        PrimitiveValue::U8(b) => b.iter().map(|&x| u16::from(x)).collect(),
+        _ => return None,
+    };
+    (words.len() >= entries).then(|| words[..entries].to_vec())
 }

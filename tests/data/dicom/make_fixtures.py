@@ -26,6 +26,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels import apply_color_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     ExplicitVRBigEndian,
@@ -188,6 +189,54 @@ def palette():
         setattr(ds, f"{tag}PaletteColorLookupTableDescriptor", [256, 0, 16])
         setattr(ds, f"{tag}PaletteColorLookupTableData", (values * 257).astype("<u2").tobytes())
     save(ds, "palette_explicit_le.dcm", ExplicitVRLittleEndian)
+
+
+def palette_segmented():
+    """The palette of `palette()` as segmented 16-bit tables (PS3.3 C.7.9.2): discrete,
+    linear and indirect segments, checked against pydicom's own expansion."""
+    ds = base()
+    grey_attrs(ds, photometric="PALETTE COLOR")
+    ds.PixelData = grey_frames().tobytes()
+    index = np.arange(256, dtype=np.int64)
+    expected = {
+        "Red": (index + 10).clip(0, 255) * 257,
+        "Green": index * 257,
+        "Blue": (index - 20).clip(0, 255) * 257,
+    }
+    segments = {
+        # 2570, then +257 a step up to 65535 at index 245, flat for five, and five more by
+        # an indirect copy of the segment at word 6.
+        "Red": [0, 1, 2570, 1, 245, 65535, 1, 5, 65535, 2, 1, 6, 0],
+        "Green": [0, 1, 0, 1, 255, 65535],
+        "Blue": [0, 1, 0, 1, 20, 0, 1, 235, 60395],
+    }
+    for tag, words in segments.items():
+        setattr(ds, f"{tag}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(
+            ds,
+            f"Segmented{tag}PaletteColorLookupTableData",
+            np.array(words, dtype="<u2").tobytes(),
+        )
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    lut = apply_color_lut(np.arange(256, dtype=np.uint8), ds)
+    for k, tag in enumerate(("Red", "Green", "Blue")):
+        assert (lut[:, k] == expected[tag]).all(), tag
+    save(ds, "palette_segmented_explicit_le.dcm", ExplicitVRLittleEndian)
+
+
+def palette_16bit():
+    """16-bit indices into 65,536-entry tables of 16-bit entries (descriptor [0, 0, 16]):
+    index 256·v + 128 maps to the colour of `palette()` for v, so the luma is the pattern."""
+    ds = base()
+    grey_attrs(ds, bits=16, photometric="PALETTE COLOR")
+    ds.PixelData = (grey_frames().astype(np.uint16) * 256 + 128).astype("<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    value = np.arange(65536, dtype=np.int64) >> 8
+    channels = [(value + 10).clip(0, 255), value, (value - 20).clip(0, 255)]
+    for tag, values in zip(("Red", "Green", "Blue"), channels):
+        setattr(ds, f"{tag}PaletteColorLookupTableDescriptor", [0, 0, 16])
+        setattr(ds, f"{tag}PaletteColorLookupTableData", (values * 257).astype("<u2").tobytes())
+    save(ds, "palette_16bit_explicit_le.dcm", ExplicitVRLittleEndian)
 
 
 def rle():
@@ -404,6 +453,8 @@ def main():
     monochrome1()
     colour_native()
     palette()
+    palette_segmented()
+    palette_16bit()
     rle()
     jpeg_baseline()
     jpeg_lossless()
