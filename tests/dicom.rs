@@ -44,6 +44,8 @@ fn every_supported_syntax_and_photometric_decodes_to_the_pattern() {
         ("ybr_full_explicit_le.dcm", 1),
         ("ybr_full_422_explicit_le.dcm", 1),
         ("palette_explicit_le.dcm", 1),
+        ("palette_segmented_explicit_le.dcm", 1),
+        ("palette_16bit_explicit_le.dcm", 1),
         ("mono2_rle.dcm", 0),
         ("rgb_rle.dcm", 1),
         ("mono2_jpeg_baseline.dcm", 4),
@@ -220,16 +222,84 @@ fn bad_files_are_clear_errors_that_name_the_file() {
     assert!(text.contains("mpeg2.dcm"), "{text}");
     assert!(text.contains("1.2.840.10008.1.2.4.100"), "{text}");
     assert!(text.contains("cannot decode"), "{text}");
-    for name in ["bad/truncated.dcm", "bad/corrupted.dcm"] {
-        let err = Dataset::open(&fixture(name), None)
-            .and_then(|d| d.load_many(&(0..d.frames.len()).collect::<Vec<_>>(), Some(16)))
-            .err()
-            .unwrap_or_else(|| panic!("{name} opened"));
+    let err = Dataset::open(&fixture("bad/corrupted.dcm"), None).expect_err("corrupted.dcm opened");
+    assert!(err.to_string().contains("corrupted.dcm"), "{err}");
+}
+
+#[test]
+fn a_cut_pullback_opens_with_its_whole_frames_and_a_missing_frame_is_a_clear_error() {
+    // truncated.dcm is native pixel data cut half-way, rle_cut.dcm RLE cut inside frame 1.
+    for name in ["bad/truncated.dcm", "bad/rle_cut.dcm"] {
+        let reader = FrameReader::open(&fixture(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (reader.frames(), reader.declared_frames()),
+            (1, 3),
+            "{name}"
+        );
+        assert_eq!(reader.grey(0).unwrap(), pattern(0), "{name}");
+        let missing = reader.grey(1).unwrap_err().to_string();
         assert!(
-            err.to_string().contains(name.trim_start_matches("bad/")),
-            "{err}"
+            missing.contains(name) && missing.contains("frame 1: missing"),
+            "{missing}"
+        );
+        assert!(missing.contains("1 of its 3 frames are whole"), "{missing}");
+        let dataset = Dataset::open(&fixture(name), None).unwrap();
+        assert_eq!(dataset.frames.len(), 1, "{name}");
+
+        let out = sula(&["info", fixture(name).to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("frames:          1 of 1\n"), "{stdout}");
+        assert!(
+            stdout.contains("only 1 of the 3 declared frames are whole"),
+            "{stdout}"
         );
     }
+}
+
+#[test]
+fn a_frame_the_decoder_fails_on_is_an_error_naming_the_file_and_the_frame() {
+    // Frame 1's RLE segment decodes short, which makes dicom-rs's RLE decoder panic.
+    let reader = FrameReader::open(&fixture("bad/rle_damaged.dcm")).unwrap();
+    assert_eq!(reader.grey(0).unwrap(), pattern(0));
+    assert_eq!(reader.grey(2).unwrap(), pattern(2));
+    let err = reader.grey(1).unwrap_err().to_string();
+    assert!(
+        err.contains("rle_damaged.dcm: frame 1 could not be decoded"),
+        "{err}"
+    );
+
+    // `sula project new` fails with that error, not a panic, and leaves no project behind.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("p");
+    let out = sula(&[
+        "project",
+        "new",
+        "--pool",
+        fixture("bad/rle_damaged.dcm").to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--crop",
+        "full",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("rle_damaged.dcm: frame 1 could not be decoded"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn sula(args: &[&str]) -> std::process::Output {

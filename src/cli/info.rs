@@ -75,6 +75,13 @@ fn print_pullbacks(dataset: &Dataset) -> Result<()> {
             pullback.selected,
             s.frame_count()
         );
+        if s.declared_count() > s.frame_count() {
+            println!(
+                "    cut short:       only {} of the {} declared frames are whole; the pixel data ends early (the file may be truncated)",
+                s.frame_count(),
+                s.declared_count()
+            );
+        }
         println!("    size:            {}×{} px", s.cols, s.rows);
         println!("    transfer syntax: {}", s.transfer_syntax_name);
         println!(

@@ -112,6 +112,17 @@ fn run_new(args: &NewArgs) -> Result<()> {
         pool.frames.len(),
         pool.annotated()
     );
+    for pullback in &pool.pullbacks {
+        let series = &pullback.series;
+        if series.declared_count() > series.frame_count() {
+            eprintln!(
+                "warning: {}: only {} of its {} declared frames are whole (the file may be truncated); the project uses those",
+                series.name,
+                series.frame_count(),
+                series.declared_count()
+            );
+        }
+    }
     let spec = NewProject {
         pool: args.pool.clone(),
         options,

@@ -262,21 +262,15 @@ impl Project {
             })?
             .to_string_lossy()
             .into_owned();
-        let staging = root.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
-        let result = (|| {
-            let state = staging.join(&file.state);
-            std::fs::create_dir_all(&state).map_err(|e| IoError::io(&state, e))?;
-            write_json(&state.join(HISTORY_FILE), &History::default())?;
-            prepare(&staging)?;
-            write_json(&staging.join(PROJECT_FILE), &file)?;
-            std::fs::rename(&staging, root).map_err(|e| IoError::io(root, e))?;
-            Ok::<_, ProjectError>(())
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
+        let staging =
+            Staging(root.with_file_name(format!(".{name}.partial-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&staging.0);
+        let state = staging.0.join(&file.state);
+        std::fs::create_dir_all(&state).map_err(|e| IoError::io(&state, e))?;
+        write_json(&state.join(HISTORY_FILE), &History::default())?;
+        prepare(&staging.0)?;
+        write_json(&staging.0.join(PROJECT_FILE), &file)?;
+        std::fs::rename(&staging.0, root).map_err(|e| IoError::io(root, e))?;
         Project::open(root)
     }
 
@@ -351,6 +345,17 @@ impl Project {
                 Err(e)
             }
         }
+    }
+}
+
+/// A project's staging folder, removed when this is dropped, so that neither an error nor a
+/// panic part-way through leaves a half-built project behind; once renamed to its final name
+/// there is nothing left to remove.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -572,16 +577,13 @@ mod tests {
         assert_eq!(file_stem("a b/c:d"), "a_b__c_d");
     }
 
-    #[test]
-    fn a_failed_commit_leaves_the_state_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("p");
-        let file = ProjectFile {
+    fn project_file(pool: &Path) -> ProjectFile {
+        ProjectFile {
             format: ProjectFile::FORMAT.into(),
             version: 1,
             sula_version: "test".into(),
             pool: PoolRef {
-                path: dir.path().to_path_buf(),
+                path: pool.to_path_buf(),
                 frames: "0::1".into(),
                 crop: "auto".into(),
                 pixel_mm: None,
@@ -590,7 +592,34 @@ mod tests {
             seed: 1,
             validation: None,
             state: "state-0000".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_create_that_fails_or_panics_part_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        let failed = Project::create(&root, project_file(dir.path()), |staging| {
+            std::fs::write(staging.join(VAE_FILE), b"half").unwrap();
+            Err(ProjectError::Invalid("refused".into()))
+        });
+        assert!(failed.is_err());
+        let panicked = std::panic::catch_unwind(|| {
+            Project::create(&root, project_file(dir.path()), |staging| {
+                std::fs::write(staging.join(VAE_FILE), b"half").unwrap();
+                panic!("a decoder gave up");
+            })
+        });
+        assert!(panicked.is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_the_state_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        let file = project_file(dir.path());
         let mut project = Project::create(&root, file, |_| Ok(())).unwrap();
         let failed = project.commit(|dir, history| {
             std::fs::write(dir.join("extra"), b"x").unwrap();

@@ -41,6 +41,100 @@ pub struct Palette {
     pub blue: Vec<u8>,
 }
 
+/// Indirect segments copying indirect segments deeper than this are refused.
+const MAX_INDIRECTION: usize = 8;
+
+/// Segments expanded, indirect copies included, before a table is refused as circular.
+const MAX_SEGMENTS: usize = 1 << 20;
+
+/// Expands Segmented Palette Color Lookup Table Data (PS3.3 C.7.9.2) to its first `entries`
+/// values. The offset of an indirect segment counts the data's words from its start, as
+/// pydicom and GDCM read it.
+pub fn expand_segmented(data: &[u16], entries: usize) -> Result<Vec<u16>, String> {
+    let mut table = Vec::with_capacity(entries);
+    let mut budget = MAX_SEGMENTS;
+    expand(data, 0, None, entries, 0, &mut budget, &mut table)?;
+    if table.len() < entries {
+        return Err(format!(
+            "segments that expand to {} of its {entries} entries",
+            table.len()
+        ));
+    }
+    table.truncate(entries);
+    Ok(table)
+}
+
+/// Expands `count` segments (all, when `None`) from word `at` onto `table`, stopping once it
+/// holds `entries`.
+fn expand(
+    data: &[u16],
+    mut at: usize,
+    count: Option<usize>,
+    entries: usize,
+    depth: usize,
+    budget: &mut usize,
+    table: &mut Vec<u16>,
+) -> Result<(), String> {
+    let mut done = 0;
+    // A trailing odd word is padding; every segment is at least three words.
+    while at + 1 < data.len() && count.is_none_or(|c| done < c) && table.len() < entries {
+        *budget = budget
+            .checked_sub(1)
+            .ok_or("segments that refer to one another without end")?;
+        let (opcode, length) = (data[at], usize::from(data[at + 1]));
+        match opcode {
+            0 => {
+                let values = data
+                    .get(at + 2..at + 2 + length)
+                    .ok_or("a discrete segment that runs past the end of its data")?;
+                table.extend_from_slice(values);
+                at += 2 + length;
+            }
+            1 => {
+                let &start = table
+                    .last()
+                    .ok_or("a linear segment with no value before it to start from")?;
+                let &end = data
+                    .get(at + 2)
+                    .ok_or("a linear segment cut off by the end of its data")?;
+                let (y0, y1) = (f64::from(start), f64::from(end));
+                table.extend(
+                    (1..=length)
+                        .map(|i| (y0 + (y1 - y0) * i as f64 / length as f64).round() as u16),
+                );
+                at += 3;
+            }
+            2 => {
+                if table.is_empty() {
+                    return Err("an indirect segment with no segment before it".into());
+                }
+                let (Some(&low), Some(&high)) = (data.get(at + 2), data.get(at + 3)) else {
+                    return Err("an indirect segment cut off by the end of its data".into());
+                };
+                let offset = (usize::from(high) << 16) | usize::from(low);
+                if offset >= at || depth >= MAX_INDIRECTION {
+                    return Err(format!(
+                        "an indirect segment at word {at} that copies from word {offset}, not from a segment before it"
+                    ));
+                }
+                expand(
+                    data,
+                    offset,
+                    Some(length),
+                    entries,
+                    depth + 1,
+                    budget,
+                    table,
+                )?;
+                at += 4;
+            }
+            other => return Err(format!("a segment of the unknown type {other}")),
+        }
+        done += 1;
+    }
+    Ok(())
+}
+
 /// The geometry and encoding of the samples of one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PixelLayout {
@@ -95,9 +189,14 @@ pub fn to_grey(layout: &PixelLayout, samples: &Samples) -> Result<Vec<u8>, Strin
             })
         }
         (Photometric::Palette(palette), samples) => {
+            let stored = stored_value(layout);
             let values: Vec<i64> = match samples {
-                Samples::U8(v) => v.iter().take(pixels).map(|&x| i64::from(x)).collect(),
-                Samples::U16(v) => v.iter().take(pixels).map(|&x| i64::from(x)).collect(),
+                Samples::U8(v) => v
+                    .iter()
+                    .take(pixels)
+                    .map(|&x| stored(u16::from(x)))
+                    .collect(),
+                Samples::U16(v) => v.iter().take(pixels).map(|&x| stored(x)).collect(),
             };
             check_len(values.len(), pixels)?;
             let last = palette.red.len() as i64 - 1;
@@ -161,6 +260,25 @@ fn check_len(have: usize, need: usize) -> Result<(), String> {
     }
 }
 
+/// The value a stored sample holds: its Bits Stored, sign-extended for signed pixels.
+fn stored_value(layout: &PixelLayout) -> impl Fn(u16) -> i64 {
+    let bits = layout.bits_stored.clamp(1, 16);
+    let mask = if bits == 16 {
+        u16::MAX
+    } else {
+        (1u16 << bits) - 1
+    };
+    let signed = layout.signed;
+    move |raw: u16| {
+        let stored = raw & mask;
+        if signed && stored & (1 << (bits - 1)) != 0 {
+            i64::from(stored) - (1i64 << bits)
+        } else {
+            i64::from(stored)
+        }
+    }
+}
+
 /// Grey samples to 8 bits: as they are at 8 bits; deeper ones through the VOI window when the
 /// file gives one, else scaled over the stored bit range.
 fn monochrome(layout: &PixelLayout, samples: &Samples, pixels: usize) -> Result<Vec<u8>, String> {
@@ -176,14 +294,8 @@ fn monochrome(layout: &PixelLayout, samples: &Samples, pixels: usize) -> Result<
             } else {
                 (1u16 << bits) - 1
             };
-            let value = |raw: u16| -> f64 {
-                let stored = raw & mask;
-                if layout.signed && stored & (1 << (bits - 1)) != 0 {
-                    f64::from(stored) - f64::from(1u32 << bits)
-                } else {
-                    f64::from(stored)
-                }
-            };
+            let stored = stored_value(layout);
+            let value = |raw: u16| stored(raw) as f64;
             let raw: Vec<u16> = match samples {
                 Samples::U8(v) => v.iter().map(|&x| u16::from(x)).collect(),
                 Samples::U16(v) => v.to_vec(),
@@ -265,6 +377,56 @@ mod tests {
         deep.window = Some((100.5, 100.0));
         let windowed = to_grey(&deep, &Samples::U16(Cow::Borrowed(&[100, 4095]))).unwrap();
         assert_eq!(windowed, vec![128, 255]);
+    }
+
+    #[test]
+    fn segmented_tables_expand_discrete_linear_and_indirect_segments() {
+        // 2 discrete values, a linear ramp of 3 to 40, then a copy of the ramp (from 40 to 40).
+        let data = [0, 2, 5, 10, 1, 3, 40, 2, 1, 4, 0];
+        let table = expand_segmented(&data, 8).unwrap();
+        assert_eq!(table, vec![5, 10, 20, 30, 40, 40, 40, 40]);
+        // An odd trailing word is padding.
+        assert_eq!(expand_segmented(&[0, 1, 7, 0], 1).unwrap(), vec![7]);
+    }
+
+    #[test]
+    fn broken_segmented_tables_are_errors_not_panics_or_loops() {
+        let short = expand_segmented(&[0, 2, 5, 10], 4).unwrap_err();
+        assert!(short.contains("2 of its 4 entries"), "{short}");
+        let past = expand_segmented(&[0, 9, 5], 4).unwrap_err();
+        assert!(past.contains("runs past"), "{past}");
+        assert!(
+            expand_segmented(&[1, 4, 9], 4)
+                .unwrap_err()
+                .contains("linear")
+        );
+        // An indirect segment that copies itself, or one after it.
+        let circular = expand_segmented(&[0, 1, 5, 2, 1, 3, 0], 4).unwrap_err();
+        assert!(
+            circular.contains("not from a segment before it"),
+            "{circular}"
+        );
+        assert!(
+            expand_segmented(&[0, 1, 5, 7, 1, 0], 4)
+                .unwrap_err()
+                .contains("unknown type 7")
+        );
+    }
+
+    #[test]
+    fn palette_indices_are_the_stored_bits_and_clamp_to_the_table() {
+        let palette = Palette {
+            first: 0,
+            red: vec![0, 100, 200],
+            green: vec![0, 100, 200],
+            blue: vec![0, 100, 200],
+        };
+        let mut deep = layout(Photometric::Palette(Box::new(palette)), 1);
+        deep.bits_allocated = 16;
+        deep.bits_stored = 12;
+        // The bits above Bits Stored are not part of the index; past the table is its last entry.
+        let grey = to_grey(&deep, &Samples::U16(Cow::Borrowed(&[0xF001, 9]))).unwrap();
+        assert_eq!(grey, vec![100, 200]);
     }
 
     #[test]

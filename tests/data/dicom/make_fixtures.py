@@ -26,6 +26,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels import apply_color_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     ExplicitVRBigEndian,
@@ -190,6 +191,54 @@ def palette():
     save(ds, "palette_explicit_le.dcm", ExplicitVRLittleEndian)
 
 
+def palette_segmented():
+    """The palette of `palette()` as segmented 16-bit tables (PS3.3 C.7.9.2): discrete,
+    linear and indirect segments, checked against pydicom's own expansion."""
+    ds = base()
+    grey_attrs(ds, photometric="PALETTE COLOR")
+    ds.PixelData = grey_frames().tobytes()
+    index = np.arange(256, dtype=np.int64)
+    expected = {
+        "Red": (index + 10).clip(0, 255) * 257,
+        "Green": index * 257,
+        "Blue": (index - 20).clip(0, 255) * 257,
+    }
+    segments = {
+        # 2570, then +257 a step up to 65535 at index 245, flat for five, and five more by
+        # an indirect copy of the segment at word 6.
+        "Red": [0, 1, 2570, 1, 245, 65535, 1, 5, 65535, 2, 1, 6, 0],
+        "Green": [0, 1, 0, 1, 255, 65535],
+        "Blue": [0, 1, 0, 1, 20, 0, 1, 235, 60395],
+    }
+    for tag, words in segments.items():
+        setattr(ds, f"{tag}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(
+            ds,
+            f"Segmented{tag}PaletteColorLookupTableData",
+            np.array(words, dtype="<u2").tobytes(),
+        )
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    lut = apply_color_lut(np.arange(256, dtype=np.uint8), ds)
+    for k, tag in enumerate(("Red", "Green", "Blue")):
+        assert (lut[:, k] == expected[tag]).all(), tag
+    save(ds, "palette_segmented_explicit_le.dcm", ExplicitVRLittleEndian)
+
+
+def palette_16bit():
+    """16-bit indices into 65,536-entry tables of 16-bit entries (descriptor [0, 0, 16]):
+    index 256·v + 128 maps to the colour of `palette()` for v, so the luma is the pattern."""
+    ds = base()
+    grey_attrs(ds, bits=16, photometric="PALETTE COLOR")
+    ds.PixelData = (grey_frames().astype(np.uint16) * 256 + 128).astype("<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    value = np.arange(65536, dtype=np.int64) >> 8
+    channels = [(value + 10).clip(0, 255), value, (value - 20).clip(0, 255)]
+    for tag, values in zip(("Red", "Green", "Blue"), channels):
+        setattr(ds, f"{tag}PaletteColorLookupTableDescriptor", [0, 0, 16])
+        setattr(ds, f"{tag}PaletteColorLookupTableData", (values * 257).astype("<u2").tobytes())
+    save(ds, "palette_16bit_explicit_le.dcm", ExplicitVRLittleEndian)
+
+
 def rle():
     ds = base()
     grey_attrs(ds)
@@ -330,6 +379,57 @@ def bad_files():
         f.write(b"\x00" * 128 + b"DICM" + bytes(range(256)) * 4)
 
 
+def damaged_rle():
+    """The RLE pullback with the last 200 bytes of frame 1's segment zeroed, as a damaged disk
+    leaves them, which makes the segment decode short of a frame; and the pullback cut
+    half-way through frame 1."""
+    with open(os.path.join(HERE, "mono2_rle.dcm"), "rb") as f:
+        whole = f.read()
+    fragments = rle_fragment_offsets(whole)
+    start, length = fragments[1]
+    damaged = bytearray(whole)
+    damaged[start + length - 200 : start + length] = bytes(200)
+    assert packbits_length(damaged[start + 64 : start + length]) < ROWS * COLS
+    with open(os.path.join(HERE, "bad/rle_damaged.dcm"), "wb") as f:
+        f.write(damaged)
+    with open(os.path.join(HERE, "bad/rle_cut.dcm"), "wb") as f:
+        f.write(whole[: start + length // 2])
+
+
+def packbits_length(segment):
+    """Bytes an RLE segment decodes to (PS3.5 G.3.1)."""
+    out, at = 0, 0
+    while at < len(segment):
+        header = segment[at]
+        at += 1
+        if header < 128:
+            out += header + 1
+            at += header + 1
+        elif header > 128:
+            out += 257 - header
+            at += 1
+    return out
+
+
+def rle_fragment_offsets(data):
+    """(start, length) in the file of each fragment of a file's encapsulated pixel data."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    # The items follow the 12-byte header of Pixel Data (explicit VR little endian, OB).
+    pixel_start = data.index(b"\xe0\x7f\x10\x00OB") + 12
+    out = []
+    at = pixel_start
+    while True:
+        tag = data[at : at + 4]
+        length = int.from_bytes(data[at + 4 : at + 8], "little")
+        if tag != b"\xfe\xff\x00\xe0":
+            break
+        if at != pixel_start:
+            out.append((at + 8, length))
+        at += 8 + length
+    assert len(out) == int(ds.NumberOfFrames)
+    return out
+
+
 def phantom_pullback(folder):
     names = sorted(n for n in os.listdir(os.path.join(folder, "images")) if n.endswith(".png"))
     frames = np.stack([np.asarray(Image.open(os.path.join(folder, "images", n)).convert("L")) for n in names])
@@ -353,6 +453,8 @@ def main():
     monochrome1()
     colour_native()
     palette()
+    palette_segmented()
+    palette_16bit()
     rle()
     jpeg_baseline()
     jpeg_lossless()
@@ -362,6 +464,7 @@ def main():
     single_frame_folder("pullbacks/a", [1, 2])
     single_frame_folder("pullbacks/b", [2, 1, 3])
     bad_files()
+    damaged_rle()
     if args.phantom:
         phantom_pullback(args.phantom)
     print(f"pydicom {pydicom.__version__}: fixtures written to {HERE}", file=sys.stderr)
