@@ -52,6 +52,16 @@ fn wait_until(harness: &mut Harness<'_, SulaApp>, what: &str, done: impl Fn(&Sul
     harness.step();
 }
 
+/// Runs the sula binary built for these tests; fails with its stderr unless it succeeds.
+fn run_sula(command: &mut std::process::Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn idle(app: &SulaApp) -> bool {
     !app.view.busy
 }
@@ -410,17 +420,12 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
 
     // The saved run exports headlessly too.
     let headless = dir.path().join("headless");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-        .args(["export", "--device", "cpu", "--run"])
-        .arg(&run)
-        .arg("--out")
-        .arg(&headless)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_sula(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+            .args(["export", "--device", "cpu", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&headless),
     );
     let from_disk = ExportManifest::read(&headless).unwrap();
     let from_app = ExportManifest::read(&rounds).unwrap();
@@ -537,42 +542,37 @@ fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
     .map(|(_, _, flag)| flag)
     .collect();
     let cli_run = dir.path().join("cli");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
-        .args([
-            "experiment",
-            "--device",
-            "cpu",
-            "--validation",
-            "0",
-            "--repeats",
-            "1",
-        ])
-        .args(["--arms", "adaptive,baseline", "--mode", "snn"])
-        .args(["--sizes", &sizes.join(",")])
-        .args([
-            "--epochs-per-round",
-            &config["epochs_per_round"].to_string(),
-        ])
-        .args(["--step", &config["step"].to_string()])
-        .args(["--variant", "paper"])
-        .args(["--round-zero", variant["round_zero"].as_str().unwrap()])
-        .args(["--movers", variant["movers"].as_str().unwrap()])
-        .args(switches)
-        .args(["--seed", &config["seed"].to_string()])
-        .args(["--pool-count", &data["pool_count"].to_string()])
-        .args(["--pool-seed", &data["pool_seed"].to_string()])
-        .args(["--test-count", &data["test_count"].to_string()])
-        .args(["--test-seed", &data["test_seed"].to_string()])
-        .arg("--vae")
-        .arg(app_run.join("vae.safetensors"))
-        .arg("--out")
-        .arg(&cli_run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_sula(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sula"))
+            .args([
+                "experiment",
+                "--device",
+                "cpu",
+                "--validation",
+                "0",
+                "--repeats",
+                "1",
+            ])
+            .args(["--arms", "adaptive,baseline", "--mode", "snn"])
+            .args(["--sizes", &sizes.join(",")])
+            .args([
+                "--epochs-per-round",
+                &config["epochs_per_round"].to_string(),
+            ])
+            .args(["--step", &config["step"].to_string()])
+            .args(["--variant", "paper"])
+            .args(["--round-zero", variant["round_zero"].as_str().unwrap()])
+            .args(["--movers", variant["movers"].as_str().unwrap()])
+            .args(switches)
+            .args(["--seed", &config["seed"].to_string()])
+            .args(["--pool-count", &data["pool_count"].to_string()])
+            .args(["--pool-seed", &data["pool_seed"].to_string()])
+            .args(["--test-count", &data["test_count"].to_string()])
+            .args(["--test-seed", &data["test_seed"].to_string()])
+            .arg("--vae")
+            .arg(app_run.join("vae.safetensors"))
+            .arg("--out")
+            .arg(&cli_run),
     );
     assert_eq!(settings(&cli_run)["loop"], *config, "the same study");
     let rows = |run: &std::path::Path| -> Vec<String> {
