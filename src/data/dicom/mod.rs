@@ -13,6 +13,7 @@ mod walk;
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -367,10 +368,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Runs `f`, turning a panic inside it (in dicom-rs or a codec it calls) into the panic's
-/// message, so one bad file is an error rather than the end of the process.
+/// message, so one bad file is an error rather than the end of the process. The panic is
+/// not printed: the user sees the one-line error that names the file and the frame.
 fn shielded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(payload.as_ref()))
+    QUIET_PANIC_HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !SHIELDED.with(Cell::get) {
+                report(info);
+            }
+        }));
+    });
+    let outer = SHIELDED.with(|shielded| shielded.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    SHIELDED.with(|shielded| shielded.set(outer));
+    result.map_err(|payload| panic_message(payload.as_ref()))
 }
+
+thread_local! {
+    /// Whether this thread is inside [`shielded`], whose panics become errors.
+    static SHIELDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once, the panic hook that stays silent inside [`shielded`] and reports every
+/// other panic as the hook before it did.
+static QUIET_PANIC_HOOK: std::sync::Once = std::sync::Once::new();
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
