@@ -249,6 +249,10 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
         imported.contains("F on the validation split (6 frames)"),
         "{imported}"
     );
+    assert!(
+        !imported.contains("before training on it"),
+        "the first import has no F to score the batch with: {imported}"
+    );
     let again = sula(&[
         "import",
         s(&project),
@@ -288,6 +292,44 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
             "an annotated frame was suggested again"
         );
     }
+
+    // The second batch comes back: F is scored on it before it trains on it, and the
+    // project's history keeps that score beside the validation split's.
+    for entry in &manifest2.samples {
+        let labels = truth(entry.pool_id.as_ref().unwrap());
+        write_mask(&second.join(format!("masks/{}.png", entry.id)), &labels).unwrap();
+    }
+    let imported = ok(&[
+        "import",
+        s(&project),
+        "--annotations",
+        s(&second),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        imported.contains("F on this batch before training on it (3 frames): MSE"),
+        "{imported}"
+    );
+    let history = sula::project::Project::open(&project).unwrap().history;
+    let new_batch = |round: usize| {
+        history.batches[round]
+            .imported
+            .as_ref()
+            .unwrap()
+            .new_batch
+            .clone()
+    };
+    assert!(new_batch(0).is_none());
+    let scored = new_batch(1).expect("round 1's batch was scored before training");
+    assert_eq!(scored["frames"], 3, "{scored}");
+    assert!(
+        scored["metrics"]["mse"]
+            .as_f64()
+            .is_some_and(f64::is_finite)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -122,8 +122,9 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
     });
 }
 
-/// The project's rounds in the curves panel: a table, and F's validation MSE against the
-/// number of annotated frames when the project has a validation split.
+/// The project's rounds in the curves panel: a table, and F's error against the number of
+/// annotated frames it was trained on: on the validation split when the project has one,
+/// and on each new batch before F trained on it (its strategy in the table).
 pub fn rounds(project: &ProjectView, ui: &mut egui::Ui) {
     ui.label(egui::RichText::new("Project rounds").strong());
     egui::Grid::new("project_rounds")
@@ -136,6 +137,7 @@ pub fn rounds(project: &ProjectView, ui: &mut egui::Ui) {
                 "annotated",
                 "in all",
                 "validation MSE (kPa²)",
+                "new batch MSE before training (kPa²)",
             ] {
                 ui.label(egui::RichText::new(header).small().strong());
             }
@@ -151,23 +153,42 @@ pub fn rounds(project: &ProjectView, ui: &mut egui::Ui) {
                 );
                 ui.label(r.total_annotated.map_or_else(dash, |n| n.to_string()));
                 ui.label(r.validation_mse.map_or_else(dash, |m| format!("{m:.1}")));
+                ui.label(r.new_batch_mse.map_or_else(dash, |m| format!("{m:.1}")));
                 ui.end_row();
             }
         });
-    let curve: Vec<[f64; 2]> = project
+    let validation: Vec<[f64; 2]> = project
         .rounds
         .iter()
         .filter_map(|r| Some([r.total_annotated? as f64, r.validation_mse?]))
         .collect();
-    if !curve.is_empty() {
-        super::plot_axes::readable(Plot::new("project_validation"))
-            .height(150.0)
-            .x_axis_label("annotated frames")
-            .y_axis_label("validation MSE (kPa²)")
-            .allow_scroll(false)
-            .show(ui, |p| {
-                p.line(Line::new("F on the validation split", curve.clone()).width(2.0));
-                p.points(Points::new("rounds", curve).radius(3.0));
-            });
+    // Before an import F had trained on the frames annotated until then.
+    let new_batches: Vec<[f64; 2]> = project
+        .rounds
+        .iter()
+        .filter_map(|r| {
+            let before = r.total_annotated? - r.annotated?;
+            Some([before as f64, r.new_batch_mse?])
+        })
+        .collect();
+    if validation.is_empty() && new_batches.is_empty() {
+        return;
     }
+    super::plot_axes::readable(Plot::new("project_validation"))
+        .height(150.0)
+        .legend(egui_plot::Legend::default())
+        .x_axis_label("annotated frames F trained on")
+        .y_axis_label("MSE (kPa²)")
+        .allow_scroll(false)
+        .show(ui, |p| {
+            for (name, curve) in [
+                ("F on the validation split", validation),
+                ("F on each new batch, before training on it", new_batches),
+            ] {
+                if !curve.is_empty() {
+                    p.line(Line::new(name, curve.clone()).width(2.0));
+                    p.points(Points::new(name, curve).radius(3.0));
+                }
+            }
+        });
 }

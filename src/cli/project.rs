@@ -208,6 +208,12 @@ pub fn run_import(args: &ImportArgs) -> Result<()> {
             summary.skipped.join(", ")
         );
     }
+    if let Some(v) = &summary.new_batch {
+        println!(
+            "  F on this batch before training on it ({} frames): MSE {:.2} kPa², accuracy {:.3}, R² {:.3}, peak error {:.3}",
+            v.frames, v.metrics.mse, v.metrics.accuracy, v.metrics.r2, v.metrics.peak_error
+        );
+    }
     match &summary.validation {
         Some(v) => println!(
             "  F on the validation split ({} frames): MSE {:.2} kPa², accuracy {:.3}, R² {:.3}, peak error {:.3}",

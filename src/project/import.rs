@@ -55,6 +55,8 @@ pub struct ImportSummary {
     pub skipped: Vec<String>,
     pub total_annotated: usize,
     pub validation: Option<Validation>,
+    /// F on this batch's frames before it trained on them; `None` on the first import.
+    pub new_batch: Option<Validation>,
     pub epoch_losses: Vec<f64>,
     /// One warning per annotation whose lumen touched the outside at a few pixels and was
     /// sealed (see [`close_lumen`]), naming the file and the pixels, for the annotator.
@@ -270,20 +272,31 @@ pub fn import(
         atomic::write_bytes(&annotated.join("dataset.json"), text.as_bytes())?;
 
         let train_set = FrameSet::load(&Dataset::open(&annotated, None)?, size, true)?;
-        let (epoch_losses, validation) = train_round(
-            state,
-            &train_set,
-            validation_set.as_ref(),
-            options,
-            seed,
-            on_progress,
-        )?;
+        let new_batch = FrameSet {
+            size,
+            images: images.iter().map(|image| (*image).clone()).collect(),
+            labels: accepted.iter().map(|a| a.labels.clone()).collect(),
+            stress: Some(accepted.iter().map(|a| a.stress.clone()).collect()),
+        };
+        let rounds = RoundSets {
+            train: &train_set,
+            new_batch: &new_batch,
+            validation: validation_set.as_ref(),
+        };
+        let RoundOutcome {
+            epoch_losses,
+            validation,
+            new_batch,
+        } = train_round(state, &rounds, options, seed, on_progress)?;
         let record = &mut history.batches[position];
         record.imported = Some(ImportRecord {
             at: now(),
             annotated: accepted.iter().map(|a| a.id.clone()).collect(),
             skipped: skipped.clone(),
             validation: validation
+                .as_ref()
+                .map(|v| serde_json::to_value(v).expect("metrics serialise")),
+            new_batch: new_batch
                 .as_ref()
                 .map(|v| serde_json::to_value(v).expect("metrics serialise")),
             epoch_losses: epoch_losses.clone(),
@@ -294,6 +307,7 @@ pub fn import(
             skipped: skipped.clone(),
             total_annotated: train_set.len(),
             validation,
+            new_batch,
             epoch_losses,
             sealed: accepted.iter().filter_map(|a| a.sealed.clone()).collect(),
         });
@@ -319,26 +333,52 @@ fn working_pixel_mm(pool: &Dataset, size: usize) -> f64 {
     }
 }
 
-/// F trains on every annotated frame for one round, continuing from the last round's
-/// weights, and is scored on the validation split when there is one.
+/// The frames one import's round works with.
+struct RoundSets<'a> {
+    /// Every annotated frame, this batch's included.
+    train: &'a FrameSet,
+    /// This batch's frames alone.
+    new_batch: &'a FrameSet,
+    validation: Option<&'a FrameSet>,
+}
+
+/// What one import's round of training measured.
+struct RoundOutcome {
+    epoch_losses: Vec<f64>,
+    validation: Option<Validation>,
+    /// F on the new batch before training on it; `None` when there was no F yet.
+    new_batch: Option<Validation>,
+}
+
+/// F scored on `frames` (stress in kPa).
+fn score(model: &Regressor, frames: &FrameSet, device: Device) -> Validation {
+    let predictions = train::predict_kpa(model, frames, DEFAULT_PRESSURE_KPA, device);
+    let (frames, metrics) = crate::model::assess::score(frames, |i| predictions[i].clone());
+    Validation { frames, metrics }
+}
+
+/// F (continuing from the last round's weights) is scored on the new batch before it
+/// sees it, trains on every annotated frame for one round, and is scored on the
+/// validation split when there is one.
 fn train_round(
     state: &Path,
-    train_set: &FrameSet,
-    validation: Option<&FrameSet>,
+    sets: &RoundSets,
     options: &ImportOptions,
     seed: u64,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-) -> Result<(Vec<f64>, Option<Validation>), ProjectError> {
+) -> Result<RoundOutcome, ProjectError> {
+    let train_set = sets.train;
     let size = train_set.size;
     let path = state.join(REGRESSOR_FILE);
     train::seed_torch(seed);
-    let (vs, model) = if path.is_file() {
+    let (vs, model, new_batch) = if path.is_file() {
         let (vs, model, _) = checkpoint::load_regressor(&path, options.device, Some(size))?;
-        (vs, model)
+        let before = score(&model, sets.new_batch, options.device);
+        (vs, model, Some(before))
     } else {
         let vs = tch::nn::VarStore::new(options.device);
         let model = Regressor::new(&vs.root(), RegressorConfig::new(size));
-        (vs, model)
+        (vs, model, None)
     };
     let config = TrainConfig {
         epochs: options.epochs,
@@ -362,11 +402,9 @@ fn train_round(
             "training was stopped; nothing was imported".into(),
         ));
     }
-    let validation = validation.map(|test| {
-        let predictions = train::predict_kpa(&model, test, DEFAULT_PRESSURE_KPA, options.device);
-        let (frames, metrics) = crate::model::assess::score(test, |i| predictions[i].clone());
-        Validation { frames, metrics }
-    });
+    let validation = sets
+        .validation
+        .map(|test| score(&model, test, options.device));
     let sidecar = Sidecar {
         architecture: Architecture::Regressor(model.config),
         sula_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -378,7 +416,11 @@ fn train_round(
         training: serde_json::json!({ "config": config, "report": report }),
     };
     checkpoint::save(&vs, &path, &sidecar)?;
-    Ok((report.epoch_losses, validation))
+    Ok(RoundOutcome {
+        epoch_losses: report.epoch_losses,
+        validation,
+        new_batch,
+    })
 }
 
 /// The validation split: annotated frames labelled by the FEA at the working size.

@@ -141,6 +141,11 @@ pub struct ImportRecord {
     pub skipped: Vec<String>,
     /// F's metrics on the validation split after training, when the project has one.
     pub validation: Option<serde_json::Value>,
+    /// F's metrics on this batch's frames before it trained on them (absent for the first
+    /// import, which has no F yet, and in histories written before it was measured): an
+    /// honest running estimate of F's error on new frames that costs no extra annotation.
+    #[serde(default)]
+    pub new_batch: Option<serde_json::Value>,
     /// F's training loss per epoch of this round.
     pub epoch_losses: Vec<f64>,
 }

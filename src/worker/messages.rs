@@ -95,6 +95,8 @@ pub struct ProjectRound {
     pub total_annotated: Option<usize>,
     /// F's validation MSE (kPa²) after the import, when the project has a validation split.
     pub validation_mse: Option<f64>,
+    /// F's MSE (kPa²) on the batch's frames before it trained on them (from round 1 on).
+    pub new_batch_mse: Option<f64>,
     pub batch: PathBuf,
 }
 

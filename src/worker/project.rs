@@ -192,6 +192,9 @@ fn send_view(session: &Session, outbox: &Outbox) {
                 validation_mse: imported
                     .and_then(|i| i.validation.as_ref())
                     .and_then(|v| v["metrics"]["mse"].as_f64()),
+                new_batch_mse: imported
+                    .and_then(|i| i.new_batch.as_ref())
+                    .and_then(|v| v["metrics"]["mse"].as_f64()),
                 batch: b.path.clone(),
             }
         })
