@@ -19,6 +19,20 @@ pub enum ColorBy {
     PeakStress,
     /// Which arm chose each pool frame, and in which round (later rounds darker).
     ChosenBy,
+    /// The frame's position in the pool's order: along the pullback for a DICOM pool, so
+    /// neighbouring frames of a pullback show as neighbouring colours.
+    Position,
+}
+
+/// Bins of the turbo scale that position and peak-stress colouring use, each one legend item.
+const COLOUR_BINS: usize = 8;
+
+/// `len` frames in order split into at most [`COLOUR_BINS`] consecutive, non-empty ranges.
+fn position_bins(len: usize) -> Vec<std::ops::Range<usize>> {
+    let bins = COLOUR_BINS.min(len);
+    (0..bins)
+        .map(|b| b * len / bins..(b + 1) * len / bins)
+        .collect()
 }
 
 const PICK_RADIUS_PX: f32 = 8.0;
@@ -123,6 +137,7 @@ pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
             // An arm's rounds are shades of one colour under one name: show the first.
             Legend::default()
                 .position(egui_plot::Corner::LeftTop)
+                .follow_insertion_order(true)
                 .color_conflict_handling(egui_plot::ColorConflictHandling::PickFirst),
         )
         .width(ui.available_width())
@@ -161,6 +176,8 @@ fn controls(app: &mut SulaApp, ui: &mut egui::Ui) {
         ui.selectable_value(c, ColorBy::Membership, "set membership");
         ui.selectable_value(c, ColorBy::Plaque, "plaque type");
         ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
+        ui.selectable_value(c, ColorBy::Position, "position in pullback")
+            .on_hover_text("The pool's frame order: along the pullback for a DICOM pool");
         ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
             .on_hover_text(
                 "Pool frames each arm of the study chose in this repeat; later rounds darker",
@@ -227,8 +244,8 @@ fn pool_points(plot: &mut egui_plot::PlotUi, view: &super::View, color_by: Color
             }
         }
         ColorBy::PeakStress => {
-            // Eight bins of the turbo scale, each one item with its kPa range as name.
-            let bins = 8;
+            // Bins of the turbo scale, each one item with its kPa range as name.
+            let bins = COLOUR_BINS;
             for b in 0..bins {
                 let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
                 let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
@@ -250,6 +267,20 @@ fn pool_points(plot: &mut egui_plot::PlotUi, view: &super::View, color_by: Color
                     Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
                         .radius(2.0)
                         .color(Color32::from_rgb(r, g, bl)),
+                );
+            }
+        }
+        ColorBy::Position => {
+            let len = view.points.len();
+            for range in position_bins(len) {
+                let middle = (range.start + range.end) as f64 / 2.0;
+                let [r, g, b] = turbo.map(middle, 0.0, len as f64);
+                let name = format!("frames {}–{}", range.start, range.end - 1);
+                let pts: Vec<[f64; 2]> = view.points[range].iter().map(|p| plot_xy(p.xy)).collect();
+                plot.points(
+                    Points::new(name, pts)
+                        .radius(2.0)
+                        .color(Color32::from_rgb(r, g, b)),
                 );
             }
         }
@@ -494,4 +525,20 @@ fn tooltip(app: &mut SulaApp, ui: &mut egui::Ui, i: usize) {
 fn shown_arrows(view: &super::View, history: bool) -> impl Iterator<Item = &Arrow> {
     let earlier: &[Arrow] = if history { &view.history } else { &[] };
     view.arrows.iter().chain(earlier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_bins_cover_every_frame_once_in_order() {
+        for len in [0, 1, 5, 8, 9, 200, 1201] {
+            let bins = position_bins(len);
+            assert_eq!(bins.len(), COLOUR_BINS.min(len), "{len} frames");
+            let covered: Vec<usize> = bins.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(covered, (0..len).collect::<Vec<_>>(), "{len} frames");
+            assert!(bins.iter().all(|r| !r.is_empty()), "{len} frames: {bins:?}");
+        }
+    }
 }
