@@ -324,20 +324,11 @@ fn labelled(decoded: Vec<Decoded>, size: usize) -> (FrameSet, usize) {
         .par_iter()
         .map(|d| crate::fea::stress_label(&d.labels, &fea))
         .collect();
-    let mut set = FrameSet {
-        size,
-        images: Vec::new(),
-        labels: Vec::new(),
-        stress: Some(Vec::new()),
-    };
+    let mut set = FrameSet::empty_labelled(size);
     let mut dropped = 0;
     for (d, s) in decoded.into_iter().zip(stress) {
         match s {
-            Some(s) => {
-                set.images.push(d.image);
-                set.labels.push(d.labels);
-                set.stress.as_mut().expect("set above").push(s);
-            }
+            Some(s) => set.push_labelled(d.image, d.labels, s),
             None => dropped += 1,
         }
     }
@@ -482,25 +473,17 @@ fn draw_labelled(
     decode: impl Fn(&[Vec<f32>]) -> Result<Vec<Decoded>>,
 ) -> Result<(FrameSet, usize)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut draws = FrameSet {
-        size,
-        images: Vec::new(),
-        labels: Vec::new(),
-        stress: Some(Vec::new()),
-    };
+    let mut draws = FrameSet::empty_labelled(size);
     let mut drawn = 0;
     while draws.len() < count && drawn < 10 * count {
         let need = count - draws.len();
         let latents = draw_latents(prior, need, &mut rng);
         drawn += need;
         let (set, _) = labelled(decode(&latents)?, size);
-        draws.images.extend(set.images);
-        draws.labels.extend(set.labels);
-        draws
-            .stress
-            .as_mut()
-            .expect("set above")
-            .extend(set.stress.expect("labelled sets carry stress"));
+        let stress = set.stress.unwrap_or_default();
+        for ((image, labels), stress) in set.images.into_iter().zip(set.labels).zip(stress) {
+            draws.push_labelled(image, labels, stress);
+        }
     }
     Ok((draws, drawn))
 }

@@ -197,17 +197,9 @@ impl Study {
         &self.rows
     }
 
-    /// Training steps done by this process and their share of its total.
-    pub fn steps(&self) -> (usize, f64) {
-        (
-            self.steps_done,
-            self.steps_done as f64 / self.steps_total.max(1) as f64,
-        )
-    }
-
-    /// The arms of the repeat under way.
-    pub fn runs(&self) -> &[ArmRun] {
-        &self.runs
+    /// The share of this process's training steps done.
+    pub fn fraction_done(&self) -> f64 {
+        self.steps_done as f64 / self.steps_total.max(1) as f64
     }
 
     /// The adaptive arm of the repeat under way, if it runs one.
@@ -244,7 +236,7 @@ impl Study {
     }
 
     /// The summary of every row, and the title its curves carry.
-    pub fn summary(&self, test_frames: usize) -> (Summary, String) {
+    fn summary(&self, test_frames: usize) -> (Summary, String) {
         let repeats_run = finished_arms(&self.rows)
             .iter()
             .map(|&(_, repeat)| repeat)

@@ -113,12 +113,7 @@ pub fn collect_run(
     let fea = data.fea.clone();
     let pool = Pool::new(data.pool.ids, data.pool.set, fea.clone(), &vae, device);
     let projection = Projection::fit(&pool.embeddings);
-    let no_test = FrameSet {
-        size: settings.size,
-        images: Vec::new(),
-        labels: Vec::new(),
-        stress: Some(Vec::new()),
-    };
+    let no_test = FrameSet::empty_labelled(settings.size);
     let ctx = Context {
         vae: &vae,
         pool: &pool,

@@ -20,18 +20,33 @@ pub struct FrameSet {
 }
 
 impl FrameSet {
+    /// An empty set at `size`² whose frames will all carry stress maps.
+    pub fn empty_labelled(size: usize) -> FrameSet {
+        FrameSet {
+            size,
+            images: Vec::new(),
+            labels: Vec::new(),
+            stress: Some(Vec::new()),
+        }
+    }
+
+    /// Adds a frame with its label map and stress map (the set keeps stress for all).
+    pub fn push_labelled(&mut self, image: Vec<u8>, labels: LabelMap, stress: Vec<f32>) {
+        self.images.push(image);
+        self.labels.push(labels);
+        self.stress
+            .as_mut()
+            .expect("a set of labelled frames carries stress")
+            .push(stress);
+    }
+
     /// Loads every annotated frame of `dataset` at `size`².
     pub fn load(
         dataset: &Dataset,
         size: usize,
         require_stress: bool,
     ) -> Result<FrameSet, ModelError> {
-        let mut set = FrameSet {
-            size,
-            images: Vec::new(),
-            labels: Vec::new(),
-            stress: Some(Vec::new()),
-        };
+        let mut set = FrameSet::empty_labelled(size);
         let all: Vec<usize> = (0..dataset.frames.len()).collect();
         for frame in dataset.load_many(&all, Some(size))? {
             let Some(labels) = frame.labels else { continue };

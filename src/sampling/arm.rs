@@ -210,12 +210,7 @@ impl ArmRun {
             config: config.clone(),
             vs,
             model,
-            train: FrameSet {
-                size,
-                images: Vec::new(),
-                labels: Vec::new(),
-                stress: Some(Vec::new()),
-            },
+            train: FrameSet::empty_labelled(size),
             members: Vec::new(),
             used: vec![false; ctx.pool.len()],
             rng,

@@ -33,20 +33,11 @@ pub fn label_all(frames: FrameSet, fea: &FeaParams) -> (FrameSet, usize) {
             None => crate::fea::stress_label(&frames.labels[i], fea),
         })
         .collect();
-    let mut kept = FrameSet {
-        size: frames.size,
-        images: Vec::new(),
-        labels: Vec::new(),
-        stress: Some(Vec::new()),
-    };
+    let mut kept = FrameSet::empty_labelled(frames.size);
     let mut dropped = 0;
     for ((image, labels), stress) in frames.images.into_iter().zip(frames.labels).zip(stress) {
         match stress {
-            Some(map) => {
-                kept.images.push(image);
-                kept.labels.push(labels);
-                kept.stress.as_mut().expect("set above").push(map);
-            }
+            Some(map) => kept.push_labelled(image, labels, map),
             None => dropped += 1,
         }
     }

@@ -186,7 +186,7 @@ impl State {
             };
             outbox.send(Event::Progress {
                 what: format!("{round} done: press Step or Run"),
-                fraction: study.steps().1,
+                fraction: study.fraction_done(),
                 eta_s: None,
             });
         }
