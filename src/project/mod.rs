@@ -16,6 +16,7 @@
 pub mod annotations;
 pub mod import;
 pub mod suggest;
+pub mod tool_files;
 
 use std::path::{Path, PathBuf};
 

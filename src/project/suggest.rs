@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::Device;
 
-use super::{BatchRecord, Project, ProjectError, file_stem, now};
+use super::{BatchRecord, Project, ProjectError, file_stem, now, tool_files};
 use crate::data::dataset::Dataset;
 use crate::data::layout::{DatasetManifest, SulaWriter};
 use crate::data::mask::encode_grey_png;
@@ -325,6 +325,21 @@ expected), or a colour PNG painted in the colours above. Instead of a PNG you ma
 the MICCAI 2011 contour files `masks/lum_<id>.txt` and `masks/med_<id>.txt` (one `x, y`
 vertex per line in image pixels, lumen and media-adventitia border).
 
+Or annotate in a tool and put its export into `masks/` as a `.json` file:
+
+- **Label Studio**: start it with the local-files document root set to this folder
+  (`LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
+  LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=$PWD label-studio start`), create a project with
+  the labeling config `label-studio/config.xml`, add a local storage for `images/` and
+  import `label-studio/tasks.json`. Export as JSON (or COCO).
+- **CVAT, Labelbox, FiftyOne and others**: import `coco.json` (the images and the four
+  categories) and export COCO instance segmentation (polygons or RLE).
+
+Draw four kinds of region, as polygons or brush strokes: **vessel** (everything inside the
+media-adventitia border, lumen included), **lipid**, **calcium** and **lumen**. They are
+painted in that order, so each can be drawn whole: the vessel becomes fibrous wall, plaque
+is painted over it, the lumen last.
+
 The lumen must be closed inside the wall. Frames you cannot annotate may be left out.
 Then bring the folder back with `sula import PROJECT --annotations THIS_FOLDER`; a file
 with a problem is listed with the reason and nothing is imported until all are fixed.
@@ -401,6 +416,28 @@ fn write_batch(
         writer.write(manifest::CSV_FILE, manifest.to_csv().as_bytes())?;
         writer.write(manifest::JSON_FILE, manifest.to_json().as_bytes())?;
         writer.write("README.md", ANNOTATOR_README.as_bytes())?;
+        let stems: Vec<String> = picks
+            .iter()
+            .map(|p| file_stem(&pool.ids[p.index]))
+            .collect();
+        let sizes: Vec<(String, usize, usize)> = stems
+            .iter()
+            .zip(&frames)
+            .map(|(stem, frame)| (stem.clone(), frame.width, frame.height))
+            .collect();
+        writer.write(
+            tool_files::COCO_FILE,
+            tool_files::coco(&sizes, batch_id).as_bytes(),
+        )?;
+        writer.create_dir("label-studio")?;
+        writer.write(
+            tool_files::LABEL_STUDIO_CONFIG,
+            tool_files::label_studio_config().as_bytes(),
+        )?;
+        writer.write(
+            tool_files::LABEL_STUDIO_TASKS,
+            tool_files::label_studio_tasks(&stems).as_bytes(),
+        )?;
         Ok::<_, ProjectError>(DatasetManifest {
             format: DatasetManifest::FORMAT.into(),
             version: 1,

@@ -1,6 +1,11 @@
 //! Reading what an annotator sends back: label-map PNGs (values 0–4, or the tissue colours
-//! of sula's previews) or MICCAI 2011 lumen/media contour files, each checked before
-//! anything is applied. Every problem of a batch is collected, not just the first.
+//! of sula's previews), MICCAI 2011 lumen/media contour files, COCO instance segmentation
+//! or a Label Studio JSON export, each checked before anything is applied. Every problem of
+//! a batch is collected, not just the first.
+
+mod coco;
+mod label_studio;
+pub mod regions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -25,6 +30,104 @@ pub struct Annotation {
     pub source: String,
 }
 
+/// The regions an annotation tool drew on one frame, before they are painted.
+pub struct Drawn {
+    pub stem: String,
+    pub regions: Vec<regions::Region>,
+    /// The file and the frame or task, for messages.
+    pub source: String,
+}
+
+impl Drawn {
+    fn new(stem: String, source: String) -> Drawn {
+        Drawn {
+            stem,
+            regions: Vec::new(),
+            source,
+        }
+    }
+}
+
+/// Finds the batch frame an annotation tool's image reference means: a frame id, a file
+/// name or path (`images/<id>.png`), a Label Studio local-files URL (`…?d=images/<id>.png`)
+/// or an uploaded copy, which Label Studio renames `<8 hex digits>-<file name>`.
+pub struct FrameMatcher<'a> {
+    sizes: &'a BTreeMap<String, (usize, usize)>,
+}
+
+impl FrameMatcher<'_> {
+    /// The stem of the batch frame `reference` names, if any.
+    pub fn stem_of(&self, reference: &str) -> Option<String> {
+        let path = reference.rsplit_once("?d=").map_or(reference, |(_, p)| p);
+        let path = percent_decoded(path);
+        let file = path.rsplit(['/', '\\']).next().unwrap_or(&path);
+        let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+        let known = |s: &str| self.sizes.contains_key(s).then(|| s.to_string());
+        known(stem).or_else(|| {
+            let (prefix, rest) = stem.split_once('-')?;
+            (prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| known(rest))
+                .flatten()
+        })
+    }
+
+    /// Width and height of the batch image `stem`.
+    pub fn size(&self, stem: &str) -> (usize, usize) {
+        self.sizes[stem]
+    }
+}
+
+/// `%XX` escapes of a URL path decoded; anything malformed is kept as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(value)) => {
+                out.push(value);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads the annotation-tool file `path` (COCO or a Label Studio JSON export) into regions.
+fn read_tool_file(path: &Path, frames: &FrameMatcher, problems: &mut Vec<String>) -> Vec<Drawn> {
+    let name = path.display().to_string();
+    let json = match std::fs::read(path)
+        .map_err(|e| format!("cannot be read ({e})"))
+        .and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| format!("is not valid JSON ({e})"))
+        }) {
+        Ok(json) => json,
+        Err(reason) => {
+            problems.push(format!("{name}: {reason}"));
+            return Vec::new();
+        }
+    };
+    if json.get("images").is_some() && json.get("annotations").is_some() {
+        coco::read(&name, json, frames, problems)
+    } else if label_studio::is_export(&json) {
+        label_studio::read(&name, json, frames, problems)
+    } else {
+        problems.push(format!(
+            "{name}: is neither a COCO file (images, annotations, categories) nor a Label Studio JSON export (a list of tasks with annotations; Label Studio's JSON-MIN and CSV exports lack the regions)"
+        ));
+        Vec::new()
+    }
+}
+
 /// Where one frame's annotation is.
 #[derive(Debug, Default)]
 struct Files {
@@ -34,8 +137,9 @@ struct Files {
 }
 
 /// Reads the annotations in `masks` for frames `stems` whose images are `sizes` (width,
-/// height). Returns the annotations found and every problem (file: reason); stems without
-/// any file are simply not annotated.
+/// height): per-frame files, and JSON files from annotation tools covering many frames.
+/// Returns the annotations found and every problem (file: reason); stems without any
+/// annotation are simply not annotated, and a frame annotated twice is a problem.
 pub fn read_annotations(
     masks: &Path,
     stems: &[String],
@@ -44,6 +148,7 @@ pub fn read_annotations(
     let mut problems = Vec::new();
     let known: BTreeSet<&str> = stems.iter().map(String::as_str).collect();
     let mut files: BTreeMap<String, Files> = BTreeMap::new();
+    let mut tool_files = Vec::new();
     let entries = match std::fs::read_dir(masks) {
         Ok(entries) => entries,
         Err(e) => {
@@ -55,6 +160,10 @@ pub fn read_annotations(
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || path.is_dir() {
+            continue;
+        }
+        if name.to_ascii_lowercase().ends_with(".json") {
+            tool_files.push(path);
             continue;
         }
         let (stem, slot) = if let Some(stem) = name.strip_suffix(".png") {
@@ -71,7 +180,7 @@ pub fn read_annotations(
             (stem.to_owned(), 2)
         } else {
             problems.push(format!(
-                "{}: not an annotation file (expected <id>.png, lum_<id>.txt or med_<id>.txt)",
+                "{}: not an annotation file (expected <id>.png, lum_<id>.txt and med_<id>.txt, or a COCO or Label Studio .json)",
                 path.display()
             ));
             continue;
@@ -122,6 +231,28 @@ pub fn read_annotations(
                 labels.height()
             )),
             Err(problem) => problems.push(problem),
+        }
+    }
+    tool_files.sort();
+    let frames = FrameMatcher { sizes };
+    for path in tool_files {
+        for drawn in read_tool_file(&path, &frames, &mut problems) {
+            if let Some(other) = annotations.iter().find(|a| a.stem == drawn.stem) {
+                problems.push(format!(
+                    "{}: annotates {} again (also in {}); keep one",
+                    drawn.source, drawn.stem, other.source
+                ));
+                continue;
+            }
+            let (width, height) = frames.size(&drawn.stem);
+            match regions::paint(&drawn.regions, width, height) {
+                Ok(labels) => annotations.push(Annotation {
+                    stem: drawn.stem,
+                    labels,
+                    source: drawn.source,
+                }),
+                Err(reason) => problems.push(format!("{}: {reason}", drawn.source)),
+            }
         }
     }
     (annotations, problems)
@@ -265,5 +396,59 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("notes.doc") && p.contains("not an annotation file"))
         );
+    }
+
+    #[test]
+    fn tool_references_find_their_frame_and_strangers_do_not() {
+        let sizes = BTreeMap::from([("f0007".to_string(), (4, 4)), ("a-b".to_string(), (4, 4))]);
+        let frames = FrameMatcher { sizes: &sizes };
+        for reference in [
+            "f0007",
+            "images/f0007.png",
+            "/data/local-files/?d=images%2Ff0007.png",
+            "/data/upload/3/0a1b2c3d-f0007.png",
+            "C:\\export\\images\\f0007.png",
+            "a-b.png",
+        ] {
+            assert!(frames.stem_of(reference).is_some(), "{reference}");
+        }
+        assert_eq!(frames.stem_of("images/f0008.png"), None);
+        assert_eq!(frames.stem_of("zzzzzzzz-f0007.png"), None);
+    }
+
+    #[test]
+    fn json_that_no_tool_wrote_and_a_frame_annotated_twice_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let square = "[[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]]";
+        let task = format!(
+            r#"[{{"id": 1, "data": {{"image": "x", "sula_id": "a"}}, "annotations": [{{"id": 5, "result": [
+                {{"type": "polygonlabels", "original_width": 4, "original_height": 4,
+                  "value": {{"points": {square}, "polygonlabels": ["Vessel"]}}}}]}}]}}]"#
+        );
+        std::fs::write(dir.path().join("ls.json"), task).unwrap();
+        std::fs::write(dir.path().join("other.json"), r#"{"hello": 1}"#).unwrap();
+        let grey = image::GrayImage::from_raw(4, 4, vec![2; 16]).unwrap();
+        grey.save(dir.path().join("a.png")).unwrap();
+        let stems = vec!["a".to_string()];
+        let sizes = BTreeMap::from([("a".to_string(), (4, 4))]);
+        let (found, problems) = read_annotations(dir.path(), &stems, &sizes);
+        assert_eq!(found.len(), 1);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("ls.json (task 1, a)") && p.contains("again"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("other.json") && p.contains("neither a COCO"))
+        );
+
+        std::fs::remove_file(dir.path().join("a.png")).unwrap();
+        std::fs::remove_file(dir.path().join("other.json")).unwrap();
+        let (found, problems) = read_annotations(dir.path(), &stems, &sizes);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found[0].labels.values(), &[2; 16]);
     }
 }
