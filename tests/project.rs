@@ -128,6 +128,16 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
     ]);
     assert!(printed.contains("by core-set"), "{printed}");
     let manifest = ExportManifest::read(&first).unwrap();
+    // What annotation tools import comes with the batch.
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("coco.json")).unwrap()).unwrap();
+    assert_eq!(
+        coco["images"].as_array().unwrap().len(),
+        manifest.samples.len()
+    );
+    let tasks = std::fs::read_to_string(first.join("label-studio/tasks.json")).unwrap();
+    assert!(tasks.contains(&format!("\"sula_id\": \"{}\"", manifest.samples[0].id)));
+    assert!(first.join("label-studio/config.xml").is_file());
     assert_eq!(manifest.samples.len(), 4);
     assert_eq!(manifest.source["strategy"], "core-set");
     assert!(first.join("README.md").is_file());
@@ -330,6 +340,41 @@ fn suggest_annotate_import_and_suggest_again_by_the_gradient() {
             .as_f64()
             .is_some_and(f64::is_finite)
     );
+
+    // The gradient round keeps each move (annotated frame → z' → snapped frame) for the
+    // app's arrows; round 0 has none.
+    assert!(history.batches[0].moves.is_empty());
+    let moves = &history.batches[1].moves;
+    assert_eq!(moves.len(), 3);
+    for (entry, step) in manifest2.samples.iter().zip(moves) {
+        assert_eq!(Some(&step.frame), entry.pool_id.as_ref());
+        assert_eq!(step.moved.len(), entry.latent.len());
+        assert!(history.annotated().contains(&step.from.as_str()));
+    }
+
+    // Retraining the VAE switches to a new one in the next state; a stopped retraining
+    // leaves the project exactly as it was.
+    let mut opened = sula::project::Project::open(&project).unwrap();
+    let before = snapshot(&project);
+    let stopped = opened
+        .retrain_vae(1, tch::Device::Cpu, &mut |_| {
+            sula::model::train::Control::Stop
+        })
+        .unwrap();
+    assert!(stopped.is_none());
+    assert_eq!(snapshot(&project), before);
+    let old_vae = std::fs::read(opened.vae_path()).unwrap();
+    let losses = opened
+        .retrain_vae(1, tch::Device::Cpu, &mut |_| {
+            sula::model::train::Control::Continue
+        })
+        .unwrap()
+        .expect("it ran to the end");
+    assert_eq!(losses.len(), 1);
+    let reopened = sula::project::Project::open(&project).unwrap();
+    assert!(reopened.vae_path().starts_with(reopened.state_dir()));
+    assert_ne!(std::fs::read(reopened.vae_path()).unwrap(), old_vae);
+    assert_eq!(reopened.history, history);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -68,6 +68,24 @@ pub fn reconstruct(
     decoded(vae, &image, logits.as_ref())
 }
 
+/// Grey reconstructions G(E(x)) of `indices` by any VAE (an image-only one included):
+/// the decoder's mean image at the encoder means, in 0–255.
+pub fn reconstruct_images(
+    vae: &Vae,
+    data: &FrameSet,
+    indices: &[usize],
+    device: Device,
+) -> Vec<Vec<u8>> {
+    let _guard = tch::no_grad_guard();
+    let (image, _) = vae.decode(&encode_batch(vae, data, indices, device));
+    let pixels = to_vec(&(image * 255.0).round().clamp(0.0, 255.0));
+    let size = vae.config.size;
+    pixels
+        .chunks(size * size)
+        .map(|p| p.iter().map(|v| *v as u8).collect())
+        .collect()
+}
+
 /// Encoder means of `indices`, with their label maps when the VAE is labelled.
 fn encode_batch(vae: &Vae, data: &FrameSet, indices: &[usize], device: Device) -> Tensor {
     encode_posterior_batch(vae, data, indices, device).0

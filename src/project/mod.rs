@@ -129,7 +129,20 @@ pub struct BatchRecord {
     pub path: PathBuf,
     /// Pool frame ids, in the batch's order.
     pub frames: Vec<String>,
+    /// Gradient-SNN rounds: how each frame was reached, for drawing the method's arrows
+    /// (absent in earlier rounds and in histories written before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<GradientMove>,
     pub imported: Option<ImportRecord>,
+}
+
+/// One gradient-SNN suggestion: the annotated frame `from` moved along F's loss gradient
+/// to the latent point `moved` (z'), which snapped to the pool frame `frame`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradientMove {
+    pub frame: String,
+    pub from: String,
+    pub moved: Vec<f32>,
 }
 
 /// What an import applied.
@@ -284,8 +297,64 @@ impl Project {
         self.root.join(&self.file.state)
     }
 
+    /// The project's image-only VAE: the current state's when it was retrained, else the
+    /// one the project was created with.
     pub fn vae_path(&self) -> PathBuf {
-        self.root.join(VAE_FILE)
+        Some(self.state_dir().join(VAE_FILE))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| self.root.join(VAE_FILE))
+    }
+
+    /// Retrains the image-only VAE on the pool for `epochs` (same architecture, a new
+    /// seed per retraining) and switches to it in the next state, so the swap is atomic:
+    /// an error or a stop leaves the project on its old VAE. Returns the epoch losses, or
+    /// `None` when `on_progress` stopped the training.
+    pub fn retrain_vae(
+        &mut self,
+        epochs: usize,
+        device: tch::Device,
+        on_progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<Option<Vec<f64>>, ProjectError> {
+        let (_vs, old, _) = checkpoint::load_vae(&self.vae_path(), device, Some(self.file.size))?;
+        let pool = self.file.pool.open()?;
+        let (_, images) = self.pool_images(&pool)?;
+        let seed = self.retrain_seed();
+        let mut stopped = false;
+        let mut losses = Vec::new();
+        let result = self.commit(|next, _history| {
+            let training = VaeTraining {
+                epochs,
+                seed,
+                device,
+            };
+            let target = next.join(VAE_FILE);
+            match train_vae(&pool, &images, &target, old.config, &training, on_progress)? {
+                Some(epoch_losses) => {
+                    losses = epoch_losses;
+                    Ok(())
+                }
+                None => {
+                    stopped = true;
+                    Err(ProjectError::Invalid("VAE retraining was stopped".into()))
+                }
+            }
+        });
+        match result {
+            Ok(()) => Ok(Some(losses)),
+            Err(_) if stopped => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A seed for the next retraining that differs from the project's and from every
+    /// earlier retraining's (state numbers only grow).
+    fn retrain_seed(&self) -> u64 {
+        let state = self
+            .file
+            .state
+            .strip_prefix("state-")
+            .and_then(|n| n.parse::<u64>().ok());
+        self.file.seed.wrapping_add(1 + state.unwrap_or(0))
     }
 
     /// F of the current state, if an import has trained one.
@@ -485,10 +554,27 @@ pub fn new_project(
                     labelled: false,
                     ..VaeConfig::new(spec.size)
                 };
-                train_vae(pool, &images, &target, config, *epochs, spec, on_progress)
+                let training = VaeTraining {
+                    epochs: *epochs,
+                    seed: spec.seed,
+                    device: spec.device,
+                };
+                match train_vae(pool, &images, &target, config, &training, on_progress)? {
+                    Some(_) => Ok(()),
+                    None => Err(ProjectError::Invalid(
+                        "VAE training was stopped; no project was created".into(),
+                    )),
+                }
             }
         }
     })
+}
+
+/// How a project's VAE trains.
+struct VaeTraining {
+    epochs: usize,
+    seed: u64,
+    device: tch::Device,
 }
 
 /// Copies an image-only VAE of the right size into the project.
@@ -517,32 +603,30 @@ fn reuse_vae(
     Ok(())
 }
 
-/// Trains the image-only VAE on every pool frame and saves it to `target`.
+/// Trains the image-only VAE on every pool frame and saves it to `target`; returns the
+/// epoch losses, or `None` when `on_progress` stopped it (nothing is saved then).
 fn train_vae(
     pool: &Dataset,
     images: &FrameSet,
     target: &Path,
     config: VaeConfig,
-    epochs: usize,
-    spec: &NewProject,
+    how: &VaeTraining,
     on_progress: &mut dyn FnMut(&Progress) -> Control,
-) -> Result<(), ProjectError> {
+) -> Result<Option<Vec<f64>>, ProjectError> {
     let training = TrainConfig {
-        epochs,
+        epochs: how.epochs,
         batch_size: 32,
         learning_rate: 1e-3,
-        seed: spec.seed,
+        seed: how.seed,
         schedule: LrSchedule::Cosine,
         augment: true,
     };
-    train::seed_torch(spec.seed);
-    let vs = tch::nn::VarStore::new(spec.device);
+    train::seed_torch(how.seed);
+    let vs = tch::nn::VarStore::new(how.device);
     let mut vae = Vae::new(&vs.root(), config);
     let report = train::train_vae(&mut vae, &vs, images, &training, on_progress)?;
     if report.stopped {
-        return Err(ProjectError::Invalid(
-            "VAE training was stopped; no project was created".into(),
-        ));
+        return Ok(None);
     }
     let sidecar = Sidecar {
         architecture: Architecture::Vae(config),
@@ -550,12 +634,12 @@ fn train_vae(
         data: serde_json::json!({
             "root": pool.root.display().to_string(),
             "frames": images.len(),
-            "size": spec.size,
+            "size": config.size,
         }),
         training: serde_json::json!({ "config": training, "report": report }),
     };
     checkpoint::save(&vs, target, &sidecar)?;
-    Ok(())
+    Ok(Some(report.epoch_losses))
 }
 
 /// Recreates the folder tree `from` at `to`, hard-linking files (copying where links fail).
@@ -630,6 +714,7 @@ mod tests {
         let failed = project.commit(|dir, history| {
             std::fs::write(dir.join("extra"), b"x").unwrap();
             history.batches.push(BatchRecord {
+                moves: Vec::new(),
                 id: "b".into(),
                 round: 0,
                 created: 0,

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::Device;
 
-use super::{BatchRecord, Project, ProjectError, file_stem, now, tool_files};
+use super::{BatchRecord, GradientMove, Project, ProjectError, file_stem, now, tool_files};
 use crate::data::dataset::Dataset;
 use crate::data::layout::{DatasetManifest, SulaWriter};
 use crate::data::mask::encode_grey_png;
@@ -158,6 +158,16 @@ pub fn suggest(
         strategy: strategy.into(),
         path: std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf()),
         frames: frames.clone(),
+        moves: picks
+            .iter()
+            .filter_map(|p| {
+                Some(GradientMove {
+                    frame: pool.ids[p.index].clone(),
+                    from: pool.ids[p.from?].clone(),
+                    moved: p.moved.clone()?,
+                })
+            })
+            .collect(),
         imported: None,
     };
     if let Err(e) = project.commit(|_, history| {

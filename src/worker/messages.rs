@@ -79,6 +79,10 @@ pub enum Command {
         batch: PathBuf,
         epochs: usize,
     },
+    /// Retrain the open project's image-only VAE on its pool and switch to it.
+    RetrainProjectVae {
+        epochs: usize,
+    },
     /// Fault injection for tests and bug reports: the worker panics while handling it.
     Crash,
 }
@@ -111,6 +115,46 @@ pub struct ProjectView {
     /// Latent-view positions of the annotated frames and of those waiting in a batch.
     pub annotated_xy: Vec<[f32; 2]>,
     pub pending_xy: Vec<[f32; 2]>,
+    /// Where each pool frame stands, in the order of the latent view's points.
+    pub states: Vec<FrameState>,
+    /// Every gradient-SNN suggestion: annotated frame → z' → the frame it snapped to.
+    pub arrows: Vec<ProjectArrow>,
+    /// The frames out for annotation with F's predicted tissue and stress (no FEA yet).
+    pub suggested_samples: Vec<SampleView>,
+    /// The last import's frames: image, label map, FEA stress and F's prediction.
+    pub imported_samples: Vec<SampleView>,
+}
+
+/// Where a pool frame stands in the annotation loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameState {
+    /// Neither annotated nor out in a batch.
+    Pool,
+    /// Out in a batch, waiting for its annotation.
+    Suggested,
+    Annotated,
+}
+
+impl FrameState {
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameState::Pool => "pool",
+            FrameState::Suggested => "suggested",
+            FrameState::Annotated => "annotated",
+        }
+    }
+}
+
+/// One gradient-SNN suggestion of a project in the latent view: the annotated frame's
+/// embedding, its moved point z', and the pool frame z' snapped to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectArrow {
+    pub from: [f32; 2],
+    pub moved: [f32; 2],
+    pub snapped: [f32; 2],
+    pub round: usize,
+    /// The pool frame it snapped to.
+    pub frame: String,
 }
 
 /// Which samples an export takes.

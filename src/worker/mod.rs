@@ -7,6 +7,7 @@
 mod control;
 pub mod messages;
 mod project;
+mod project_view;
 mod state;
 
 use std::panic::AssertUnwindSafe;
@@ -15,8 +16,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 pub use messages::{
-    Arrow, Command, Event, ExportSelection, PlaqueKind, PoolPoint, ProjectRound, ProjectView,
-    SampleView,
+    Arrow, Command, Event, ExportSelection, FrameState, PlaqueKind, PoolPoint, ProjectArrow,
+    ProjectRound, ProjectView, SampleView,
 };
 
 /// Wakes the UI after an event; egui's `Context::request_repaint` in the app.

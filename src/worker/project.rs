@@ -8,21 +8,23 @@ use tch::Device;
 
 use super::Outbox;
 use super::control::{control, vae_progress};
-use super::messages::{Command, Event, PlaqueKind, PoolPoint, ProjectRound, ProjectView};
+use super::messages::{Command, Event, PlaqueKind, PoolPoint, SampleView};
+use super::project_view::project_view;
 use crate::data::dataset::OpenOptions;
 use crate::model::checkpoint;
+use crate::model::evaluate::reconstruct_images;
 use crate::model::train::{Control, Progress};
-use crate::model::vae::VaeConfig;
+use crate::model::vae::{Vae, VaeConfig};
 use crate::project::import::{ImportOptions, import};
 use crate::project::suggest::{EmbeddedPool, PoolStrategy, SuggestOptions, suggest};
 use crate::project::{NewProject, Project, VaeSource, new_project};
-use crate::sampling::Projection;
+use crate::sampling::{Mode, Projection, chosen};
 
 /// An open project with its embedded pool.
 pub(super) struct Session {
-    project: Project,
-    pool: EmbeddedPool,
-    projection: Projection,
+    pub(super) project: Project,
+    pub(super) pool: EmbeddedPool,
+    pub(super) projection: Projection,
 }
 
 /// Handles a project command; `session` is the open project, if any.
@@ -58,20 +60,20 @@ pub(super) fn handle(
                 .map_err(|e| e.to_string())?;
             new_project(&spec, &dataset, &mut vae_progress(commands, outbox))
                 .map_err(|e| e.to_string())?;
-            *session = Some(open(&out, device, outbox)?);
+            *session = Some(open(&out, device, outbox, Vec::new())?);
         }
-        Command::OpenProject(root) => *session = Some(open(&root, device, outbox)?),
+        Command::OpenProject(root) => *session = Some(open(&root, device, outbox, Vec::new())?),
         Command::Suggest { count, out } => {
             let s = session.as_mut().ok_or("open a project first")?;
             let options = SuggestOptions {
                 count,
                 round_zero: PoolStrategy::CoreSet,
-                step: 1.0,
+                step: chosen(Mode::Snn).step,
                 device,
             };
             let summary = suggest(&mut s.project, &out, &options).map_err(|e| e.to_string())?;
             outbox.send(Event::Saved(summary.out));
-            send_view(s, outbox);
+            send_view(s, device, outbox)?;
         }
         Command::ImportAnnotations { batch, epochs } => {
             let s = session.as_mut().ok_or("open a project first")?;
@@ -103,7 +105,25 @@ pub(super) fn handle(
                 fraction: 1.0,
                 eta_s: None,
             });
-            send_view(s, outbox);
+            send_view(s, device, outbox)?;
+        }
+        Command::RetrainProjectVae { epochs } => {
+            let s = session.as_mut().ok_or("open a project first")?;
+            let retrained = s
+                .project
+                .retrain_vae(epochs, device, &mut vae_progress(commands, outbox))
+                .map_err(|e| e.to_string())?;
+            match retrained {
+                Some(losses) => {
+                    let root = s.project.root.clone();
+                    *session = Some(open(&root, device, outbox, losses)?);
+                }
+                None => outbox.send(Event::Progress {
+                    what: "VAE retraining cancelled; the project keeps its VAE".to_string(),
+                    fraction: 0.0,
+                    eta_s: None,
+                }),
+            }
         }
         _ => unreachable!("only project commands come here"),
     }
@@ -111,18 +131,28 @@ pub(super) fn handle(
     Ok(())
 }
 
-/// Opens the project at `root`, embeds its pool and shows it.
-fn open(root: &Path, device: Device, outbox: &Outbox) -> Result<Session, String> {
+/// Opens the project at `root`, embeds its pool and shows it: Stage 1 its VAE (with
+/// `epoch_losses` when it was just trained) and reconstructions of the pullback's frames,
+/// the latent view its frames, the project panel its rounds and samples.
+fn open(
+    root: &Path,
+    device: Device,
+    outbox: &Outbox,
+    epoch_losses: Vec<f64>,
+) -> Result<Session, String> {
     outbox.send(Event::Progress {
         what: "Opening the project…".into(),
         fraction: 0.0,
         eta_s: None,
     });
     let project = Project::open(root).map_err(|e| e.to_string())?;
-    let pool = {
+    let vae_path = project.vae_path();
+    let (pool, reconstructions) = {
         let (_vs, vae, _) =
-            checkpoint::load_vae(&project.vae_path(), device, None).map_err(|e| e.to_string())?;
-        EmbeddedPool::load(&project, &vae, device).map_err(|e| e.to_string())?
+            checkpoint::load_vae(&vae_path, device, None).map_err(|e| e.to_string())?;
+        let pool = EmbeddedPool::load(&project, &vae, device).map_err(|e| e.to_string())?;
+        let reconstructions = reconstructions(&pool, &vae, device);
+        (pool, reconstructions)
     };
     let projection = Projection::fit(&pool.means);
     let size = project.file.size;
@@ -139,6 +169,11 @@ fn open(root: &Path, device: Device, outbox: &Outbox) -> Result<Session, String>
         ],
         size,
         pixel_mm: pool.dataset.pixel_mm,
+    });
+    outbox.send(Event::VaeReady {
+        origin: format!("the project's image-only VAE ({})", vae_path.display()),
+        epoch_losses,
+        reconstructions,
     });
     let points = (0..pool.ids.len())
         .map(|i| PoolPoint {
@@ -160,52 +195,44 @@ fn open(root: &Path, device: Device, outbox: &Outbox) -> Result<Session, String>
         pool,
         projection,
     };
-    send_view(&session, outbox);
+    send_view(&session, device, outbox)?;
     Ok(session)
 }
 
-/// The project's counts, rounds and marked frames.
-fn send_view(session: &Session, outbox: &Outbox) {
-    let history = &session.project.history;
-    let index = session.pool.index_of();
-    let xy = |ids: Vec<&str>| -> Vec<[f32; 2]> {
-        ids.into_iter()
-            .filter_map(|id| index.get(id))
-            .map(|&i| session.projection.project(&session.pool.means[i]))
-            .collect()
-    };
-    let mut total = 0;
-    let rounds = history
-        .batches
-        .iter()
-        .map(|b| {
-            let imported = b.imported.as_ref();
-            if let Some(i) = imported {
-                total += i.annotated.len();
-            }
-            ProjectRound {
-                round: b.round,
-                strategy: b.strategy.clone(),
-                suggested: b.frames.len(),
-                annotated: imported.map(|i| i.annotated.len()),
-                total_annotated: imported.map(|_| total),
-                validation_mse: imported
-                    .and_then(|i| i.validation.as_ref())
-                    .and_then(|v| v["metrics"]["mse"].as_f64()),
-                new_batch_mse: imported
-                    .and_then(|i| i.new_batch.as_ref())
-                    .and_then(|v| v["metrics"]["mse"].as_f64()),
-                batch: b.path.clone(),
-            }
-        })
+/// Four frames spread along the pullback beside the VAE's reconstructions of them (grey
+/// images only: a project's VAE decodes no label maps).
+fn reconstructions(
+    pool: &EmbeddedPool,
+    vae: &Vae,
+    device: Device,
+) -> Vec<(SampleView, SampleView)> {
+    let count = pool.ids.len().min(4);
+    let indices: Vec<usize> = (0..count)
+        .map(|k| k * pool.ids.len() / count.max(1))
         .collect();
-    outbox.send(Event::Project(ProjectView {
-        root: session.project.root.clone(),
-        frames: session.pool.ids.len(),
-        annotated: history.annotated().len(),
-        pending: history.pending().len(),
-        rounds,
-        annotated_xy: xy(history.annotated()),
-        pending_xy: xy(history.pending()),
-    }));
+    let size = pool.images.size;
+    let grey = |caption: String, image: Vec<u8>| SampleView {
+        caption,
+        size,
+        image,
+        labels: Vec::new(),
+        stress: None,
+        prediction: None,
+    };
+    indices
+        .iter()
+        .zip(reconstruct_images(vae, &pool.images, &indices, device))
+        .map(|(&i, image)| {
+            (
+                grey(pool.ids[i].clone(), pool.images.images[i].clone()),
+                grey("reconstruction".to_string(), image),
+            )
+        })
+        .collect()
+}
+
+/// Sends the project's view (counts, rounds, frame states, arrows, samples).
+fn send_view(session: &Session, device: Device, outbox: &Outbox) -> Result<(), String> {
+    outbox.send(Event::Project(project_view(session, device)?));
+    Ok(())
 }

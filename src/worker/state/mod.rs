@@ -96,7 +96,8 @@ impl State {
             Command::NewProject { .. }
             | Command::OpenProject(_)
             | Command::Suggest { .. }
-            | Command::ImportAnnotations { .. } => {
+            | Command::ImportAnnotations { .. }
+            | Command::RetrainProjectVae { .. } => {
                 // The project replaces the study's data in the views.
                 self.data = None;
                 self.pool = None;
