@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use sula::app::{Settings, SulaApp};
+use sula::app::{DataSettings, ProjectSettings, Settings, Stage1Settings, Stage2Settings, SulaApp};
 use sula::data::dataset::Dataset;
 use sula::export::{ExportManifest, SampleOrigin};
 use sula::sampling::Mode;
@@ -14,17 +14,25 @@ use sula::worker::Command;
 
 fn tiny_settings() -> Settings {
     Settings {
-        size: 32,
-        phantom_pool: 40,
-        phantom_test: 10,
-        vae_epochs: 2,
-        latent_dim: 8,
-        mode: Mode::Snn,
-        n0: 4,
-        k: 4,
-        budget: 12,
-        epochs_per_round: 1,
-        save_runs: false,
+        data: DataSettings {
+            size: 32,
+            phantom_pool: 40,
+            phantom_test: 10,
+            ..DataSettings::default()
+        },
+        stage1: Stage1Settings {
+            vae_epochs: 2,
+            latent_dim: 8,
+        },
+        stage2: Stage2Settings {
+            mode: Mode::Snn,
+            n0: 4,
+            k: 4,
+            budget: 12,
+            epochs_per_round: 1,
+            save_runs: false,
+            ..Stage2Settings::default()
+        },
         ..Settings::default()
     }
 }
@@ -40,7 +48,7 @@ fn wait_until(harness: &mut Harness<'_, SulaApp>, what: &str, done: impl Fn(&Sul
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(harness.state()) {
         if Instant::now() >= deadline {
-            let v = &harness.state().view;
+            let v = &harness.state().shared;
             panic!(
                 "timed out waiting for {what}: busy {}, progress {:?}, notice {:?}, errors {:?}",
                 v.busy, v.progress, v.notice, v.errors
@@ -63,18 +71,16 @@ fn run_sula(command: &mut std::process::Command) {
 }
 
 fn idle(app: &SulaApp) -> bool {
-    !app.view.busy
+    !app.shared.busy
 }
 
 fn with_vae() -> Harness<'static, SulaApp> {
     let mut h = harness();
-    wait_until(&mut h, "the phantom", |a| {
-        a.view.data_name.is_some() && idle(a)
-    });
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     h.get_by_label("Train VAE").click();
     h.step();
     wait_until(&mut h, "the VAE and the latent scatter", |a| {
-        !a.view.points.is_empty() && idle(a)
+        !a.shared.points.is_empty() && idle(a)
     });
     h
 }
@@ -82,7 +88,7 @@ fn with_vae() -> Harness<'static, SulaApp> {
 #[test]
 fn opens_on_the_phantom_with_the_device_badge() {
     let mut h = harness();
-    wait_until(&mut h, "the phantom", |a| a.view.data_name.is_some());
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some());
     h.get_by_label(&sula::device::ComputeDevice::detect().to_string());
     h.get_by_label("phantom (seed 1)");
     h.get_by_label_contains("40 pool frames, 10 test frames");
@@ -92,10 +98,10 @@ fn opens_on_the_phantom_with_the_device_badge() {
 fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_reading() {
     use sula::sampling::{Setting, chosen};
     let mut h = harness();
-    wait_until(&mut h, "the phantom", |a| a.view.data_name.is_some());
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some());
     h.get_by_label("SI").click();
     h.step();
-    let s = &h.state().settings;
+    let s = &h.state().stage2.settings;
     assert_eq!(s.mode, Mode::Si);
     assert_eq!((s.step, s.k), (chosen(Mode::Si).step, 40));
     assert_eq!(s.variant, chosen(Mode::Si).variant);
@@ -104,12 +110,12 @@ fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_readin
     h.step();
     h.get_by_label("paper's reading").click();
     h.step();
-    let s = &h.state().settings;
+    let s = &h.state().stage2.settings;
     assert_eq!((s.step, s.k, s.variant), (1.0, 40, Setting::PAPER.variant));
 
     h.get_by_label("SNN").click();
     h.step();
-    let s = &h.state().settings;
+    let s = &h.state().stage2.settings;
     assert_eq!((s.step, s.k), (chosen(Mode::Snn).step, 40));
     assert_eq!(s.variant, chosen(Mode::Snn).variant);
     assert_eq!(
@@ -123,17 +129,17 @@ fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
     let h = with_vae();
     let app = h.state();
     assert!(
-        app.view.vae_losses.len() >= 2,
+        app.stage1.losses.len() >= 2,
         "one loss point per batch or epoch"
     );
     assert_eq!(
-        app.view.points.len(),
+        app.shared.points.len(),
         40,
         "every pool frame is in the latent view"
     );
     assert!(
-        app.view
-            .vae_origin
+        app.stage1
+            .origin
             .as_deref()
             .unwrap()
             .contains("trained here")
@@ -149,12 +155,12 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.get_by_label("core-set").click();
     h.get_by_label("TTA").click();
     h.step();
-    assert!(h.state().settings.core_set && h.state().settings.tta);
+    assert!(h.state().stage2.settings.core_set && h.state().stage2.settings.tta);
     h.get_by_label("Step").click();
     h.step();
-    wait_until(&mut h, "round 0", |a| a.view.rows.len() == 4 && idle(a));
-    assert!(h.state().view.arrows.is_empty(), "round 0 moves nothing");
-    let status = h.state().view.progress.clone().map(|(what, _, _)| what);
+    wait_until(&mut h, "round 0", |a| a.curves.rows.len() == 4 && idle(a));
+    assert!(h.state().latent.arrows.is_empty(), "round 0 moves nothing");
+    let status = h.state().shared.progress.clone().map(|(what, _, _)| what);
     assert_eq!(
         status.as_deref(),
         Some("Round 0 done: press Step or Run"),
@@ -166,16 +172,16 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.step();
     h.key_press(egui::Key::Space);
     h.step();
-    wait_until(&mut h, "round 1", |a| a.view.rows.len() == 8 && idle(a));
+    wait_until(&mut h, "round 1", |a| a.curves.rows.len() == 8 && idle(a));
     assert!(
-        h.state().settings.teaching,
+        h.state().teaching.settings.enabled,
         "Space did not toggle the checkbox"
     );
-    let view = &h.state().view;
-    assert_eq!(view.arrows.len(), 4, "k = 4 points moved");
-    assert_eq!(view.training.len(), 8);
-    assert!(!view.samples.is_empty());
-    for (original, moved) in &view.samples {
+    let app = h.state();
+    assert_eq!(app.latent.arrows.len(), 4, "k = 4 points moved");
+    assert_eq!(app.latent.training.len(), 8);
+    assert!(!app.samples.pairs.is_empty());
+    for (original, moved) in &app.samples.pairs {
         assert!(original.stress.is_some() && moved.stress.is_some());
         assert!(moved.prediction.is_some());
     }
@@ -190,7 +196,7 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
         );
     }
     // The latent view colours the pool by the arm that chose each frame.
-    let chosen = &h.state().view.chosen;
+    let chosen = &h.state().latent.chosen;
     assert_eq!(chosen.len(), 4);
     for (arm, frames) in chosen {
         assert_eq!(frames.len(), 8, "{arm:?}: 8 real frames in SNN mode");
@@ -199,11 +205,11 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
     h.get_by_label("chosen by arm").click();
     h.step();
     assert_eq!(
-        h.state().settings.color_by,
+        h.state().latent.settings.color_by,
         sula::app::latent_view::ColorBy::ChosenBy
     );
     // Teaching mode captions what the round did.
-    h.state_mut().settings.teaching = true;
+    h.state_mut().teaching.settings.enabled = true;
     h.step();
     h.get_by_label_contains("Round 1:");
     h.get_by_label_contains("Press Space for the next round");
@@ -212,41 +218,39 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
 #[test]
 fn cancel_stops_a_run() {
     let mut h = with_vae();
-    h.state_mut().settings.epochs_per_round = 500;
+    h.state_mut().stage2.settings.epochs_per_round = 500;
     h.get_by_label("Run").click();
     h.step();
     wait_until(&mut h, "training to start", |a| {
-        a.view.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
+        a.shared.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
     });
     h.get_by_label("Cancel").click();
     h.step();
     let cancelled = |a: &SulaApp| {
-        a.view
+        a.shared
             .progress
             .as_ref()
             .is_some_and(|(w, _, _)| w.starts_with("Cancelled"))
     };
     wait_until(&mut h, "the run to stop", |a| cancelled(a) && idle(a));
-    let (what, _, _) = h.state().view.progress.clone().unwrap();
+    let (what, _, _) = h.state().shared.progress.clone().unwrap();
     assert!(what.starts_with("Cancelled"), "{what}");
-    assert!(h.state().view.rows.is_empty(), "no round finished");
+    assert!(h.state().curves.rows.is_empty(), "no round finished");
 }
 
 #[test]
 fn a_bad_folder_is_reported_and_the_app_keeps_working() {
     let mut h = harness();
-    wait_until(&mut h, "the phantom", |a| {
-        a.view.data_name.is_some() && idle(a)
-    });
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     h.state_mut().open_folder("/nonexistent/ivus".into());
     wait_until(&mut h, "the error", |a| {
-        !a.view.errors.is_empty() && idle(a)
+        !a.shared.errors.is_empty() && idle(a)
     });
     h.get_by_label_contains("/nonexistent/ivus");
     h.get_by_label("Generate phantom").click();
     h.step();
     wait_until(&mut h, "the phantom again", |a| {
-        a.view.data_name.is_some() && idle(a)
+        a.data.name.is_some() && idle(a)
     });
     h.get_by_label("Train VAE");
 }
@@ -254,33 +258,31 @@ fn a_bad_folder_is_reported_and_the_app_keeps_working() {
 #[test]
 fn a_worker_panic_is_reported_and_the_app_starts_again() {
     let mut h = harness();
-    wait_until(&mut h, "the phantom", |a| {
-        a.view.data_name.is_some() && idle(a)
-    });
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     h.state().send(Command::Crash);
-    wait_until(&mut h, "the crash report", |a| !a.view.errors.is_empty());
+    wait_until(&mut h, "the crash report", |a| !a.shared.errors.is_empty());
     h.get_by_label_contains("the worker crashed");
     h.get_by_label("Generate phantom").click();
     h.step();
     wait_until(&mut h, "the phantom after the crash", |a| {
-        a.view.data_name.is_some() && idle(a)
+        a.data.name.is_some() && idle(a)
     });
     h.get_by_label("Train VAE").click();
     h.step();
     wait_until(&mut h, "a VAE after the crash", |a| {
-        !a.view.points.is_empty() && idle(a)
+        !a.shared.points.is_empty() && idle(a)
     });
 }
 
 /// Exports to `out` through the button `button`, waiting for the worker's answer.
 fn export_via(h: &mut Harness<'_, SulaApp>, button: &str, out: &std::path::Path) {
     let target = out.to_path_buf();
-    h.state_mut().choose_export_folder = Box::new(move || Some(target.clone()));
-    h.state_mut().view.notice = None;
+    h.state_mut().export.choose_folder = Box::new(move || Some(target.clone()));
+    h.state_mut().shared.notice = None;
     h.get_by_label(button).click();
     h.step();
     wait_until(h, "the export", |a| {
-        idle(a) && (a.view.notice.is_some() || !a.view.errors.is_empty())
+        idle(a) && (a.shared.notice.is_some() || !a.shared.errors.is_empty())
     });
 }
 
@@ -317,16 +319,18 @@ fn box_select_everything(h: &mut Harness<'_, SulaApp>) {
 fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_vae();
-    h.state_mut().settings.save_runs = true;
-    h.state_mut().settings.runs_dir = Some(dir.path().join("runs"));
+    h.state_mut().stage2.settings.save_runs = true;
+    h.state_mut().stage2.settings.runs_dir = Some(dir.path().join("runs"));
     for rows in [2, 4] {
         h.get_by_label("Step").click();
         h.step();
-        wait_until(&mut h, "a round", |a| a.view.rows.len() == rows && idle(a));
+        wait_until(&mut h, "a round", |a| {
+            a.curves.rows.len() == rows && idle(a)
+        });
     }
     let run = h
         .state()
-        .view
+        .stage2
         .run_folder
         .clone()
         .expect("the study has a run folder");
@@ -344,9 +348,9 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     let rounds = dir.path().join("rounds_export");
     export_via(&mut h, "Export rounds…", &rounds);
     assert!(
-        h.state().view.errors.is_empty(),
+        h.state().shared.errors.is_empty(),
         "{:?}",
-        h.state().view.errors
+        h.state().shared.errors
     );
     h.get_by_label_contains("Exported 4 samples");
     let manifest = ExportManifest::read(&rounds).unwrap();
@@ -363,8 +367,8 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
     // moved points inside the box.
     box_select_everything(&mut h);
     let (selected, moved) = {
-        let view = &h.state().view;
-        (view.selected.clone(), view.selected_moved.clone())
+        let selection = &h.state().latent.selection;
+        (selection.pool.clone(), selection.moved.clone())
     };
     assert!(
         selected.len() >= 30,
@@ -372,7 +376,7 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
         selected.len()
     );
     assert!(!moved.is_empty(), "moved points in the box");
-    let arrows = &h.state().view.arrows;
+    let arrows = &h.state().latent.arrows;
     assert!(
         moved
             .iter()
@@ -392,26 +396,26 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
         assert!(ids.contains(&at.id().as_str()), "{ids:?}");
     }
     for &i in &selected {
-        let pool_id = &h.state().view.points[i].id;
+        let pool_id = &h.state().shared.points[i].id;
         let entry = manifest
             .samples
             .iter()
             .find(|e| e.pool_id.as_ref() == Some(pool_id) && e.id.starts_with("pool_"))
             .unwrap();
         assert!(entry.loss_kpa2.is_some() && entry.gradient_norm.is_some());
-        assert_eq!(entry.latent, h.state().view.points[i].latent);
+        assert_eq!(entry.latent, h.state().shared.points[i].latent);
     }
 
     // The same folder again is refused, and what is there stays.
     export_via(&mut h, "Export selection…", &picked);
     assert!(
         h.state()
-            .view
+            .shared
             .errors
             .iter()
             .any(|e| e.contains("already exists")),
         "{:?}",
-        h.state().view.errors
+        h.state().shared.errors
     );
     assert_eq!(
         ExportManifest::read(&picked).unwrap().samples.len(),
@@ -452,25 +456,25 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
             SulaApp::with_settings(
                 &cc.egui_ctx,
                 Settings {
-                    project_vae_epochs: 1,
-                    import_epochs: 1,
-                    suggest_count: 3,
+                    project: ProjectSettings {
+                        project_vae_epochs: 1,
+                        import_epochs: 1,
+                        suggest_count: 3,
+                    },
                     ..tiny_settings()
                 },
             )
         });
-    wait_until(&mut h, "the phantom", |a| {
-        a.view.data_name.is_some() && idle(a)
-    });
+    wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     let pullback = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/dicom/pullback/phantom.dcm");
     let project = dir.path().join("project");
     h.state_mut().new_project(pullback, project.clone());
     wait_until(&mut h, "the project", |a| {
-        a.view.project.is_some() && idle(a)
+        a.project.open.is_some() && idle(a)
     });
     assert_eq!(
-        h.state().view.points.len(),
+        h.state().shared.points.len(),
         24,
         "every pullback frame is in the latent view"
     );
@@ -480,7 +484,7 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
     let batch = dir.path().join("batch");
     h.state_mut().suggest_frames(batch.clone());
     wait_until(&mut h, "the batch", |a| {
-        a.view.project.as_ref().is_some_and(|p| p.pending == 3) && idle(a)
+        a.project.open.as_ref().is_some_and(|p| p.pending == 3) && idle(a)
     });
     // The annotator draws the frames' true label maps.
     let manifest = ExportManifest::read(&batch).unwrap();
@@ -492,12 +496,12 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
     }
     h.state_mut().import_annotations(batch);
     wait_until(&mut h, "the import", |a| {
-        a.view.project.as_ref().is_some_and(|p| p.annotated == 3) && idle(a)
+        a.project.open.as_ref().is_some_and(|p| p.annotated == 3) && idle(a)
     });
     assert!(
-        h.state().view.errors.is_empty(),
+        h.state().shared.errors.is_empty(),
         "{:?}",
-        h.state().view.errors
+        h.state().shared.errors
     );
     h.get_by_label("Project rounds");
     // The rounds table's strategy, beside Stage 2's checkbox of the same name.
@@ -508,15 +512,15 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
 fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_vae();
-    h.state_mut().settings.save_runs = true;
-    h.state_mut().settings.runs_dir = Some(dir.path().join("runs"));
+    h.state_mut().stage2.settings.save_runs = true;
+    h.state_mut().stage2.settings.runs_dir = Some(dir.path().join("runs"));
     h.get_by_label("Run").click();
     h.step();
     // Two arms (adaptive, random) of three rounds (4, 8, 12 frames), one repeat.
     wait_until(&mut h, "the whole study", |a| {
-        a.view.rows.len() == 6 && idle(a)
+        a.curves.rows.len() == 6 && idle(a)
     });
-    let app_run = h.state().view.run_folder.clone().expect("a run folder");
+    let app_run = h.state().stage2.run_folder.clone().expect("a run folder");
     let settings = |run: &std::path::Path| -> serde_json::Value {
         let text = std::fs::read_to_string(run.join("results.json")).unwrap();
         serde_json::from_str::<serde_json::Value>(&text).unwrap()["config"].clone()

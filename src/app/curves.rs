@@ -6,123 +6,173 @@
 use egui::Color32;
 use egui_plot::{ColorConflictHandling, FilledArea, Legend, Line, Plot, Points};
 
-use super::SulaApp;
+use super::Shared;
 use super::plot_axes::readable;
-use crate::experiment::{plot, results, summarise};
-use crate::sampling::Arm;
+use crate::experiment::{Row, Summary, plot, results, summarise};
+use crate::sampling::{Arm, Mode};
 
 fn color(arm: Arm) -> Color32 {
     let [r, g, b] = plot::arm_rgb(arm);
     Color32::from_rgb(r, g, b)
 }
 
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    if let Some(project) = &app.view.project {
-        super::project_panel::rounds(project, ui);
-        return;
-    }
-    if app.view.rows.is_empty() {
-        ui.label("Test MSE and accuracy against training-set size appear after the first round.");
-        return;
-    }
-    let fresh = matches!(&app.view.summary, Some((n, _)) if *n == app.view.rows.len());
-    if !fresh {
-        app.view.summary = Some((app.view.rows.len(), summarise(&app.view.rows)));
-    }
-    let summary = app.view.summary.as_ref().expect("just set").1.clone();
-    let mode = app.view.rows[0].mode;
-    for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
-        let values = summary
-            .arms
+/// The curves panel: the study's rows and what is drawn from them.
+#[derive(Default)]
+pub struct Curves {
+    /// One row per arm, repeat and round: the study's results so far.
+    pub rows: Vec<Row>,
+    /// The summary of `rows` and how many rows it was made from: its bootstrap intervals
+    /// are too dear to recompute every frame, so it is redone only when rows arrive.
+    summary: Option<(usize, Summary)>,
+    /// Per arm, F's training loss per epoch over the first repeat's rounds.
+    train_losses: Vec<(Arm, Vec<[f64; 2]>)>,
+}
+
+impl Curves {
+    /// A finished round of `arm` in `repeat`: its row and F's losses while it trained.
+    pub fn push_round(&mut self, arm: Arm, repeat: usize, row: Row, epoch_losses: &[f64]) {
+        self.rows.push(row);
+        let offset = self
+            .train_losses
             .iter()
-            .flat_map(|a| &a.points)
-            .map(|s| if mse { s.mse_mean } else { s.accuracy_mean });
-        let mut plot = readable(Plot::new(title))
-            .height(170.0)
-            .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
-            // From zero: the axis keeps a sensible scale while there is one size only.
-            .include_x(0.0);
-        if let Some((low, high)) = y_range(values) {
-            plot = plot.include_y(low).include_y(high);
+            .find(|(a, _)| *a == arm)
+            .map_or(0, |(_, l)| l.len());
+        let losses: Vec<[f64; 2]> = epoch_losses
+            .iter()
+            .enumerate()
+            .map(|(i, l)| [(offset + i + 1) as f64, *l])
+            .collect();
+        match self.train_losses.iter_mut().find(|(a, _)| *a == arm) {
+            Some((_, existing)) if repeat == 0 => existing.extend(losses),
+            Some(_) => {}
+            None => self.train_losses.push((arm, losses)),
         }
-        plot.x_axis_label("training-set size")
-            .y_axis_label(title)
-            .allow_scroll(false)
-            .show(ui, |p| {
-                for arm in &summary.arms {
-                    let xs: Vec<f64> = arm.points.iter().map(|s| s.size as f64).collect();
-                    let (mean, std): (Vec<f64>, Vec<f64>) = arm
-                        .points
-                        .iter()
-                        .map(|s| {
-                            if mse {
-                                (s.mse_mean, s.mse_std)
-                            } else {
-                                (s.accuracy_mean, s.accuracy_std)
-                            }
-                        })
-                        .unzip();
-                    let lower: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m - s).collect();
-                    let upper: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m + s).collect();
-                    let name = plot::arm_label(arm.arm, mode);
-                    let c = color(arm.arm);
-                    if xs.len() > 1 {
-                        p.add(
-                            // The arm's own name: one legend entry shows and hides both.
-                            FilledArea::new(name.clone(), &xs, &lower, &upper)
-                                .fill_color(c.gamma_multiply(0.2)),
+    }
+
+    /// The curves, savings, table and losses of the study so far, and saving them;
+    /// `size` (the working resolution) goes into the figure's title.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, size: usize) {
+        if self.rows.is_empty() {
+            ui.label(
+                "Test MSE and accuracy against training-set size appear after the first round.",
+            );
+            return;
+        }
+        let fresh = matches!(&self.summary, Some((n, _)) if *n == self.rows.len());
+        if !fresh {
+            self.summary = Some((self.rows.len(), summarise(&self.rows)));
+        }
+        let summary = self.summary.as_ref().expect("just set").1.clone();
+        let mode = self.rows[0].mode;
+        for (title, mse) in [("Test MSE (kPa²)", true), ("Test accuracy", false)] {
+            metric_plot(&summary, mode, title, mse, ui);
+        }
+        savings_plot(&summary, mode, ui);
+        results_table(&summary, ui);
+        if !self.train_losses.is_empty() {
+            readable(Plot::new("train_loss"))
+                .height(120.0)
+                .legend(Legend::default())
+                .x_axis_label("epoch (all rounds, first repeat)")
+                .y_axis_label("F training loss")
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    for (arm, losses) in &self.train_losses {
+                        p.line(
+                            Line::new(plot::arm_label(*arm, mode), losses.clone())
+                                .color(color(*arm)),
                         );
                     }
-                    let line: Vec<[f64; 2]> = xs.iter().zip(&mean).map(|(x, m)| [*x, *m]).collect();
-                    p.line(Line::new(name.clone(), line.clone()).color(c).width(2.0));
-                    p.points(Points::new(name, line).color(c).radius(3.0));
-                }
-            });
+                });
+        }
+        self.save_buttons(ui, shared, &summary, mode, size);
     }
-    savings_plot(&summary, mode, ui);
-    results_table(&summary, ui);
-    if !app.view.train_losses.is_empty() {
-        readable(Plot::new("train_loss"))
-            .height(120.0)
-            .legend(Legend::default())
-            .x_axis_label("epoch (all rounds, first repeat)")
-            .y_axis_label("F training loss")
-            .allow_scroll(false)
-            .show(ui, |p| {
-                for (arm, losses) in &app.view.train_losses {
-                    p.line(
-                        Line::new(plot::arm_label(*arm, mode), losses.clone()).color(color(*arm)),
+
+    /// Save CSV… and Save PNG….
+    fn save_buttons(
+        &self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        summary: &Summary,
+        mode: Mode,
+        size: usize,
+    ) {
+        ui.horizontal(|ui| {
+            if ui.button("Save CSV…").clicked()
+                && let Some(path) = rfd::FileDialog::new()
+                    .set_file_name("results.csv")
+                    .save_file()
+            {
+                shared.report(results::write_csv(&path, &self.rows).map(|_| path));
+            }
+            if ui.button("Save PNG…").clicked()
+                && let Some(path) = rfd::FileDialog::new()
+                    .set_file_name("curves.png")
+                    .save_file()
+            {
+                let arms: Vec<Arm> = summary.arms.iter().map(|a| a.arm).collect();
+                let repeats = summary
+                    .arms
+                    .iter()
+                    .flat_map(|a| a.points.iter().map(|p| p.repeats))
+                    .max()
+                    .unwrap_or(0);
+                let title = plot::study_title(mode, &arms, repeats, size);
+                shared.report(plot::write_curves(&path, summary, mode, &title).map(|_| path));
+            }
+        });
+    }
+}
+
+/// Test MSE (`mse`) or accuracy against training-set size: each arm's mean, with a
+/// ± std band once it has more than one size.
+fn metric_plot(summary: &Summary, mode: Mode, title: &str, mse: bool, ui: &mut egui::Ui) {
+    let values = summary
+        .arms
+        .iter()
+        .flat_map(|a| &a.points)
+        .map(|s| if mse { s.mse_mean } else { s.accuracy_mean });
+    let mut plot = readable(Plot::new(title))
+        .height(170.0)
+        .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickLast))
+        // From zero: the axis keeps a sensible scale while there is one size only.
+        .include_x(0.0);
+    if let Some((low, high)) = y_range(values) {
+        plot = plot.include_y(low).include_y(high);
+    }
+    plot.x_axis_label("training-set size")
+        .y_axis_label(title)
+        .allow_scroll(false)
+        .show(ui, |p| {
+            for arm in &summary.arms {
+                let xs: Vec<f64> = arm.points.iter().map(|s| s.size as f64).collect();
+                let (mean, std): (Vec<f64>, Vec<f64>) = arm
+                    .points
+                    .iter()
+                    .map(|s| {
+                        if mse {
+                            (s.mse_mean, s.mse_std)
+                        } else {
+                            (s.accuracy_mean, s.accuracy_std)
+                        }
+                    })
+                    .unzip();
+                let lower: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m - s).collect();
+                let upper: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m + s).collect();
+                let name = plot::arm_label(arm.arm, mode);
+                let c = color(arm.arm);
+                if xs.len() > 1 {
+                    p.add(
+                        // The arm's own name: one legend entry shows and hides both.
+                        FilledArea::new(name.clone(), &xs, &lower, &upper)
+                            .fill_color(c.gamma_multiply(0.2)),
                     );
                 }
-            });
-    }
-    ui.horizontal(|ui| {
-        if ui.button("Save CSV…").clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("results.csv")
-                .save_file()
-        {
-            report(app, results::write_csv(&path, &app.view.rows).map(|_| path));
-        }
-        if ui.button("Save PNG…").clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("curves.png")
-                .save_file()
-        {
-            let arms: Vec<Arm> = summary.arms.iter().map(|a| a.arm).collect();
-            let repeats = summary
-                .arms
-                .iter()
-                .flat_map(|a| a.points.iter().map(|p| p.repeats))
-                .max()
-                .unwrap_or(0);
-            let title = plot::study_title(mode, &arms, repeats, app.settings.size);
-            report(
-                app,
-                plot::write_curves(&path, &summary, mode, &title).map(|_| path),
-            );
-        }
-    });
+                let line: Vec<[f64; 2]> = xs.iter().zip(&mean).map(|(x, m)| [*x, *m]).collect();
+                p.line(Line::new(name.clone(), line.clone()).color(c).width(2.0));
+                p.points(Points::new(name, line).color(c).radius(3.0));
+            }
+        });
 }
 
 /// The y range a curve plot must show: its values' span with 5 % of it, and at least 1 % of
@@ -145,11 +195,7 @@ fn y_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// The share of random's labels each arm needs to reach random's test MSE at each size
 /// (below 1: the arm saves labels), with the 75 % goal as a reference line.
-fn savings_plot(
-    summary: &crate::experiment::Summary,
-    mode: crate::sampling::Mode,
-    ui: &mut egui::Ui,
-) {
+fn savings_plot(summary: &Summary, mode: Mode, ui: &mut egui::Ui) {
     if summary.arms.iter().all(|a| a.label_savings.is_empty()) {
         return;
     }
@@ -193,7 +239,7 @@ fn savings_plot(
 /// Every arm at every size: mean ± std, the paired difference to random with its 95 %
 /// bootstrap interval, and the share of random's labels the arm needed to reach random's
 /// MSE there.
-fn results_table(summary: &crate::experiment::Summary, ui: &mut egui::Ui) {
+fn results_table(summary: &Summary, ui: &mut egui::Ui) {
     egui::Grid::new("results_table")
         .striped(true)
         .show(ui, |ui| {
@@ -229,13 +275,6 @@ fn results_table(summary: &crate::experiment::Summary, ui: &mut egui::Ui) {
                 }
             }
         });
-}
-
-fn report(app: &mut SulaApp, outcome: Result<std::path::PathBuf, crate::io::IoError>) {
-    match outcome {
-        Ok(path) => app.view.notice = Some(format!("Saved {}", path.display())),
-        Err(e) => app.view.errors.push(e.to_string()),
-    }
 }
 
 #[cfg(test)]

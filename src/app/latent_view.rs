@@ -4,12 +4,16 @@
 //! thumbnail, a click selects the nearest point (in screen space) or decodes the clicked
 //! empty location, Shift+drag box-selects.
 
+use std::time::Instant;
+
 use egui::Color32;
 use egui_plot::{Arrows, Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
-use super::{SulaApp, images};
-use crate::worker::{Arrow, Command, PlaqueKind};
+use super::{Shared, images};
+use crate::export::collect::MovedRef;
+use crate::sampling::{Arm, Generator, Mode};
+use crate::worker::{Arrow, Command, PlaqueKind, PoolPoint, ProjectView, SampleView};
 
 /// What the pool points' colour shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,61 +51,584 @@ fn plaque_color(kind: PlaqueKind) -> Color32 {
     }
 }
 
-/// The pool in grey, and over it the frames each arm chose: round 0 (shared by the arms
-/// that start from real frames) in white, later rounds in the arm's colour, lighter for
-/// early rounds and darker for late ones. One legend entry per arm.
-fn chosen_by(plot: &mut egui_plot::PlotUi, view: &super::View) {
-    let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
-    plot.points(
-        Points::new("pool", all)
-            .radius(2.0)
-            .color(Color32::from_gray(90)),
-    );
-    let position = |index: usize| view.points.get(index).map(|p| plot_xy(p.xy));
-    let last_round = view
-        .chosen
-        .iter()
-        .flat_map(|(_, c)| c.iter().map(|&(_, r)| r))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let mode = view.rows.first().map(|r| r.mode).unwrap_or_default();
-    let round_zero: Vec<[f64; 2]> = view
-        .chosen
-        .iter()
-        .flat_map(|(_, c)| {
-            c.iter()
-                .filter(|&&(_, r)| r == 0)
-                .filter_map(|&(i, _)| position(i))
-        })
-        .collect();
-    plot.points(
-        Points::new("round 0", round_zero)
-            .radius(3.0)
-            .color(Color32::from_gray(235)),
-    );
-    for (arm, chosen) in &view.chosen {
-        let [r, g, b] = crate::experiment::plot::arm_rgb(*arm);
-        let name = crate::experiment::plot::arm_label(*arm, mode);
-        for round in 1..=last_round {
-            let pts: Vec<[f64; 2]> = chosen
-                .iter()
-                .filter(|&&(_, joined)| joined == round)
-                .filter_map(|&(i, _)| position(i))
-                .collect();
-            if pts.is_empty() {
-                continue;
+/// The latent view's settings kept between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatentSettings {
+    pub color_by: ColorBy,
+    /// Earlier rounds' arrows are drawn too.
+    pub show_history: bool,
+}
+
+impl Default for LatentSettings {
+    fn default() -> Self {
+        LatentSettings {
+            color_by: ColorBy::Membership,
+            show_history: false,
+        }
+    }
+}
+
+/// What is selected in the latent view, for the export strip under it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Pool frames (indices into the shared points).
+    pub pool: Vec<usize>,
+    /// Gradient-moved samples.
+    pub moved: Vec<MovedRef>,
+}
+
+/// What the latent view shows or sets of other panels' state.
+pub struct Others<'a> {
+    /// The study's generator, which decodes a clicked place.
+    pub generator: Generator,
+    /// Teaching mode's switch, which sits among the view's switches.
+    pub teaching: &'a mut bool,
+    /// The samples decoded so far, marked where they were decoded.
+    pub decoded: &'a [([f32; 2], SampleView)],
+    /// The open project, whose annotated and suggested frames are marked.
+    pub project: Option<&'a ProjectView>,
+}
+
+/// The latent view: its settings and the study's marks over the pool's points.
+#[derive(Default)]
+pub struct LatentView {
+    /// Kept between runs (eframe storage).
+    pub settings: LatentSettings,
+    /// Side in pixels of the pool's thumbnails (the working resolution of the data).
+    pub data_size: usize,
+    /// The PCA the points are drawn in (mean and two axes), to lift a click back to a
+    /// latent code.
+    projection: Option<(Vec<f32>, [Vec<f32>; 2])>,
+    /// The adaptive arm's training set.
+    pub training: Vec<[f32; 2]>,
+    /// Per arm, the pool frames it chose in the current repeat and the round of each.
+    pub chosen: Vec<(Arm, Vec<(usize, usize)>)>,
+    /// The mode of the study `chosen` comes from, for the arms' names.
+    chosen_mode: Mode,
+    /// This round's gradient steps.
+    pub arrows: Vec<Arrow>,
+    /// Earlier rounds' gradient steps.
+    pub history: Vec<Arrow>,
+    pub selection: Selection,
+    /// When the latest round arrived (the teaching animation runs from here).
+    round_arrived: Option<Instant>,
+}
+
+impl LatentView {
+    /// Starts with the settings kept from the last run and nothing to show.
+    pub fn new(settings: LatentSettings) -> LatentView {
+        LatentView {
+            settings,
+            ..LatentView::default()
+        }
+    }
+
+    /// New data, of thumbnails `size` pixels a side: nothing of the old pool stays.
+    pub fn new_data(&mut self, size: usize) {
+        *self = LatentView {
+            data_size: size,
+            ..LatentView::new(std::mem::take(&mut self.settings))
+        };
+    }
+
+    /// New points, in the PCA `projection`: the marks over the old ones go.
+    pub fn new_latent(&mut self, projection: (Vec<f32>, [Vec<f32>; 2])) {
+        self.projection = Some(projection);
+        self.training.clear();
+        self.arrows.clear();
+        self.history.clear();
+        self.selection = Selection::default();
+    }
+
+    /// A new study: the old one's rounds go, and so do selected moved samples.
+    pub fn new_study(&mut self) {
+        self.chosen.clear();
+        self.arrows.clear();
+        self.history.clear();
+        self.training.clear();
+        self.selection.moved.clear();
+    }
+
+    /// A finished round of `arm` in a study of `mode`: the frames it has chosen, and for
+    /// the adaptive arm its gradient steps and training set.
+    pub fn push_round(
+        &mut self,
+        arm: Arm,
+        mode: Mode,
+        chosen: Vec<(usize, usize)>,
+        arrows: Vec<Arrow>,
+        training: Vec<[f32; 2]>,
+    ) {
+        self.chosen_mode = mode;
+        match self.chosen.iter_mut().find(|(a, _)| *a == arm) {
+            Some((_, existing)) => *existing = chosen,
+            None => self.chosen.push((arm, chosen)),
+        }
+        if arm == Arm::Adaptive {
+            self.history.append(&mut self.arrows);
+            self.arrows = arrows;
+            self.training = training;
+            self.round_arrived = Some(Instant::now());
+        }
+    }
+
+    /// Whether any round has moved samples to export.
+    pub fn has_moves(&self) -> bool {
+        !self.arrows.is_empty() || !self.history.is_empty()
+    }
+
+    /// The switches, and the plot of the shared points with hover, click and box
+    /// selection, once there are points.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, others: Others<'_>) {
+        self.controls(ui, others.teaching);
+        if shared.points.is_empty() {
+            ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
+            return;
+        }
+        ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export.");
+        let animation = self.arrow_animation(*others.teaching, ui);
+        let shift = ui.input(|i| i.modifiers.shift);
+        let response = super::plot_axes::readable(Plot::new("latent"))
+            .legend(
+                // An arm's rounds are shades of one colour under one name: show the first.
+                Legend::default()
+                    .position(egui_plot::Corner::LeftTop)
+                    .follow_insertion_order(true)
+                    .color_conflict_handling(egui_plot::ColorConflictHandling::PickFirst),
+            )
+            .width(ui.available_width())
+            .height(ui.available_height() - 54.0)
+            .data_aspect(1.0)
+            .allow_drag(!shift)
+            .allow_boxed_zoom(false)
+            .x_axis_label("PC 1")
+            .y_axis_label("PC 2")
+            .show(ui, |plot| {
+                self.pool_points(plot, &shared.points);
+                self.overlays(plot, &shared.points, &others, animation);
+                plot.pointer_coordinate()
+            });
+        self.box_select(&shared.points, ui, &response, shift);
+        if response.response.clicked()
+            && let Some(pos) = response.response.interact_pointer_pos()
+        {
+            self.click(shared, others.generator, &response, pos);
+        }
+        if let Some(pos) = response.response.hover_pos()
+            && let Some(i) = nearest_point(&shared.points, &response.transform, pos)
+        {
+            self.tooltip(shared, ui, i);
+        }
+    }
+
+    /// The colouring choices and the view's switches above the plot.
+    fn controls(&mut self, ui: &mut egui::Ui, teaching: &mut bool) {
+        // Wrapped, so that a narrow window does not widen the panel past the screen.
+        ui.horizontal_wrapped(|ui| {
+            ui.heading("Latent space");
+            ui.label("colour by");
+            let c = &mut self.settings.color_by;
+            ui.selectable_value(c, ColorBy::Membership, "set membership");
+            ui.selectable_value(c, ColorBy::Plaque, "plaque type");
+            ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
+            ui.selectable_value(c, ColorBy::Position, "position in pullback")
+                .on_hover_text("The pool's frame order: along the pullback for a DICOM pool");
+            ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
+                .on_hover_text(
+                    "Pool frames each arm of the study chose in this repeat; later rounds darker",
+                );
+            ui.checkbox(&mut self.settings.show_history, "arrow history");
+            ui.checkbox(teaching, "teaching mode");
+        });
+    }
+
+    /// How far this round's arrows have grown (teaching mode animates them over 2.5 s).
+    fn arrow_animation(&self, teaching: bool, ui: &egui::Ui) -> f32 {
+        let animation = if teaching {
+            self.round_arrived
+                .map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
+        } else {
+            1.0
+        };
+        if animation < 1.0 {
+            ui.ctx().request_repaint();
+        }
+        animation
+    }
+
+    /// The arrows on screen: this round's, and earlier rounds' when the history is shown.
+    fn shown_arrows(&self) -> impl Iterator<Item = &Arrow> {
+        let earlier: &[Arrow] = if self.settings.show_history {
+            &self.history
+        } else {
+            &[]
+        };
+        self.arrows.iter().chain(earlier)
+    }
+
+    /// The pool's points, coloured as chosen.
+    fn pool_points(&self, plot: &mut egui_plot::PlotUi, points: &[PoolPoint]) {
+        let (peak_lo, peak_hi) = points
+            .iter()
+            .filter_map(|p| p.peak_kpa)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        let turbo = crate::render::colormap::ColorMap::turbo();
+        match self.settings.color_by {
+            ColorBy::ChosenBy => self.chosen_by(plot, points),
+            ColorBy::Membership => {
+                let all: Vec<[f64; 2]> = points.iter().map(|p| plot_xy(p.xy)).collect();
+                plot.points(
+                    Points::new("pool", all)
+                        .radius(2.0)
+                        .color(Color32::from_gray(150)),
+                );
             }
-            // From 1.3× (lighter) at round 1 to 0.7× (darker) at the last round.
-            let shade = 1.3 - 0.6 * (round - 1) as f32 / (last_round - 1).max(1) as f32;
-            let tone = |c: u8| (f32::from(c) * shade).min(255.0) as u8;
+            ColorBy::Plaque => {
+                for kind in [
+                    PlaqueKind::Fibrous,
+                    PlaqueKind::Lipid,
+                    PlaqueKind::Calcified,
+                    PlaqueKind::Mixed,
+                    PlaqueKind::Unannotated,
+                ] {
+                    let pts: Vec<[f64; 2]> = points
+                        .iter()
+                        .filter(|p| p.plaque == kind)
+                        .map(|p| plot_xy(p.xy))
+                        .collect();
+                    plot.points(
+                        Points::new(kind.name(), pts)
+                            .radius(2.0)
+                            .color(plaque_color(kind)),
+                    );
+                }
+            }
+            ColorBy::PeakStress => {
+                // Bins of the turbo scale, each one item with its kPa range as name.
+                let bins = COLOUR_BINS;
+                for b in 0..bins {
+                    let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
+                    let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
+                    let pts: Vec<[f64; 2]> = points
+                        .iter()
+                        .filter(|p| {
+                            p.peak_kpa
+                                .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
+                        })
+                        .map(|p| plot_xy(p.xy))
+                        .collect();
+                    let [r, g, bl] = turbo.map(
+                        f64::from((lo + hi) / 2.0),
+                        f64::from(peak_lo),
+                        f64::from(peak_hi),
+                    );
+                    plot.points(
+                        Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
+                            .radius(2.0)
+                            .color(Color32::from_rgb(r, g, bl)),
+                    );
+                }
+            }
+            ColorBy::Position => {
+                let len = points.len();
+                for range in position_bins(len) {
+                    let middle = (range.start + range.end) as f64 / 2.0;
+                    let [r, g, b] = turbo.map(middle, 0.0, len as f64);
+                    let name = format!("frames {}–{}", range.start, range.end - 1);
+                    let pts: Vec<[f64; 2]> = points[range].iter().map(|p| plot_xy(p.xy)).collect();
+                    plot.points(
+                        Points::new(name, pts)
+                            .radius(2.0)
+                            .color(Color32::from_rgb(r, g, b)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The pool in grey, and over it the frames each arm chose: round 0 (shared by the arms
+    /// that start from real frames) in white, later rounds in the arm's colour, lighter for
+    /// early rounds and darker for late ones. One legend entry per arm.
+    fn chosen_by(&self, plot: &mut egui_plot::PlotUi, points: &[PoolPoint]) {
+        let all: Vec<[f64; 2]> = points.iter().map(|p| plot_xy(p.xy)).collect();
+        plot.points(
+            Points::new("pool", all)
+                .radius(2.0)
+                .color(Color32::from_gray(90)),
+        );
+        let position = |index: usize| points.get(index).map(|p| plot_xy(p.xy));
+        let last_round = self
+            .chosen
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(|&(_, r)| r))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mode = self.chosen_mode;
+        let round_zero: Vec<[f64; 2]> = self
+            .chosen
+            .iter()
+            .flat_map(|(_, c)| {
+                c.iter()
+                    .filter(|&&(_, r)| r == 0)
+                    .filter_map(|&(i, _)| position(i))
+            })
+            .collect();
+        plot.points(
+            Points::new("round 0", round_zero)
+                .radius(3.0)
+                .color(Color32::from_gray(235)),
+        );
+        for (arm, chosen) in &self.chosen {
+            let [r, g, b] = crate::experiment::plot::arm_rgb(*arm);
+            let name = crate::experiment::plot::arm_label(*arm, mode);
+            for round in 1..=last_round {
+                let pts: Vec<[f64; 2]> = chosen
+                    .iter()
+                    .filter(|&&(_, joined)| joined == round)
+                    .filter_map(|&(i, _)| position(i))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                // From 1.3× (lighter) at round 1 to 0.7× (darker) at the last round.
+                let shade = 1.3 - 0.6 * (round - 1) as f32 / (last_round - 1).max(1) as f32;
+                let tone = |c: u8| (f32::from(c) * shade).min(255.0) as u8;
+                plot.points(
+                    Points::new(name.clone(), pts)
+                        .radius(3.0)
+                        .color(Color32::from_rgb(tone(r), tone(g), tone(b))),
+                );
+            }
+        }
+    }
+
+    /// What lies over the pool: the project's frames, the training set, the arrows, the
+    /// selection and the points decoded by clicking.
+    fn overlays(
+        &self,
+        plot: &mut egui_plot::PlotUi,
+        points: &[PoolPoint],
+        others: &Others<'_>,
+        animation: f32,
+    ) {
+        if let Some(project) = others.project {
+            project_points(plot, project);
+        }
+        // Colouring by arm already marks the training sets.
+        if !self.training.is_empty() && self.settings.color_by != ColorBy::ChosenBy {
+            let pts: Vec<[f64; 2]> = self.training.iter().map(|p| plot_xy(*p)).collect();
             plot.points(
-                Points::new(name.clone(), pts)
+                Points::new("training set (adaptive)", pts)
                     .radius(3.0)
-                    .color(Color32::from_rgb(tone(r), tone(g), tone(b))),
+                    .shape(MarkerShape::Circle)
+                    .color(Color32::from_rgb(80, 220, 120)),
+            );
+        }
+        if self.settings.show_history && !self.history.is_empty() {
+            let (from, to) = arrow_ends(&self.history, 1.0);
+            plot.arrows(
+                Arrows::new(
+                    "earlier rounds",
+                    PlotPoints::from(from),
+                    PlotPoints::from(to),
+                )
+                .color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)),
+            );
+        }
+        if !self.arrows.is_empty() {
+            let (from, to) = arrow_ends(&self.arrows, animation);
+            plot.points(
+                Points::new("originals", from.clone())
+                    .radius(3.5)
+                    .color(Color32::from_rgb(43, 108, 176)),
+            );
+            plot.arrows(
+                Arrows::new(
+                    "gradient step z to z'",
+                    PlotPoints::from(from),
+                    PlotPoints::from(to.clone()),
+                )
+                .color(Color32::from_rgb(230, 97, 1)),
+            );
+            plot.points(
+                Points::new("moved z'", to)
+                    .radius(3.5)
+                    .color(Color32::from_rgb(230, 97, 1)),
+            );
+        }
+        if !self.selection.pool.is_empty() {
+            let pts: Vec<[f64; 2]> = self
+                .selection
+                .pool
+                .iter()
+                .filter_map(|&i| points.get(i))
+                .map(|p| plot_xy(p.xy))
+                .collect();
+            plot.points(
+                Points::new("selected", pts)
+                    .radius(5.0)
+                    .filled(false)
+                    .color(Color32::from_rgb(220, 30, 30)),
+            );
+        }
+        if !self.selection.moved.is_empty() {
+            let pts: Vec<[f64; 2]> = self
+                .shown_arrows()
+                .filter(|a| self.selection.moved.contains(&a.at))
+                .map(|a| plot_xy(a.to))
+                .collect();
+            plot.points(
+                Points::new("selected moved", pts)
+                    .radius(6.0)
+                    .filled(false)
+                    .shape(MarkerShape::Square)
+                    .color(Color32::from_rgb(220, 30, 30)),
+            );
+        }
+        if !others.decoded.is_empty() {
+            let pts: Vec<[f64; 2]> = others.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
+            plot.points(
+                Points::new("decoded here", pts)
+                    .radius(5.0)
+                    .shape(MarkerShape::Diamond)
+                    .color(Color32::from_rgb(20, 160, 90)),
             );
         }
     }
+
+    /// Shift+drag draws a box; when it is let go, the pool frames and the labelled moved
+    /// points inside it become the selection.
+    fn box_select(
+        &mut self,
+        points: &[PoolPoint],
+        ui: &mut egui::Ui,
+        response: &egui_plot::PlotResponse<Option<PlotPoint>>,
+        shift: bool,
+    ) {
+        let drag_id = ui.scope_id().with("box_select_start");
+        let transform = response.transform;
+        if shift
+            && response.response.drag_started()
+            && let Some(p) = response.inner
+        {
+            ui.data_mut(|d| d.insert_temp(drag_id, [p.x, p.y]));
+        }
+        if let Some(start) = ui.data(|d| d.get_temp::<[f64; 2]>(drag_id)) {
+            if let Some(current) = response.inner {
+                let a = transform.position_from_point(&PlotPoint::new(start[0], start[1]));
+                let b = transform.position_from_point(&current);
+                ui.painter().rect_stroke(
+                    egui::Rect::from_two_pos(a, b),
+                    0.0,
+                    egui::Stroke::new(1.0, Color32::from_rgb(220, 30, 30)),
+                    egui::StrokeKind::Middle,
+                );
+                if response.response.drag_stopped() {
+                    let (x0, x1) = (start[0].min(current.x), start[0].max(current.x));
+                    let (y0, y1) = (start[1].min(current.y), start[1].max(current.y));
+                    let inside = |xy: [f32; 2]| {
+                        let [x, y] = plot_xy(xy);
+                        x >= x0 && x <= x1 && y >= y0 && y <= y1
+                    };
+                    let pool = points
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| inside(p.xy))
+                        .map(|(i, _)| i)
+                        .collect();
+                    // Moved points whose sample joined the training set (they have a label).
+                    let selected_moved = self
+                        .shown_arrows()
+                        .filter(|a| a.joined && inside(a.to))
+                        .map(|a| a.at)
+                        .collect();
+                    self.selection = Selection {
+                        pool,
+                        moved: selected_moved,
+                    };
+                    ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
+                }
+            }
+            if !response.response.dragged() && !response.response.drag_stopped() {
+                ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
+            }
+        }
+    }
+
+    /// A click selects (or unselects) the nearest pool point, or decodes the empty place.
+    fn click(
+        &mut self,
+        shared: &Shared,
+        generator: Generator,
+        response: &egui_plot::PlotResponse<Option<PlotPoint>>,
+        pos: egui::Pos2,
+    ) {
+        match nearest_point(&shared.points, &response.transform, pos) {
+            Some(i) => {
+                if let Some(at) = self.selection.pool.iter().position(|&s| s == i) {
+                    self.selection.pool.remove(at);
+                } else {
+                    self.selection.pool.push(i);
+                }
+            }
+            None => {
+                if let (Some((mean, axes)), Some(p)) = (&self.projection, response.inner) {
+                    let projection = crate::sampling::Projection {
+                        mean: mean.clone(),
+                        axes: axes.clone(),
+                    };
+                    shared.send(Command::Decode {
+                        z: projection.lift([p.x as f32, p.y as f32]),
+                        generator,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The hovered pool frame: its thumbnail, id, plaque and peak stress.
+    fn tooltip(&self, shared: &mut Shared, ui: &mut egui::Ui, i: usize) {
+        let p = &shared.points[i];
+        let ctx = ui.ctx().clone();
+        let texture = shared.images.get(&ctx, ("img", &p.thumbnail), || {
+            images::grey(self.data_size, &p.thumbnail)
+        });
+        egui::Tooltip::always_open(
+            ctx.clone(),
+            ui.layer_id(),
+            ui.scope_id().with("latent_tooltip"),
+            egui::PopupAnchor::Pointer,
+        )
+        .show(|ui| {
+            ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
+            ui.label(&p.id);
+            ui.small(format!("plaque: {}", p.plaque.name()));
+            if let Some(peak) = p.peak_kpa {
+                ui.small(format!("peak stress (p99): {peak:.0} kPa"));
+            }
+        });
+    }
+}
+
+/// The open project's annotated frames, and those suggested and awaiting annotation.
+fn project_points(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
+    let annotated: Vec<[f64; 2]> = project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
+    plot.points(
+        Points::new("annotated (project)", annotated)
+            .radius(3.5)
+            .color(Color32::from_rgb(80, 220, 120)),
+    );
+    let pending: Vec<[f64; 2]> = project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
+    plot.points(
+        Points::new("suggested, awaiting annotation", pending)
+            .radius(3.5)
+            .shape(MarkerShape::Diamond)
+            .color(Color32::from_rgb(230, 97, 1)),
+    );
 }
 
 /// A 2-D latent position as plot coordinates.
@@ -123,280 +650,13 @@ fn arrow_ends(arrows: &[crate::worker::Arrow], t: f32) -> (Vec<[f64; 2]>, Vec<[f
         .unzip()
 }
 
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    controls(app, ui);
-    if app.view.points.is_empty() {
-        ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
-        return;
-    }
-    ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export.");
-    let animation = arrow_animation(app, ui);
-    let shift = ui.input(|i| i.modifiers.shift);
-    let response = super::plot_axes::readable(Plot::new("latent"))
-        .legend(
-            // An arm's rounds are shades of one colour under one name: show the first.
-            Legend::default()
-                .position(egui_plot::Corner::LeftTop)
-                .follow_insertion_order(true)
-                .color_conflict_handling(egui_plot::ColorConflictHandling::PickFirst),
-        )
-        .width(ui.available_width())
-        .height(ui.available_height() - 54.0)
-        .data_aspect(1.0)
-        .allow_drag(!shift)
-        .allow_boxed_zoom(false)
-        .x_axis_label("PC 1")
-        .y_axis_label("PC 2")
-        .show(ui, |plot| {
-            pool_points(plot, &app.view, app.settings.color_by);
-            overlays(plot, &app.view, &app.settings, animation);
-            plot.pointer_coordinate()
-        });
-    box_select(app, ui, &response, shift);
-    if response.response.clicked()
-        && let Some(pos) = response.response.interact_pointer_pos()
-    {
-        click(app, &response, pos);
-    }
-    if let Some(pos) = response.response.hover_pos()
-        && let Some(i) = nearest_point(&app.view, &response.transform, pos)
-    {
-        tooltip(app, ui, i);
-    }
-    super::export_panel::ui(app, ui);
-}
-
-/// The colouring choices and the view's switches above the plot.
-fn controls(app: &mut SulaApp, ui: &mut egui::Ui) {
-    // Wrapped, so that a narrow window does not widen the panel past the screen.
-    ui.horizontal_wrapped(|ui| {
-        ui.heading("Latent space");
-        ui.label("colour by");
-        let c = &mut app.settings.color_by;
-        ui.selectable_value(c, ColorBy::Membership, "set membership");
-        ui.selectable_value(c, ColorBy::Plaque, "plaque type");
-        ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
-        ui.selectable_value(c, ColorBy::Position, "position in pullback")
-            .on_hover_text("The pool's frame order: along the pullback for a DICOM pool");
-        ui.selectable_value(c, ColorBy::ChosenBy, "chosen by arm")
-            .on_hover_text(
-                "Pool frames each arm of the study chose in this repeat; later rounds darker",
-            );
-        ui.checkbox(&mut app.settings.show_history, "arrow history");
-        ui.checkbox(&mut app.settings.teaching, "teaching mode");
-    });
-}
-
-/// How far this round's arrows have grown (teaching mode animates them over 2.5 s).
-fn arrow_animation(app: &SulaApp, ui: &egui::Ui) -> f32 {
-    let animation = if app.settings.teaching {
-        app.view
-            .round_arrived
-            .map_or(1.0, |t| (t.elapsed().as_secs_f32() / 2.5).min(1.0))
-    } else {
-        1.0
-    };
-    if animation < 1.0 {
-        ui.ctx().request_repaint();
-    }
-    animation
-}
-
-/// The pool's points, coloured as chosen.
-fn pool_points(plot: &mut egui_plot::PlotUi, view: &super::View, color_by: ColorBy) {
-    let (peak_lo, peak_hi) = view
-        .points
-        .iter()
-        .filter_map(|p| p.peak_kpa)
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    let turbo = crate::render::colormap::ColorMap::turbo();
-    match color_by {
-        ColorBy::ChosenBy => chosen_by(plot, view),
-        ColorBy::Membership => {
-            let all: Vec<[f64; 2]> = view.points.iter().map(|p| plot_xy(p.xy)).collect();
-            plot.points(
-                Points::new("pool", all)
-                    .radius(2.0)
-                    .color(Color32::from_gray(150)),
-            );
-        }
-        ColorBy::Plaque => {
-            for kind in [
-                PlaqueKind::Fibrous,
-                PlaqueKind::Lipid,
-                PlaqueKind::Calcified,
-                PlaqueKind::Mixed,
-                PlaqueKind::Unannotated,
-            ] {
-                let pts: Vec<[f64; 2]> = view
-                    .points
-                    .iter()
-                    .filter(|p| p.plaque == kind)
-                    .map(|p| plot_xy(p.xy))
-                    .collect();
-                plot.points(
-                    Points::new(kind.name(), pts)
-                        .radius(2.0)
-                        .color(plaque_color(kind)),
-                );
-            }
-        }
-        ColorBy::PeakStress => {
-            // Bins of the turbo scale, each one item with its kPa range as name.
-            let bins = COLOUR_BINS;
-            for b in 0..bins {
-                let lo = peak_lo + (peak_hi - peak_lo) * b as f32 / bins as f32;
-                let hi = peak_lo + (peak_hi - peak_lo) * (b + 1) as f32 / bins as f32;
-                let pts: Vec<[f64; 2]> = view
-                    .points
-                    .iter()
-                    .filter(|p| {
-                        p.peak_kpa
-                            .is_some_and(|v| v >= lo && (v < hi || b == bins - 1))
-                    })
-                    .map(|p| plot_xy(p.xy))
-                    .collect();
-                let [r, g, bl] = turbo.map(
-                    f64::from((lo + hi) / 2.0),
-                    f64::from(peak_lo),
-                    f64::from(peak_hi),
-                );
-                plot.points(
-                    Points::new(format!("peak {lo:.0}–{hi:.0} kPa"), pts)
-                        .radius(2.0)
-                        .color(Color32::from_rgb(r, g, bl)),
-                );
-            }
-        }
-        ColorBy::Position => {
-            let len = view.points.len();
-            for range in position_bins(len) {
-                let middle = (range.start + range.end) as f64 / 2.0;
-                let [r, g, b] = turbo.map(middle, 0.0, len as f64);
-                let name = format!("frames {}–{}", range.start, range.end - 1);
-                let pts: Vec<[f64; 2]> = view.points[range].iter().map(|p| plot_xy(p.xy)).collect();
-                plot.points(
-                    Points::new(name, pts)
-                        .radius(2.0)
-                        .color(Color32::from_rgb(r, g, b)),
-                );
-            }
-        }
-    }
-}
-
-/// What lies over the pool: the project's frames, the training set, the arrows, the
-/// selection and the points decoded by clicking.
-fn overlays(
-    plot: &mut egui_plot::PlotUi,
-    view: &super::View,
-    settings: &super::Settings,
-    animation: f32,
-) {
-    if let Some(project) = &view.project {
-        let annotated: Vec<[f64; 2]> = project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
-        plot.points(
-            Points::new("annotated (project)", annotated)
-                .radius(3.5)
-                .color(Color32::from_rgb(80, 220, 120)),
-        );
-        let pending: Vec<[f64; 2]> = project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
-        plot.points(
-            Points::new("suggested, awaiting annotation", pending)
-                .radius(3.5)
-                .shape(MarkerShape::Diamond)
-                .color(Color32::from_rgb(230, 97, 1)),
-        );
-    }
-    // Colouring by arm already marks the training sets.
-    if !view.training.is_empty() && settings.color_by != ColorBy::ChosenBy {
-        let pts: Vec<[f64; 2]> = view.training.iter().map(|p| plot_xy(*p)).collect();
-        plot.points(
-            Points::new("training set (adaptive)", pts)
-                .radius(3.0)
-                .shape(MarkerShape::Circle)
-                .color(Color32::from_rgb(80, 220, 120)),
-        );
-    }
-    if settings.show_history && !view.history.is_empty() {
-        let (from, to) = arrow_ends(&view.history, 1.0);
-        plot.arrows(
-            Arrows::new(
-                "earlier rounds",
-                PlotPoints::from(from),
-                PlotPoints::from(to),
-            )
-            .color(Color32::from_rgba_unmultiplied(230, 97, 1, 70)),
-        );
-    }
-    if !view.arrows.is_empty() {
-        let (from, to) = arrow_ends(&view.arrows, animation);
-        plot.points(
-            Points::new("originals", from.clone())
-                .radius(3.5)
-                .color(Color32::from_rgb(43, 108, 176)),
-        );
-        plot.arrows(
-            Arrows::new(
-                "gradient step z to z'",
-                PlotPoints::from(from),
-                PlotPoints::from(to.clone()),
-            )
-            .color(Color32::from_rgb(230, 97, 1)),
-        );
-        plot.points(
-            Points::new("moved z'", to)
-                .radius(3.5)
-                .color(Color32::from_rgb(230, 97, 1)),
-        );
-    }
-    if !view.selected.is_empty() {
-        let pts: Vec<[f64; 2]> = view
-            .selected
-            .iter()
-            .filter_map(|&i| view.points.get(i))
-            .map(|p| plot_xy(p.xy))
-            .collect();
-        plot.points(
-            Points::new("selected", pts)
-                .radius(5.0)
-                .filled(false)
-                .color(Color32::from_rgb(220, 30, 30)),
-        );
-    }
-    if !view.selected_moved.is_empty() {
-        let pts: Vec<[f64; 2]> = shown_arrows(view, settings.show_history)
-            .filter(|a| view.selected_moved.contains(&a.at))
-            .map(|a| plot_xy(a.to))
-            .collect();
-        plot.points(
-            Points::new("selected moved", pts)
-                .radius(6.0)
-                .filled(false)
-                .shape(MarkerShape::Square)
-                .color(Color32::from_rgb(220, 30, 30)),
-        );
-    }
-    if !view.decoded.is_empty() {
-        let pts: Vec<[f64; 2]> = view.decoded.iter().map(|(p, _)| plot_xy(*p)).collect();
-        plot.points(
-            Points::new("decoded here", pts)
-                .radius(5.0)
-                .shape(MarkerShape::Diamond)
-                .color(Color32::from_rgb(20, 160, 90)),
-        );
-    }
-}
-
 /// The pool point within [`PICK_RADIUS_PX`] of the screen position `pos`, if any.
 fn nearest_point(
-    view: &super::View,
+    points: &[PoolPoint],
     transform: &egui_plot::PlotTransform,
     pos: egui::Pos2,
 ) -> Option<usize> {
-    view.points
+    points
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -410,121 +670,6 @@ fn nearest_point(
         .filter(|(_, d)| *d <= PICK_RADIUS_PX)
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)
-}
-
-/// Shift+drag draws a box; when it is let go, the pool frames and the labelled moved
-/// points inside it become the selection.
-fn box_select(
-    app: &mut SulaApp,
-    ui: &mut egui::Ui,
-    response: &egui_plot::PlotResponse<Option<PlotPoint>>,
-    shift: bool,
-) {
-    let drag_id = ui.scope_id().with("box_select_start");
-    let transform = response.transform;
-    if shift
-        && response.response.drag_started()
-        && let Some(p) = response.inner
-    {
-        ui.data_mut(|d| d.insert_temp(drag_id, [p.x, p.y]));
-    }
-    if let Some(start) = ui.data(|d| d.get_temp::<[f64; 2]>(drag_id)) {
-        if let Some(current) = response.inner {
-            let a = transform.position_from_point(&PlotPoint::new(start[0], start[1]));
-            let b = transform.position_from_point(&current);
-            ui.painter().rect_stroke(
-                egui::Rect::from_two_pos(a, b),
-                0.0,
-                egui::Stroke::new(1.0, Color32::from_rgb(220, 30, 30)),
-                egui::StrokeKind::Middle,
-            );
-            if response.response.drag_stopped() {
-                let (x0, x1) = (start[0].min(current.x), start[0].max(current.x));
-                let (y0, y1) = (start[1].min(current.y), start[1].max(current.y));
-                let inside = |xy: [f32; 2]| {
-                    let [x, y] = plot_xy(xy);
-                    x >= x0 && x <= x1 && y >= y0 && y <= y1
-                };
-                let view = &app.view;
-                let selected = view
-                    .points
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| inside(p.xy))
-                    .map(|(i, _)| i)
-                    .collect();
-                // Moved points whose sample joined the training set (they have a label).
-                let selected_moved = shown_arrows(view, app.settings.show_history)
-                    .filter(|a| a.joined && inside(a.to))
-                    .map(|a| a.at)
-                    .collect();
-                app.view.selected = selected;
-                app.view.selected_moved = selected_moved;
-                ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
-            }
-        }
-        if !response.response.dragged() && !response.response.drag_stopped() {
-            ui.data_mut(|d| d.remove::<[f64; 2]>(drag_id));
-        }
-    }
-}
-
-/// A click selects (or unselects) the nearest pool point, or decodes the empty place.
-fn click(
-    app: &mut SulaApp,
-    response: &egui_plot::PlotResponse<Option<PlotPoint>>,
-    pos: egui::Pos2,
-) {
-    match nearest_point(&app.view, &response.transform, pos) {
-        Some(i) => {
-            if let Some(at) = app.view.selected.iter().position(|&s| s == i) {
-                app.view.selected.remove(at);
-            } else {
-                app.view.selected.push(i);
-            }
-        }
-        None => {
-            if let (Some((mean, axes)), Some(p)) = (&app.view.projection, response.inner) {
-                let projection = crate::sampling::Projection {
-                    mean: mean.clone(),
-                    axes: axes.clone(),
-                };
-                app.send(Command::Decode {
-                    z: projection.lift([p.x as f32, p.y as f32]),
-                    generator: app.settings.generator,
-                });
-            }
-        }
-    }
-}
-
-/// The hovered pool frame: its thumbnail, id, plaque and peak stress.
-fn tooltip(app: &mut SulaApp, ui: &mut egui::Ui, i: usize) {
-    let p = &app.view.points[i];
-    let ctx = ui.ctx().clone();
-    let texture = app.images.get(&ctx, ("img", &p.thumbnail), || {
-        images::grey(app.view.data_size, &p.thumbnail)
-    });
-    egui::Tooltip::always_open(
-        ctx.clone(),
-        ui.layer_id(),
-        ui.scope_id().with("latent_tooltip"),
-        egui::PopupAnchor::Pointer,
-    )
-    .show(|ui| {
-        ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
-        ui.label(&p.id);
-        ui.small(format!("plaque: {}", p.plaque.name()));
-        if let Some(peak) = p.peak_kpa {
-            ui.small(format!("peak stress (p99): {peak:.0} kPa"));
-        }
-    });
-}
-
-/// The arrows on screen: this round's, and earlier rounds' when the history is shown.
-fn shown_arrows(view: &super::View, history: bool) -> impl Iterator<Item = &Arrow> {
-    let earlier: &[Arrow] = if history { &view.history } else { &[] };
-    view.arrows.iter().chain(earlier)
 }
 
 #[cfg(test)]

@@ -5,121 +5,173 @@
 use std::path::PathBuf;
 
 use egui_plot::{Line, Plot, Points};
+use serde::{Deserialize, Serialize};
 
-use super::{Command, SulaApp, labelled_row};
+use super::{Command, Shared, labelled_row};
 use crate::worker::ProjectView;
 
-impl SulaApp {
-    /// Starts a project on the pullback `pool` in the new folder `out`.
-    pub fn new_project(&mut self, pool: PathBuf, out: PathBuf) {
-        self.view.busy = true;
-        self.send(Command::NewProject {
+/// The project settings kept between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProjectSettings {
+    /// Frames per suggested batch of a project.
+    pub suggest_count: usize,
+    /// Epochs F trains after each import.
+    pub import_epochs: usize,
+    /// Epochs of the image-only VAE a new project trains.
+    pub project_vae_epochs: usize,
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        ProjectSettings {
+            suggest_count: 8,
+            import_epochs: 20,
+            project_vae_epochs: 30,
+        }
+    }
+}
+
+/// The real-data panel: its settings and the project open in the app.
+#[derive(Default)]
+pub struct ProjectPanel {
+    /// Kept between runs (eframe storage).
+    pub settings: ProjectSettings,
+    /// The annotation project open in the app, as the worker last described it.
+    pub open: Option<ProjectView>,
+}
+
+impl ProjectPanel {
+    /// Starts with the settings kept from the last run and no project.
+    pub fn new(settings: ProjectSettings) -> ProjectPanel {
+        ProjectPanel {
+            settings,
+            open: None,
+        }
+    }
+
+    /// Starts a project on the pullback `pool` in the new folder `out`, at the working
+    /// resolution `size`.
+    pub fn new_project(&self, shared: &mut Shared, pool: PathBuf, out: PathBuf, size: usize) {
+        shared.busy = true;
+        shared.send(Command::NewProject {
             pool,
             out,
-            size: self.settings.size,
+            size,
             epochs: self.settings.project_vae_epochs,
         });
     }
 
-    pub fn open_project(&mut self, root: PathBuf) {
-        self.view.busy = true;
-        self.send(Command::OpenProject(root));
+    /// Reopens the project folder `root`.
+    pub fn open_project(&self, shared: &mut Shared, root: PathBuf) {
+        shared.busy = true;
+        shared.send(Command::OpenProject(root));
     }
 
     /// Writes the next batch to annotate to the new folder `out`.
-    pub fn suggest_frames(&mut self, out: PathBuf) {
-        self.view.busy = true;
-        self.send(Command::Suggest {
+    pub fn suggest_frames(&self, shared: &mut Shared, out: PathBuf) {
+        shared.busy = true;
+        shared.send(Command::Suggest {
             count: self.settings.suggest_count,
             out,
         });
     }
 
     /// Imports the annotated batch folder `batch`.
-    pub fn import_annotations(&mut self, batch: PathBuf) {
-        self.view.busy = true;
-        self.send(Command::ImportAnnotations {
+    pub fn import_annotations(&self, shared: &mut Shared, batch: PathBuf) {
+        shared.busy = true;
+        shared.send(Command::ImportAnnotations {
             batch,
             epochs: self.settings.import_epochs,
         });
     }
+
+    /// Opening a pullback or a project, and the open project's round trip; `size` is the
+    /// working resolution a new project takes.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, size: usize) {
+        ui.heading("Real data");
+        let busy = shared.busy;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!busy, egui::Button::new("Open pullback…"))
+                .on_hover_text(
+                    "A DICOM IVUS pullback: sula trains an image-only VAE on its frames and keeps the annotation loop in a new project folder",
+                )
+                .clicked()
+                && let Some(pool) = rfd::FileDialog::new()
+                    .set_title("DICOM pullback")
+                    .pick_file()
+                && let Some(out) = new_folder("New project folder", "pullback_project")
+            {
+                self.new_project(shared, pool, out, size);
+            }
+            if ui
+                .add_enabled(!busy, egui::Button::new("Open project…"))
+                .clicked()
+                && let Some(root) = rfd::FileDialog::new().set_title("Project folder").pick_folder()
+            {
+                self.open_project(shared, root);
+            }
+        });
+        match self.open.clone() {
+            Some(project) => self.project_ui(ui, shared, &project),
+            None => {
+                ui.small("Suggest which frames of your own pullback to annotate next, and bring the annotations back.");
+            }
+        }
+    }
+
+    /// The open project: its counts, the round trip's settings and buttons.
+    fn project_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, project: &ProjectView) {
+        let busy = shared.busy;
+        ui.label(egui::RichText::new(project.root.display().to_string()).strong());
+        ui.small(format!(
+            "{} frames: {} annotated, {} waiting in a batch, {} rounds",
+            project.frames,
+            project.annotated,
+            project.pending,
+            project.rounds.len()
+        ));
+        egui::Grid::new("project_grid")
+            .num_columns(2)
+            .show(ui, |ui| {
+                labelled_row(ui, "Frames to suggest", |ui| {
+                    ui.add(egui::DragValue::new(&mut self.settings.suggest_count).range(1..=500))
+                });
+                labelled_row(ui, "F epochs per import", |ui| {
+                    ui.add(egui::DragValue::new(&mut self.settings.import_epochs).range(1..=500))
+                });
+            });
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!busy, egui::Button::new("Suggest frames to annotate…"))
+                .on_hover_text("Round 0: core-set; later rounds: the annotated frames' gradient steps, snapped to the nearest free frames")
+                .clicked()
+                && let Some(out) = new_folder(
+                    "New folder for the batch",
+                    &format!("batch_round{}", project.rounds.len()),
+                )
+            {
+                self.suggest_frames(shared, out);
+            }
+            if ui
+                .add_enabled(!busy, egui::Button::new("Import annotations…"))
+                .on_hover_text("A batch folder with its masks/ filled in; checked whole before anything is applied")
+                .clicked()
+                && let Some(batch) = rfd::FileDialog::new().set_title("Annotated batch").pick_folder()
+            {
+                self.import_annotations(shared, batch);
+            }
+        });
+    }
 }
 
+/// A new folder chosen with a save dialog titled `title`, proposing `name`.
 fn new_folder(title: &str, name: &str) -> Option<PathBuf> {
     rfd::FileDialog::new()
         .set_title(title)
         .set_file_name(name)
         .save_file()
-}
-
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.heading("Real data");
-    let busy = app.view.busy;
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(!busy, egui::Button::new("Open pullback…"))
-            .on_hover_text(
-                "A DICOM IVUS pullback: sula trains an image-only VAE on its frames and keeps the annotation loop in a new project folder",
-            )
-            .clicked()
-            && let Some(pool) = rfd::FileDialog::new()
-                .set_title("DICOM pullback")
-                .pick_file()
-            && let Some(out) = new_folder("New project folder", "pullback_project")
-        {
-            app.new_project(pool, out);
-        }
-        if ui
-            .add_enabled(!busy, egui::Button::new("Open project…"))
-            .clicked()
-            && let Some(root) = rfd::FileDialog::new().set_title("Project folder").pick_folder()
-        {
-            app.open_project(root);
-        }
-    });
-    let Some(project) = app.view.project.clone() else {
-        ui.small("Suggest which frames of your own pullback to annotate next, and bring the annotations back.");
-        return;
-    };
-    ui.label(egui::RichText::new(project.root.display().to_string()).strong());
-    ui.small(format!(
-        "{} frames: {} annotated, {} waiting in a batch, {} rounds",
-        project.frames,
-        project.annotated,
-        project.pending,
-        project.rounds.len()
-    ));
-    egui::Grid::new("project_grid")
-        .num_columns(2)
-        .show(ui, |ui| {
-            labelled_row(ui, "Frames to suggest", |ui| {
-                ui.add(egui::DragValue::new(&mut app.settings.suggest_count).range(1..=500))
-            });
-            labelled_row(ui, "F epochs per import", |ui| {
-                ui.add(egui::DragValue::new(&mut app.settings.import_epochs).range(1..=500))
-            });
-        });
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(!busy, egui::Button::new("Suggest frames to annotate…"))
-            .on_hover_text("Round 0: core-set; later rounds: the annotated frames' gradient steps, snapped to the nearest free frames")
-            .clicked()
-            && let Some(out) = new_folder(
-                "New folder for the batch",
-                &format!("batch_round{}", project.rounds.len()),
-            )
-        {
-            app.suggest_frames(out);
-        }
-        if ui
-            .add_enabled(!busy, egui::Button::new("Import annotations…"))
-            .on_hover_text("A batch folder with its masks/ filled in; checked whole before anything is applied")
-            .clicked()
-            && let Some(batch) = rfd::FileDialog::new().set_title("Annotated batch").pick_folder()
-        {
-            app.import_annotations(batch);
-        }
-    });
 }
 
 /// The project's rounds in the curves panel: a table, and F's error against the number of

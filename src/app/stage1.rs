@@ -2,92 +2,175 @@
 //! checkpoint, the live loss curve and a few reconstructions.
 
 use egui_plot::{Line, Plot};
+use serde::{Deserialize, Serialize};
 
-use super::{Command, SulaApp, images, labelled_row};
+use super::{Command, Shared, images, labelled_row};
+use crate::worker::SampleView;
 
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.heading("Stage 1 · VAE");
-    ui.small("The generator G and encoder E, trained on the unannotated pool.");
-    let busy = app.view.busy;
-    let has_data = app.view.data_name.is_some();
-    egui::Grid::new("stage1_grid")
-        .num_columns(2)
-        .show(ui, |ui| {
-            labelled_row(ui, "VAE epochs", |ui| {
-                ui.add(egui::DragValue::new(&mut app.settings.vae_epochs).range(1..=500))
+/// The VAE settings kept between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stage1Settings {
+    pub vae_epochs: usize,
+    pub latent_dim: usize,
+}
+
+impl Default for Stage1Settings {
+    fn default() -> Self {
+        Stage1Settings {
+            vae_epochs: 20,
+            latent_dim: 32,
+        }
+    }
+}
+
+/// The VAE panel: its settings and what the worker told about the VAE.
+#[derive(Default)]
+pub struct Stage1 {
+    /// Kept between runs (eframe storage).
+    pub settings: Stage1Settings,
+    /// Where the VAE came from (shipped, loaded, trained here); `None` until there is one.
+    pub origin: Option<String>,
+    /// The loss curve: per batch while training, per epoch once trained.
+    pub losses: Vec<[f64; 2]>,
+    /// Pool samples beside their reconstructions, to judge the VAE by eye.
+    pub reconstructions: Vec<(SampleView, SampleView)>,
+}
+
+impl Stage1 {
+    /// Starts with the settings kept from the last run; the VAE comes from the worker.
+    pub fn new(settings: Stage1Settings) -> Stage1 {
+        Stage1 {
+            settings,
+            ..Stage1::default()
+        }
+    }
+
+    /// New data: the VAE and its curve stay (the worker keeps it), its reconstructions
+    /// were of the old pool.
+    pub fn new_data(&mut self) {
+        self.reconstructions.clear();
+    }
+
+    /// A batch or an epoch of training: one more point on the curve.
+    pub fn progress(&mut self, at: f64, loss: f64) {
+        self.losses.push([at, loss]);
+    }
+
+    /// A VAE is ready: its origin, its per-epoch losses when it was trained here, and
+    /// its reconstructions.
+    pub fn ready(
+        &mut self,
+        origin: String,
+        epoch_losses: &[f64],
+        reconstructions: Vec<(SampleView, SampleView)>,
+    ) {
+        if !epoch_losses.is_empty() {
+            self.losses = epoch_losses
+                .iter()
+                .enumerate()
+                .map(|(i, l)| [i as f64 + 1.0, *l])
+                .collect();
+        }
+        self.origin = Some(origin);
+        self.reconstructions = reconstructions;
+    }
+
+    /// The settings, the buttons, the loss curve and the reconstructions; `has_data`
+    /// enables training, and `seed` (the study's) seeds it.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, has_data: bool, seed: u64) {
+        ui.heading("Stage 1 · VAE");
+        ui.small("The generator G and encoder E, trained on the unannotated pool.");
+        egui::Grid::new("stage1_grid")
+            .num_columns(2)
+            .show(ui, |ui| {
+                labelled_row(ui, "VAE epochs", |ui| {
+                    ui.add(egui::DragValue::new(&mut self.settings.vae_epochs).range(1..=500))
+                });
+                labelled_row(ui, "Latent dimension", |ui| {
+                    ui.add(egui::DragValue::new(&mut self.settings.latent_dim).range(2..=64))
+                });
             });
-            labelled_row(ui, "Latent dimension", |ui| {
-                ui.add(egui::DragValue::new(&mut app.settings.latent_dim).range(2..=64))
-            });
+        self.buttons(ui, shared, has_data, seed);
+        if let Some(origin) = &self.origin {
+            ui.small(format!("VAE: {origin}"));
+        }
+        if !self.losses.is_empty() {
+            super::plot_axes::readable(Plot::new("vae_loss"))
+                .height(110.0)
+                .x_axis_label("epoch")
+                .y_axis_label("VAE loss")
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.line(Line::new("VAE loss", self.losses.clone()))
+                });
+        }
+        self.reconstructions_ui(ui, shared);
+    }
+
+    /// Train, Load, Save and, while it trains, Cancel.
+    fn buttons(&mut self, ui: &mut egui::Ui, shared: &mut Shared, has_data: bool, seed: u64) {
+        let busy = shared.busy;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!busy && has_data, egui::Button::new("Train VAE"))
+                .clicked()
+            {
+                shared.busy = true;
+                self.losses.clear();
+                shared.send(Command::TrainVae {
+                    epochs: self.settings.vae_epochs,
+                    latent_dim: self.settings.latent_dim,
+                    seed,
+                });
+            }
+            if ui
+                .add_enabled(!busy && has_data, egui::Button::new("Load VAE…"))
+                .clicked()
+                && let Some(path) = rfd::FileDialog::new()
+                    .add_filter("checkpoint", &["safetensors"])
+                    .pick_file()
+            {
+                shared.busy = true;
+                shared.send(Command::LoadVae(path));
+            }
+            if ui
+                .add_enabled(
+                    !busy && self.origin.is_some(),
+                    egui::Button::new("Save VAE…"),
+                )
+                .clicked()
+                && let Some(path) = rfd::FileDialog::new()
+                    .add_filter("checkpoint", &["safetensors"])
+                    .set_file_name("vae.safetensors")
+                    .save_file()
+            {
+                shared.send(Command::SaveVae(path));
+            }
         });
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(!busy && has_data, egui::Button::new("Train VAE"))
-            .clicked()
+        if busy
+            && shared
+                .progress
+                .as_ref()
+                .is_some_and(|(w, _, _)| w.starts_with("Training the VAE"))
+            && ui.button("Cancel VAE training").clicked()
         {
-            app.view.busy = true;
-            app.view.vae_losses.clear();
-            app.send(Command::TrainVae {
-                epochs: app.settings.vae_epochs,
-                latent_dim: app.settings.latent_dim,
-                seed: app.settings.seed,
-            });
+            shared.send(Command::Cancel);
         }
-        if ui
-            .add_enabled(!busy && has_data, egui::Button::new("Load VAE…"))
-            .clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("checkpoint", &["safetensors"])
-                .pick_file()
-        {
-            app.view.busy = true;
-            app.send(Command::LoadVae(path));
+    }
+
+    /// Originals in one row, their reconstructions under them.
+    fn reconstructions_ui(&self, ui: &mut egui::Ui, shared: &mut Shared) {
+        if self.reconstructions.is_empty() {
+            return;
         }
-        if ui
-            .add_enabled(
-                !busy && app.view.vae_origin.is_some(),
-                egui::Button::new("Save VAE…"),
-            )
-            .clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("checkpoint", &["safetensors"])
-                .set_file_name("vae.safetensors")
-                .save_file()
-        {
-            app.send(Command::SaveVae(path));
-        }
-    });
-    if busy
-        && app
-            .view
-            .progress
-            .as_ref()
-            .is_some_and(|(w, _, _)| w.starts_with("Training the VAE"))
-        && ui.button("Cancel VAE training").clicked()
-    {
-        app.send(Command::Cancel);
-    }
-    if let Some(origin) = &app.view.vae_origin {
-        ui.small(format!("VAE: {origin}"));
-    }
-    if !app.view.vae_losses.is_empty() {
-        super::plot_axes::readable(Plot::new("vae_loss"))
-            .height(110.0)
-            .x_axis_label("epoch")
-            .y_axis_label("VAE loss")
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.line(Line::new("VAE loss", app.view.vae_losses.clone()))
-            });
-    }
-    if !app.view.reconstructions.is_empty() {
         ui.small("Originals (top) and reconstructions (bottom)");
         let ctx = ui.ctx().clone();
         for row in 0..2 {
             ui.horizontal(|ui| {
-                for (original, reconstruction) in &app.view.reconstructions {
+                for (original, reconstruction) in &self.reconstructions {
                     let s = if row == 0 { original } else { reconstruction };
-                    let texture = app.images.get(&ctx, ("lab", &s.labels), || {
+                    let texture = shared.images.get(&ctx, ("lab", &s.labels), || {
                         images::labels(s.size, &s.labels)
                     });
                     ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(60.0, 60.0)));

@@ -3,109 +3,279 @@
 //! Pause/Resume and Cancel. The random baseline (and core-set and TTA uncertainty, when
 //! ticked) run alongside with the same settings.
 
-use super::{Command, Settings, SulaApp, labelled_row};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Command, Shared, labelled_row};
+use crate::experiment::Protocol;
 use crate::model::regressor::RegressorConfig;
 use crate::sampling::{
-    Arm, Generator, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, chosen,
+    Arm, Generator, LoopConfig, Mode, Movers, Normalisation, RoundZero, Setting, Variant, chosen,
 };
 
-impl SulaApp {
-    /// The loop configuration the stage-2 settings describe.
+/// The study settings kept between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stage2Settings {
+    pub mode: Mode,
+    pub n0: usize,
+    pub k: usize,
+    pub step: f32,
+    pub normalisation: Normalisation,
+    /// Which reading of the method the adaptive arm follows.
+    pub variant: Variant,
+    /// Where new latent points come from and what noise decoded images carry.
+    pub generator: Generator,
+    pub epochs_per_round: usize,
+    pub budget: usize,
+    pub repeats: usize,
+    /// Pool strategies run beside the adaptive and random arms.
+    pub core_set: bool,
+    pub tta: bool,
+    pub seed: u64,
+    /// Save each study to a run folder (settings, VAE, per-round records, results).
+    pub save_runs: bool,
+    /// Where run folders go; `None`: `runs/` in the app's data folder.
+    pub runs_dir: Option<PathBuf>,
+}
+
+impl Default for Stage2Settings {
+    fn default() -> Self {
+        // The CPU default protocol of `sula experiment`, one repeat.
+        let (n0, k, budget, epochs_per_round) = Protocol::Default.sizes();
+        let mut settings = Stage2Settings {
+            mode: Mode::Si,
+            n0,
+            k,
+            step: 1.0,
+            normalisation: Normalisation::L2,
+            variant: Setting::PAPER.variant,
+            generator: Generator::default(),
+            epochs_per_round,
+            budget,
+            repeats: 1,
+            core_set: false,
+            tta: false,
+            seed: 1,
+            save_runs: true,
+            runs_dir: None,
+        };
+        settings.apply(chosen(Mode::Si));
+        settings
+    }
+}
+
+impl Stage2Settings {
+    /// Takes η, the variant and k of one reading of the method (the setting chosen on the
+    /// validation split for a mode, or the paper's), leaving everything else.
+    pub fn apply(&mut self, setting: Setting) {
+        self.step = setting.step;
+        self.variant = setting.variant;
+        let (_, protocol_k, _, _) = Protocol::Default.sizes();
+        self.k = setting.samples_per_round(protocol_k);
+    }
+
+    /// The loop configuration these settings describe.
     pub fn loop_config(&self) -> Result<LoopConfig, String> {
-        let s = &self.settings;
         let config = LoopConfig {
-            mode: s.mode,
-            sizes: LoopConfig::sizes_from(s.n0, s.k, s.budget).map_err(|e| e.to_string())?,
-            epochs_per_round: s.epochs_per_round,
-            step: s.step,
-            normalisation: s.normalisation,
+            mode: self.mode,
+            sizes: LoopConfig::sizes_from(self.n0, self.k, self.budget)
+                .map_err(|e| e.to_string())?,
+            epochs_per_round: self.epochs_per_round,
+            step: self.step,
+            normalisation: self.normalisation,
             batch_size: 32,
             learning_rate: 1e-3,
             regressor_width: RegressorConfig::new(64).width,
-            seed: s.seed,
-            variant: s.variant,
-            generator: s.generator,
+            seed: self.seed,
+            variant: self.variant,
+            generator: self.generator,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
-    /// Starts a fresh study with the current settings.
-    pub fn start_study(&mut self) {
-        match self.loop_config() {
-            Ok(config) => {
-                self.view.rows.clear();
-                self.view.summary = None;
-                self.view.chosen.clear();
-                self.view.train_losses.clear();
-                self.view.captions.clear();
-                self.view.arrows.clear();
-                self.view.history.clear();
-                self.view.training.clear();
-                self.view.samples.clear();
-                self.view.study_started = true;
-                self.view.finished = false;
-                self.view.busy = true;
-                self.view.run_folder = None;
-                self.view.selected_moved.clear();
-                let run_dir = self.new_run_folder();
-                self.send(Command::Start {
-                    config,
-                    arms: self.comparison_arms(),
-                    repeats: self.settings.repeats,
-                    run_dir,
-                });
-            }
-            Err(message) => self.view.errors.push(message),
-        }
-    }
-
     /// The arms run beside the adaptive one: random, and the ticked pool strategies.
-    pub fn comparison_arms(&self) -> Vec<Arm> {
-        let s = &self.settings;
+    fn comparison_arms(&self) -> Vec<Arm> {
         [
             (Arm::Baseline, true),
-            (Arm::CoreSet, s.core_set),
-            (Arm::Tta, s.tta),
+            (Arm::CoreSet, self.core_set),
+            (Arm::Tta, self.tta),
         ]
         .into_iter()
         .filter_map(|(arm, on)| on.then_some(arm))
         .collect()
     }
 
-    /// One round of every arm (starting the study first if needed).
-    pub fn step_round(&mut self) {
-        if !self.view.study_started {
-            self.start_study();
+    /// A new folder for the next study under the runs folder, named by the UTC time and
+    /// mode; `None` when runs are not saved or there is nowhere to save them.
+    fn new_run_folder(&self) -> Option<PathBuf> {
+        if !self.save_runs {
+            return None;
         }
-        self.view.busy = true;
-        self.send(Command::Step);
+        let root = self
+            .runs_dir
+            .clone()
+            .or_else(|| eframe::storage_dir("sula").map(|d| d.join("runs")))?;
+        let stem = format!("{}_{}", utc_stamp(), self.mode.name());
+        (1..)
+            .map(|n| match n {
+                1 => root.join(&stem),
+                n => root.join(format!("{stem}_{n}")),
+            })
+            .find(|p| !p.exists())
     }
 }
 
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.heading("Stage 2 · adaptive sampling");
-    ui.small("Move training points along the gradient of F's loss, label what lies there, train; the random baseline gets the same sizes and steps.");
-    let busy = app.view.busy;
-    let ready = app.view.vae_origin.is_some() && !app.view.points.is_empty();
-    settings_grid(ui, &mut app.settings);
-    variant_of_the_method(ui, &mut app.settings);
-    run_controls(app, ui, busy, ready);
-    if !ready {
-        ui.small("Waiting for data and a VAE (Stage 1).");
-    } else if app.view.finished {
-        ui.small("The study reached its budget. Start a new one to run again.");
+/// What the study buttons ask of the app: starting a study also clears the other panels'
+/// rounds, so the app, which holds them all, carries it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyRequest {
+    /// A fresh study.
+    Start,
+    /// One round of every arm, starting the study first if needed.
+    Step,
+    /// Rounds until the budget, starting the study first if needed.
+    Run,
+}
+
+/// The study panel: its settings and where the study stands.
+#[derive(Default)]
+pub struct Stage2 {
+    /// Kept between runs (eframe storage).
+    pub settings: Stage2Settings,
+    /// The worker holds a study that Step and Run continue.
+    pub study_started: bool,
+    /// The study reached its budget.
+    pub finished: bool,
+    /// The worker paused the run: the Pause button reads Resume.
+    pub paused: bool,
+    /// The folder the current study is saved to.
+    pub run_folder: Option<PathBuf>,
+}
+
+impl Stage2 {
+    /// Starts with the settings kept from the last run and no study.
+    pub fn new(settings: Stage2Settings) -> Stage2 {
+        Stage2 {
+            settings,
+            ..Stage2::default()
+        }
     }
-    if let Some(folder) = &app.view.run_folder {
-        ui.small(format!("Saved as it runs to {}", folder.display()))
-            .on_hover_text(
-                "Settings, per-round records and results: `sula export --run` reads this folder",
-            );
+
+    /// New data: a study of the old data cannot go on.
+    pub fn new_data(&mut self) {
+        *self = Stage2::new(std::mem::take(&mut self.settings));
+    }
+
+    /// The worker went idle, at the budget or not.
+    pub fn idle(&mut self, finished: bool) {
+        self.paused = false;
+        self.finished = finished;
+    }
+
+    /// Whether Step (button or Space) may run a round: the worker is free, the data and a
+    /// VAE are `ready`, and the budget is not reached.
+    pub fn can_step(&self, shared: &Shared, ready: bool) -> bool {
+        !shared.busy && ready && !self.finished
+    }
+
+    /// Sends a fresh study with `config` (from [`Stage2Settings::loop_config`]) to the
+    /// worker.
+    pub fn start(&mut self, shared: &mut Shared, config: LoopConfig) {
+        self.study_started = true;
+        self.finished = false;
+        self.run_folder = None;
+        shared.busy = true;
+        shared.send(Command::Start {
+            config,
+            arms: self.settings.comparison_arms(),
+            repeats: self.settings.repeats,
+            run_dir: self.settings.new_run_folder(),
+        });
+    }
+
+    /// The settings, the variant, the run controls and the study's state; `ready`: the
+    /// data and a VAE are there. Returns what the study buttons ask for.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        ready: bool,
+    ) -> Option<StudyRequest> {
+        ui.heading("Stage 2 · adaptive sampling");
+        ui.small("Move training points along the gradient of F's loss, label what lies there, train; the random baseline gets the same sizes and steps.");
+        settings_grid(ui, &mut self.settings);
+        variant_of_the_method(ui, &mut self.settings);
+        let request = self.run_controls(ui, shared, ready);
+        if !ready {
+            ui.small("Waiting for data and a VAE (Stage 1).");
+        } else if self.finished {
+            ui.small("The study reached its budget. Start a new one to run again.");
+        }
+        if let Some(folder) = &self.run_folder {
+            ui.small(format!("Saved as it runs to {}", folder.display()))
+                .on_hover_text(
+                    "Settings, per-round records and results: `sula export --run` reads this folder",
+                );
+        }
+        request
+    }
+
+    /// Start, Step, Run, Pause/Resume and Cancel.
+    fn run_controls(
+        &mut self,
+        ui: &mut egui::Ui,
+        shared: &mut Shared,
+        ready: bool,
+    ) -> Option<StudyRequest> {
+        let busy = shared.busy;
+        let can_step = self.can_step(shared, ready);
+        let mut request = None;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!busy && ready, egui::Button::new("Start"))
+                .on_hover_text("New study with these settings")
+                .clicked()
+            {
+                request = Some(StudyRequest::Start);
+            }
+            if ui
+                .add_enabled(can_step, egui::Button::new("Step"))
+                .on_hover_text("One round of every arm (Space)")
+                .clicked()
+            {
+                request = Some(StudyRequest::Step);
+            }
+            if ui
+                .add_enabled(can_step, egui::Button::new("Run"))
+                .on_hover_text("Rounds until the budget, every repeat")
+                .clicked()
+            {
+                request = Some(StudyRequest::Run);
+            }
+        });
+        ui.horizontal(|ui| {
+            let label = if self.paused { "Resume" } else { "Pause" };
+            if ui.add_enabled(busy, egui::Button::new(label)).clicked() {
+                shared.send(if self.paused {
+                    Command::Resume
+                } else {
+                    Command::Pause
+                });
+            }
+            if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
+                shared.send(Command::Cancel);
+                self.study_started = false;
+            }
+        });
+        request
     }
 }
 
 /// Mode, sizes, step, schedule, generator and the arms to compare with.
-fn settings_grid(ui: &mut egui::Ui, s: &mut Settings) {
+fn settings_grid(ui: &mut egui::Ui, s: &mut Stage2Settings) {
     egui::Grid::new("stage2_grid")
         .num_columns(2)
         .show(ui, |ui| {
@@ -180,7 +350,7 @@ fn settings_grid(ui: &mut egui::Ui, s: &mut Settings) {
 
 /// The variant of the method (folded): round 0, movers, the chosen and the paper's
 /// settings, and the switches.
-fn variant_of_the_method(ui: &mut egui::Ui, s: &mut Settings) {
+fn variant_of_the_method(ui: &mut egui::Ui, s: &mut Stage2Settings) {
     egui::CollapsingHeader::new("Variant of the method")
         .default_open(false)
         .show(ui, |ui| {
@@ -236,53 +406,43 @@ fn variant_of_the_method(ui: &mut egui::Ui, s: &mut Settings) {
         });
 }
 
-/// Start, Step, Run, Pause/Resume and Cancel.
-fn run_controls(app: &mut SulaApp, ui: &mut egui::Ui, busy: bool, ready: bool) {
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(!busy && ready, egui::Button::new("Start"))
-            .on_hover_text("New study with these settings")
-            .clicked()
-        {
-            app.start_study();
-        }
-        if ui
-            .add_enabled(
-                !busy && ready && !app.view.finished,
-                egui::Button::new("Step"),
-            )
-            .on_hover_text("One round of every arm (Space)")
-            .clicked()
-        {
-            app.step_round();
-        }
-        if ui
-            .add_enabled(
-                !busy && ready && !app.view.finished,
-                egui::Button::new("Run"),
-            )
-            .on_hover_text("Rounds until the budget, every repeat")
-            .clicked()
-        {
-            if !app.view.study_started {
-                app.start_study();
-            }
-            app.view.busy = true;
-            app.send(Command::Run);
-        }
-    });
-    ui.horizontal(|ui| {
-        let label = if app.view.paused { "Resume" } else { "Pause" };
-        if ui.add_enabled(busy, egui::Button::new(label)).clicked() {
-            app.send(if app.view.paused {
-                Command::Resume
-            } else {
-                Command::Pause
-            });
-        }
-        if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
-            app.send(Command::Cancel);
-            app.view.study_started = false;
-        }
-    });
+/// "2026-11-26_03-04-05": the current UTC time, for folder names.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_stamp_of(secs)
+}
+
+/// [`utc_stamp`] of `secs` seconds since 1970-01-01 UTC.
+fn utc_stamp_of(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folder_stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp_of(0), "1970-01-01_00-00-00");
+        assert_eq!(utc_stamp_of(951_782_400), "2000-02-29_00-00-00");
+        assert_eq!(utc_stamp_of(1_795_000_000), "2026-11-18_11-06-40");
+    }
 }

@@ -2,61 +2,92 @@
 //! points sliding slowly along their gradients, and keyboard shortcuts (Space = step,
 //! T = teaching mode, H = arrow history).
 
-use super::SulaApp;
+use serde::{Deserialize, Serialize};
 
-/// Keyboard shortcuts, ignored while a text field has focus.
-pub fn shortcuts(app: &mut SulaApp, ctx: &egui::Context) {
-    if ctx.memory(|m| m.focused().is_some()) {
-        return;
+/// The teaching settings kept between runs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TeachingSettings {
+    /// Teaching mode: the bottom panel with hints and captions, and slowed arrows.
+    pub enabled: bool,
+}
+
+/// How far the user has come, from the other panels: what the next hint depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Reached {
+    pub data: bool,
+    pub vae: bool,
+    pub rounds: bool,
+    pub finished: bool,
+}
+
+/// The teaching panel: its switch and the captions of the rounds so far.
+#[derive(Default)]
+pub struct Teaching {
+    /// Kept between runs (eframe storage).
+    pub settings: TeachingSettings,
+    /// One caption per arm and round, saying what the round did.
+    pub captions: Vec<String>,
+}
+
+impl Teaching {
+    /// Starts with the settings kept from the last run and no captions.
+    pub fn new(settings: TeachingSettings) -> Teaching {
+        Teaching {
+            settings,
+            captions: Vec::new(),
+        }
     }
-    let (space, t, h) = ctx.input(|i| {
-        (
-            i.key_pressed(egui::Key::Space),
-            i.key_pressed(egui::Key::T),
-            i.key_pressed(egui::Key::H),
-        )
-    });
-    if space
-        && !app.view.busy
-        && !app.view.finished
-        && !app.view.points.is_empty()
-        && app.view.vae_origin.is_some()
-    {
-        app.step_round();
+
+    /// Keyboard shortcuts, ignored while a text field has focus: T switches teaching
+    /// mode and H the latent view's `show_history`; returns whether Space asked for a
+    /// round.
+    pub fn shortcuts(&mut self, ctx: &egui::Context, show_history: &mut bool) -> bool {
+        if ctx.memory(|m| m.focused().is_some()) {
+            return false;
+        }
+        let (space, t, h) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::Space),
+                i.key_pressed(egui::Key::T),
+                i.key_pressed(egui::Key::H),
+            )
+        });
+        if t {
+            self.settings.enabled = !self.settings.enabled;
+        }
+        if h {
+            *show_history = !*show_history;
+        }
+        space
     }
-    if t {
-        app.settings.teaching = !app.settings.teaching;
-    }
-    if h {
-        app.settings.show_history = !app.settings.show_history;
+
+    /// The shortcuts, the next hint from where the user has `reached`, and the latest
+    /// round's captions of each of the `arms`.
+    pub fn ui(&mut self, ui: &mut egui::Ui, reached: Reached, arms: usize) {
+        ui.horizontal(|ui| {
+            ui.heading("Teaching");
+            ui.label("Space: step · T: teaching mode · H: arrow history");
+        });
+        ui.label(next_hint(reached));
+        // The latest round of every arm.
+        for caption in self.captions.iter().rev().take(arms.max(2)).rev() {
+            ui.label(egui::RichText::new(caption).italics());
+        }
     }
 }
 
 /// What to do next, in one sentence, from where the user is.
-fn next_hint(app: &SulaApp) -> &'static str {
-    let v = &app.view;
-    if v.data_name.is_none() {
+fn next_hint(reached: Reached) -> &'static str {
+    if !reached.data {
         "Loading the data: the pool of unannotated IVUS frames."
-    } else if v.vae_origin.is_none() {
+    } else if !reached.vae {
         "Stage 1: train (or load) the VAE that maps frames to latent points and back."
-    } else if v.rows.is_empty() {
+    } else if !reached.rounds {
         "Press Space (or Step): round 0 draws points from the VAE's prior (fitted to the pool's embeddings), decodes them, labels them with the FEA and trains F."
-    } else if v.finished {
+    } else if reached.finished {
         "The budget is reached: compare the curves of the adaptive arm and the random baseline."
     } else {
         "Press Space for the next round: training points move along the gradient of F's loss towards harder samples."
-    }
-}
-
-pub fn ui(app: &mut SulaApp, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
-        ui.heading("Teaching");
-        ui.label("Space: step · T: teaching mode · H: arrow history");
-    });
-    ui.label(next_hint(app));
-    // The latest round of every arm.
-    let arms = app.view.chosen.len().max(2);
-    for caption in app.view.captions.iter().rev().take(arms).rev() {
-        ui.label(egui::RichText::new(caption).italics());
     }
 }

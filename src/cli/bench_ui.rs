@@ -9,7 +9,7 @@ use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::app::{Settings, SulaApp};
+use crate::app::{DataSettings, Settings, Stage2Settings, SulaApp};
 use crate::worker::{Arrow, PlaqueKind, PoolPoint};
 
 #[derive(Debug, Args)]
@@ -66,7 +66,7 @@ fn pump_until(
         if Instant::now() > deadline {
             bail!("timed out waiting for {what}");
         }
-        if let Some(error) = app.view.errors.first() {
+        if let Some(error) = app.shared.errors.first() {
             bail!("{error}");
         }
         frame(
@@ -90,18 +90,21 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
     // Synthetic scene: no data is loaded, so the worker stays idle.
     let ctx = egui::Context::default();
     let settings = Settings {
-        phantom_pool: 10,
-        phantom_test: 2,
-        size: 32,
+        data: DataSettings {
+            phantom_pool: 10,
+            phantom_test: 2,
+            size: 32,
+            ..DataSettings::default()
+        },
         ..Settings::default()
     };
     let mut app = SulaApp::with_settings(&ctx, settings);
     pump_until(&ctx, &mut app, "the tiny phantom", |a| {
-        a.view.data_name.is_some() && !a.view.busy
+        a.data.name.is_some() && !a.shared.busy
     })?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut xy = || [rng.gen_range(-4.0..4.0f32), rng.gen_range(-4.0..4.0f32)];
-    app.view.points = (0..args.points)
+    app.shared.points = (0..args.points)
         .map(|i| PoolPoint {
             id: format!("frame_{i:05}"),
             xy: xy(),
@@ -111,9 +114,9 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
             thumbnail: vec![128; 32 * 32],
         })
         .collect();
-    app.view.data_size = 32;
-    app.view.vae_origin = Some("synthetic".to_string());
-    app.view.training = (0..320).map(|_| xy()).collect();
+    app.latent.data_size = 32;
+    app.stage1.origin = Some("synthetic".to_string());
+    app.latent.training = (0..320).map(|_| xy()).collect();
     let arrows: Vec<Arrow> = (0..args.arrows)
         .map(|i| Arrow {
             from: xy(),
@@ -129,9 +132,9 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
             joined: true,
         })
         .collect();
-    app.view.arrows = arrows[..40.min(arrows.len())].to_vec();
-    app.view.history = arrows[40.min(arrows.len())..].to_vec();
-    app.settings.show_history = true;
+    app.latent.arrows = arrows[..40.min(arrows.len())].to_vec();
+    app.latent.history = arrows[40.min(arrows.len())..].to_vec();
+    app.latent.settings.show_history = true;
     let mut times = Vec::with_capacity(args.frames);
     for i in 0..args.frames + 5 {
         // The pointer sweeps the latent view so hover picking and tooltips run.
@@ -153,17 +156,20 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
     let ctx = egui::Context::default();
     // A benchmark study is not worth keeping: no run folder.
     let settings = Settings {
-        save_runs: false,
+        stage2: Stage2Settings {
+            save_runs: false,
+            ..Stage2Settings::default()
+        },
         ..Settings::default()
     };
     let mut app = SulaApp::with_settings(&ctx, settings);
     pump_until(&ctx, &mut app, "the phantom and the VAE", |a| {
-        !a.view.points.is_empty() && !a.view.busy
+        !a.shared.points.is_empty() && !a.shared.busy
     })?;
     app.start_study();
     app.send(crate::worker::Command::Run);
     pump_until(&ctx, &mut app, "training to start", |a| {
-        a.view.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
+        a.shared.progress.as_ref().is_some_and(|(_, f, _)| *f > 0.0)
     })?;
     let start = Instant::now();
     let mut times = Vec::new();
@@ -178,7 +184,7 @@ pub fn run(args: &UiBenchArgs) -> Result<()> {
         ));
         std::thread::sleep(Duration::from_millis(16));
     }
-    let rounds = app.view.rows.len();
+    let rounds = app.curves.rows.len();
     app.send(crate::worker::Command::Cancel);
     let count = times.len();
     let (median, p95, max) = stats(times);
