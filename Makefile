@@ -11,7 +11,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: run test build lint bench bench-fea bench-models bench-ui study torch deb deb-cuda
+.PHONY: run test build lint bench bench-fea bench-models bench-ui study torch deb deb-cuda label-studio
 
 # The desktop app on the embedded phantom and the shipped VAE.
 run: build
@@ -42,6 +42,12 @@ bench-fea: build
 # Training throughput side by side with the same architectures in PyTorch eager.
 bench-models: build
 	$(VENV)/bin/python bench/models_reference.py --sula ./target/release/sula --rounds 5
+
+# A real round trip through Label Studio, run locally (scripts/label_studio_roundtrip.py):
+# a 4-frame batch annotated through its HTTP API, the JSON and COCO exports imported by
+# sula. Label Studio lives in its own virtualenv .venv-ls, made the first time (minutes).
+label-studio: build
+	python3 scripts/label_studio_roundtrip.py --sula ./target/release/sula
 
 # The CPU default study (docs/journal/study.md): each mode's chosen setting against random,
 # core-set and TTA uncertainty, 5 repeats, into $(OUT)/si and $(OUT)/snn; prints the
