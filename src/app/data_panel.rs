@@ -56,9 +56,9 @@ impl DataPanel {
         }
     }
 
-    /// The worker loaded a dataset.
-    pub fn loaded(&mut self, name: String, summary: Vec<String>) {
-        self.name = Some(name);
+    /// The worker loaded a dataset (`None`: the views were emptied).
+    pub fn loaded(&mut self, name: Option<String>, summary: Vec<String>) {
+        self.name = name;
         self.summary = summary;
     }
 

@@ -98,7 +98,8 @@ fn bits(values: &[f32]) -> Vec<u32> {
 }
 
 /// Draws one sample as image | label map | FEA stress | F prediction | |error|, with a
-/// kPa colour bar for the stress scale.
+/// kPa colour bar for the stress scale. A frame not yet annotated shows F's predicted
+/// tissue and stress instead; one without label maps, its image alone.
 pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleView, side: f32) {
     let ctx = ui.ctx().clone();
     let size = sample.size;
@@ -117,17 +118,32 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
             cache.get(&ctx, ("img", &sample.image), || grey(size, &sample.image)),
             "image",
         );
-        picture(
-            ui,
-            cache.get(&ctx, ("lab", &sample.labels), || {
-                labels(size, &sample.labels)
-            }),
-            "label map",
-        );
+        if sample.labels.is_empty() {
+            return;
+        }
         let Some(stress) = &sample.stress else {
-            ui.label("the FEA cannot label this map (not a closed vessel)");
+            // Not labelled by the FEA: a frame awaiting annotation, with F's guess at its
+            // tissue and stress when F exists.
+            let Some(prediction) = &sample.prediction else {
+                picture(ui, label_texture(cache, &ctx, sample), "label map");
+                ui.label("the FEA cannot label this map (not a closed vessel)");
+                return;
+            };
+            picture(ui, label_texture(cache, &ctx, sample), "F's tissue");
+            let (lo, hi) = solid_range(prediction, &sample.labels);
+            picture(
+                ui,
+                cache.get(
+                    &ctx,
+                    ("pred", bits(prediction), lo.to_bits(), hi.to_bits()),
+                    || scalar(size, prediction, &sample.labels, lo, hi, &turbo),
+                ),
+                "F prediction",
+            );
+            color_bar(ui, &turbo, lo, hi, side);
             return;
         };
+        picture(ui, label_texture(cache, &ctx, sample), "label map");
         let (lo, hi) = solid_range(stress, &sample.labels);
         picture(
             ui,
@@ -162,6 +178,17 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
         }
         color_bar(ui, &turbo, lo, hi, side);
     });
+}
+
+/// The sample's label map as a texture.
+fn label_texture(
+    cache: &mut TextureCache,
+    ctx: &egui::Context,
+    sample: &SampleView,
+) -> TextureHandle {
+    cache.get(ctx, ("lab", &sample.labels), || {
+        labels(sample.size, &sample.labels)
+    })
 }
 
 /// A vertical colour bar labelled in kPa.

@@ -2,7 +2,10 @@
 //! coloured by set membership, plaque type or peak stress; the adaptive arm's training
 //! points; arrows from the chosen originals to their gradient-moved points. Hover shows a
 //! thumbnail, a click selects the nearest point (in screen space) or decodes the clicked
-//! empty location, Shift+drag box-selects.
+//! empty location, Shift+drag box-selects. On a project: the frames coloured by their
+//! state in the annotation loop or their place in the pullback, each gradient-SNN
+//! suggestion as its arrow z → z' and its snap to the chosen frame, and hover shows a
+//! frame between its neighbours in the pullback.
 
 use std::time::Instant;
 
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Shared, images};
 use crate::export::collect::MovedRef;
 use crate::sampling::{Arm, Generator, Mode};
-use crate::worker::{Arrow, Command, PlaqueKind, PoolPoint, ProjectView, SampleView};
+use crate::worker::{Arrow, Command, FrameState, PlaqueKind, PoolPoint, ProjectView, SampleView};
 
 /// What the pool points' colour shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +29,30 @@ pub enum ColorBy {
     /// The frame's position in the pool's order: along the pullback for a DICOM pool, so
     /// neighbouring frames of a pullback show as neighbouring colours.
     Position,
+    /// A project's frames: annotated, out for annotation, or still in the pool.
+    State,
+}
+
+impl ColorBy {
+    /// The colouring shown: the chosen one when it means something for what is open (a
+    /// project's frames have no plaque or arm), else the default for it.
+    fn shown(self, project: bool) -> ColorBy {
+        match (project, self) {
+            (true, ColorBy::State | ColorBy::Position) => self,
+            (true, _) => ColorBy::State,
+            (false, ColorBy::State) => ColorBy::Membership,
+            (false, _) => self,
+        }
+    }
+}
+
+/// Colours of a project frame's states.
+fn state_color(state: FrameState) -> Color32 {
+    match state {
+        FrameState::Pool => Color32::from_gray(150),
+        FrameState::Suggested => Color32::from_rgb(240, 80, 170),
+        FrameState::Annotated => Color32::from_rgb(80, 220, 120),
+    }
 }
 
 /// Bins of the turbo scale that position and peak-stress colouring use, each one legend item.
@@ -181,7 +208,8 @@ impl LatentView {
     /// The switches, and the plot of the shared points with hover, click and box
     /// selection, once there are points.
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, others: Others<'_>) {
-        self.controls(ui, others.teaching);
+        let project = others.project.is_some();
+        self.controls(ui, others.teaching, project);
         if shared.points.is_empty() {
             ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
             return;
@@ -205,7 +233,7 @@ impl LatentView {
             .x_axis_label("PC 1")
             .y_axis_label("PC 2")
             .show(ui, |plot| {
-                self.pool_points(plot, &shared.points);
+                self.pool_points(plot, &shared.points, others.project);
                 self.overlays(plot, &shared.points, &others, animation);
                 plot.pointer_coordinate()
             });
@@ -213,22 +241,37 @@ impl LatentView {
         if response.response.clicked()
             && let Some(pos) = response.response.interact_pointer_pos()
         {
-            self.click(shared, others.generator, &response, pos);
+            // A project's pool has no decoder that labels, so clicks only select.
+            let generator = (!project).then_some(others.generator);
+            self.click(shared, generator, &response, pos);
         }
         if let Some(pos) = response.response.hover_pos()
             && let Some(i) = nearest_point(&shared.points, &response.transform, pos)
         {
-            self.tooltip(shared, ui, i);
+            match others.project {
+                Some(project) => self.pullback_tooltip(shared, ui, i, project),
+                None => self.tooltip(shared, ui, i),
+            }
         }
     }
 
     /// The colouring choices and the view's switches above the plot.
-    fn controls(&mut self, ui: &mut egui::Ui, teaching: &mut bool) {
+    fn controls(&mut self, ui: &mut egui::Ui, teaching: &mut bool, project: bool) {
         // Wrapped, so that a narrow window does not widen the panel past the screen.
         ui.horizontal_wrapped(|ui| {
             ui.heading("Latent space");
             ui.label("colour by");
             let c = &mut self.settings.color_by;
+            if project {
+                *c = c.shown(true);
+                ui.selectable_value(c, ColorBy::State, "annotation state")
+                    .on_hover_text(
+                        "Annotated, out for annotation in a batch, or still in the pool",
+                    );
+                ui.selectable_value(c, ColorBy::Position, "position in pullback")
+                    .on_hover_text("The frame's place along the pullback");
+                return;
+            }
             ui.selectable_value(c, ColorBy::Membership, "set membership");
             ui.selectable_value(c, ColorBy::Plaque, "plaque type");
             ui.selectable_value(c, ColorBy::PeakStress, "peak stress");
@@ -268,7 +311,12 @@ impl LatentView {
     }
 
     /// The pool's points, coloured as chosen.
-    fn pool_points(&self, plot: &mut egui_plot::PlotUi, points: &[PoolPoint]) {
+    fn pool_points(
+        &self,
+        plot: &mut egui_plot::PlotUi,
+        points: &[PoolPoint],
+        project: Option<&ProjectView>,
+    ) {
         let (peak_lo, peak_hi) = points
             .iter()
             .filter_map(|p| p.peak_kpa)
@@ -276,7 +324,28 @@ impl LatentView {
                 (a.min(v), b.max(v))
             });
         let turbo = crate::render::colormap::ColorMap::turbo();
-        match self.settings.color_by {
+        match self.settings.color_by.shown(project.is_some()) {
+            ColorBy::State => {
+                let states = project.map_or(&[][..], |p| &p.states[..]);
+                for state in [
+                    FrameState::Pool,
+                    FrameState::Suggested,
+                    FrameState::Annotated,
+                ] {
+                    let pts: Vec<[f64; 2]> = points
+                        .iter()
+                        .zip(states)
+                        .filter(|(_, s)| **s == state)
+                        .map(|(p, _)| plot_xy(p.xy))
+                        .collect();
+                    let radius = if state == FrameState::Pool { 2.0 } else { 3.5 };
+                    plot.points(
+                        Points::new(state.name(), pts)
+                            .radius(radius)
+                            .color(state_color(state)),
+                    );
+                }
+            }
             ColorBy::ChosenBy => self.chosen_by(plot, points),
             ColorBy::Membership => {
                 let all: Vec<[f64; 2]> = points.iter().map(|p| plot_xy(p.xy)).collect();
@@ -416,7 +485,10 @@ impl LatentView {
         animation: f32,
     ) {
         if let Some(project) = others.project {
-            project_points(plot, project);
+            if self.settings.color_by.shown(true) == ColorBy::Position {
+                project_points(plot, project);
+            }
+            project_arrows(plot, project);
         }
         // Colouring by arm already marks the training sets.
         if !self.training.is_empty() && self.settings.color_by != ColorBy::ChosenBy {
@@ -559,11 +631,12 @@ impl LatentView {
         }
     }
 
-    /// A click selects (or unselects) the nearest pool point, or decodes the empty place.
+    /// A click selects (or unselects) the nearest pool point, or decodes the empty place
+    /// with `generator` when there is one.
     fn click(
         &mut self,
         shared: &Shared,
-        generator: Generator,
+        generator: Option<Generator>,
         response: &egui_plot::PlotResponse<Option<PlotPoint>>,
         pos: egui::Pos2,
     ) {
@@ -576,7 +649,9 @@ impl LatentView {
                 }
             }
             None => {
-                if let (Some((mean, axes)), Some(p)) = (&self.projection, response.inner) {
+                if let (Some((mean, axes)), Some(p), Some(generator)) =
+                    (&self.projection, response.inner, generator)
+                {
                     let projection = crate::sampling::Projection {
                         mean: mean.clone(),
                         axes: axes.clone(),
@@ -614,20 +689,105 @@ impl LatentView {
     }
 }
 
+/// How many frames on each side of a hovered frame its pullback tooltip shows.
+const PULLBACK_NEIGHBOURS: usize = 2;
+
+impl LatentView {
+    /// The hovered frame of a project between its neighbours in the pullback, with its
+    /// id and state: nearby frames look alike, and this shows whether its place in the
+    /// latent view follows the pullback.
+    fn pullback_tooltip(
+        &self,
+        shared: &mut Shared,
+        ui: &mut egui::Ui,
+        i: usize,
+        project: &ProjectView,
+    ) {
+        let ctx = ui.ctx().clone();
+        let range = i.saturating_sub(PULLBACK_NEIGHBOURS)
+            ..(i + PULLBACK_NEIGHBOURS + 1).min(shared.points.len());
+        let textures: Vec<(usize, egui::TextureHandle)> = range
+            .map(|k| {
+                let thumbnail = &shared.points[k].thumbnail;
+                let texture = shared.images.get(&ctx, ("img", thumbnail), || {
+                    images::grey(self.data_size, thumbnail)
+                });
+                (k, texture)
+            })
+            .collect();
+        let state = project.states.get(i).map_or("pool", |s| s.name());
+        egui::Tooltip::always_open(
+            ctx.clone(),
+            ui.layer_id(),
+            ui.scope_id().with("latent_tooltip"),
+            egui::PopupAnchor::Pointer,
+        )
+        .show(|ui| {
+            ui.horizontal(|ui| {
+                for (k, texture) in &textures {
+                    let side = if *k == i { 96.0 } else { 64.0 };
+                    ui.vertical(|ui| {
+                        ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(side, side)));
+                        ui.small(format!("frame {k}"));
+                    });
+                }
+            });
+            ui.label(&shared.points[i].id);
+            ui.small(format!(
+                "{state}; its neighbours along the pullback beside it"
+            ));
+        });
+    }
+}
+
+/// Each gradient-SNN suggestion of the project: the arrow from the annotated frame's
+/// embedding z to its moved point z', and a thin line from z' to the frame it snapped to.
+fn project_arrows(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
+    if project.arrows.is_empty() {
+        return;
+    }
+    let from: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.from)).collect();
+    let moved: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.moved)).collect();
+    let snapped: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.snapped)).collect();
+    plot.arrows(
+        Arrows::new(
+            "gradient step z to z'",
+            PlotPoints::from(from),
+            PlotPoints::from(moved.clone()),
+        )
+        .color(Color32::from_rgb(230, 97, 1)),
+    );
+    plot.arrows(
+        Arrows::new(
+            "snap to the nearest free frame",
+            PlotPoints::from(moved.clone()),
+            PlotPoints::from(snapped),
+        )
+        .tip_length(6.0)
+        .color(Color32::from_rgb(120, 120, 220)),
+    );
+    plot.points(
+        Points::new("moved z'", moved)
+            .radius(3.0)
+            .shape(MarkerShape::Cross)
+            .color(Color32::from_rgb(230, 97, 1)),
+    );
+}
+
 /// The open project's annotated frames, and those suggested and awaiting annotation.
 fn project_points(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
     let annotated: Vec<[f64; 2]> = project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
     plot.points(
         Points::new("annotated (project)", annotated)
             .radius(3.5)
-            .color(Color32::from_rgb(80, 220, 120)),
+            .color(state_color(FrameState::Annotated)),
     );
     let pending: Vec<[f64; 2]> = project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
     plot.points(
         Points::new("suggested, awaiting annotation", pending)
             .radius(3.5)
             .shape(MarkerShape::Diamond)
-            .color(Color32::from_rgb(230, 97, 1)),
+            .color(state_color(FrameState::Suggested)),
     );
 }
 

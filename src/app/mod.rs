@@ -52,10 +52,22 @@ pub struct Settings {
     pub teaching: TeachingSettings,
 }
 
+/// What the window works on. Each has its own controls, and every panel shows only its
+/// data: switching empties the views and loads the other's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workspace {
+    /// The phantom or a labelled dataset: arms, repeats, curves.
+    Study,
+    /// A pullback's annotation loop: suggest, annotate, import.
+    Project,
+}
+
 /// The eframe application: the panels and what they share.
 pub struct SulaApp {
     /// What several panels use; each panel's `ui` gets it.
     pub shared: Shared,
+    /// Study or project: which controls the left column shows.
+    pub workspace: Workspace,
     pub data: DataPanel,
     pub stage1: Stage1,
     pub stage2: Stage2,
@@ -86,6 +98,7 @@ impl SulaApp {
         let worker = WorkerHandle::spawn(Box::new(move || waker_ctx.request_repaint()));
         let app = SulaApp {
             shared: Shared::new(worker),
+            workspace: Workspace::Study,
             data: DataPanel::new(settings.data),
             stage1: Stage1::new(settings.stage1),
             stage2: Stage2::new(settings.stage2),
@@ -129,13 +142,38 @@ impl SulaApp {
 
     /// Starts a project on the pullback `pool` in the new folder `out`.
     pub fn new_project(&mut self, pool: PathBuf, out: PathBuf) {
+        self.switch_to(Workspace::Project);
         let size = self.data.settings.size;
         self.project.new_project(&mut self.shared, pool, out, size);
     }
 
     /// Reopens the project folder `root`.
     pub fn open_project(&mut self, root: PathBuf) {
+        self.switch_to(Workspace::Project);
         self.project.open_project(&mut self.shared, root);
+    }
+
+    /// Switches between the study and the project: the views empty, then the study reloads
+    /// the phantom (the worker announces its VAE again), and the project reopens the last
+    /// project, if there was one.
+    pub fn switch_to(&mut self, workspace: Workspace) {
+        if self.workspace == workspace {
+            return;
+        }
+        self.workspace = workspace;
+        self.new_data(None, Vec::new(), self.data.settings.size);
+        self.stage1 = Stage1::new(self.stage1.settings.clone());
+        match workspace {
+            Workspace::Study => {
+                self.shared.busy = true;
+                self.data.load_phantom(&self.shared);
+            }
+            Workspace::Project => {
+                if let Some(root) = self.project.last_root.clone() {
+                    self.project.open_project(&mut self.shared, root);
+                }
+            }
+        }
     }
 
     /// Writes the open project's next batch to annotate to the new folder `out`.
@@ -210,7 +248,7 @@ impl SulaApp {
                 summary,
                 size,
                 ..
-            } => self.new_data(name, summary, size),
+            } => self.new_data(Some(name), summary, size),
             Event::Latent { points, mean, axes } => {
                 self.shared.points = points;
                 self.latent.new_latent((mean, axes));
@@ -272,7 +310,11 @@ impl SulaApp {
                 self.stage2.idle(finished);
             }
             Event::Paused => self.stage2.paused = true,
-            Event::Project(project) => self.project.open = Some(project),
+            Event::Project(project) => {
+                self.workspace = Workspace::Project;
+                self.project.last_root = Some(project.root.clone());
+                self.project.open = Some(project);
+            }
             Event::Error(message) => {
                 self.shared.errors.push(message);
                 self.shared.busy = false;
@@ -282,7 +324,7 @@ impl SulaApp {
 
     /// New data: every panel forgets the old pool, but the VAE (which the worker keeps)
     /// and the errors stay.
-    fn new_data(&mut self, name: String, summary: Vec<String>, size: usize) {
+    fn new_data(&mut self, name: Option<String>, summary: Vec<String>, size: usize) {
         self.shared.new_data();
         self.data.loaded(name, summary);
         self.stage1.new_data();
@@ -353,7 +395,10 @@ impl SulaApp {
                     egui::CollapsingHeader::new(egui::RichText::new("Samples").heading())
                         .id_salt("samples")
                         .default_open(true)
-                        .show(ui, |ui| self.samples.ui(ui, &mut self.shared));
+                        .show(ui, |ui| match &self.project.open {
+                            Some(project) => Samples::project_ui(ui, &mut self.shared, project),
+                            None => self.samples.ui(ui, &mut self.shared),
+                        });
                     ui.separator();
                     egui::CollapsingHeader::new(egui::RichText::new("Curves").heading())
                         .id_salt("curves")
@@ -374,8 +419,9 @@ impl SulaApp {
                 project: self.project.open.as_ref(),
             };
             self.latent.ui(ui, &mut self.shared, others);
-            // The export strip sits under the plot, which shows once there are points.
-            if !self.shared.points.is_empty() {
+            // The export strip sits under the plot, which shows once there are points; a
+            // project's frames leave as batches instead.
+            if !self.shared.points.is_empty() && self.workspace == Workspace::Study {
                 let has_moves = self.latent.has_moves();
                 self.export
                     .ui(ui, &mut self.shared, &mut self.latent.selection, has_moves);
@@ -388,21 +434,47 @@ impl SulaApp {
     fn left_column(&mut self, ui: &mut egui::Ui) -> Option<StudyRequest> {
         let (has_data, ready) = (self.data.name.is_some(), self.ready());
         let mut request = None;
+        let mut workspace = self.workspace;
         egui::Panel::left("controls")
             .default_size(330.0)
             .show(ui, |ui| {
+                ui.add_enabled_ui(!self.shared.busy, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label("Work on");
+                        ui.selectable_value(&mut workspace, Workspace::Study, "Study")
+                            .on_hover_text("The phantom or a labelled dataset: the method against random and the other arms, over repeats");
+                        ui.selectable_value(&mut workspace, Workspace::Project, "Project")
+                            .on_hover_text("Your own pullback: suggest frames to annotate, import the annotations, train F");
+                    });
+                });
+                ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     let shared = &mut self.shared;
-                    self.data.ui(ui, shared);
-                    ui.separator();
-                    let seed = self.stage2.settings.seed;
-                    self.stage1.ui(ui, shared, has_data, seed);
-                    ui.separator();
-                    request = self.stage2.ui(ui, shared, ready);
-                    ui.separator();
-                    self.project.ui(ui, shared, self.data.settings.size);
+                    match self.workspace {
+                        Workspace::Study => {
+                            self.data.ui(ui, shared);
+                            ui.separator();
+                            let seed = self.stage2.settings.seed;
+                            self.stage1.ui(ui, shared, has_data, seed);
+                            ui.separator();
+                            request = self.stage2.ui(ui, shared, ready);
+                        }
+                        Workspace::Project => {
+                            self.project.ui(ui, shared, self.data.settings.size);
+                            ui.separator();
+                            let epochs = &mut self.project.settings.project_vae_epochs;
+                            if self.project.open.is_some() {
+                                self.stage1.project_ui(ui, shared, epochs);
+                                ui.separator();
+                            }
+                            self.project.loop_ui(ui, shared);
+                        }
+                    }
                 });
             });
+        if workspace != self.workspace {
+            self.switch_to(workspace);
+        }
         request
     }
 }

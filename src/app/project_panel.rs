@@ -39,6 +39,8 @@ pub struct ProjectPanel {
     pub settings: ProjectSettings,
     /// The annotation project open in the app, as the worker last described it.
     pub open: Option<ProjectView>,
+    /// The last project opened, reopened when the app switches back to projects.
+    pub last_root: Option<PathBuf>,
 }
 
 impl ProjectPanel {
@@ -47,6 +49,7 @@ impl ProjectPanel {
         ProjectPanel {
             settings,
             open: None,
+            last_root: None,
         }
     }
 
@@ -86,10 +89,10 @@ impl ProjectPanel {
         });
     }
 
-    /// Opening a pullback or a project, and the open project's round trip; `size` is the
-    /// working resolution a new project takes.
+    /// Opening a pullback or a project, and what is open; `size` is the working
+    /// resolution a new project takes.
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, size: usize) {
-        ui.heading("Real data");
+        ui.heading("Your pullback");
         let busy = shared.busy;
         ui.horizontal(|ui| {
             if ui
@@ -113,25 +116,33 @@ impl ProjectPanel {
                 self.open_project(shared, root);
             }
         });
-        match self.open.clone() {
-            Some(project) => self.project_ui(ui, shared, &project),
+        match &self.open {
+            Some(project) => {
+                ui.label(egui::RichText::new(project.root.display().to_string()).strong());
+                ui.small(format!(
+                    "{} frames: {} annotated, {} waiting in a batch, {} rounds",
+                    project.frames,
+                    project.annotated,
+                    project.pending,
+                    project.rounds.len()
+                ));
+            }
             None => {
                 ui.small("Suggest which frames of your own pullback to annotate next, and bring the annotations back.");
             }
         }
     }
 
-    /// The open project: its counts, the round trip's settings and buttons.
-    fn project_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, project: &ProjectView) {
+    /// Stage 2 of a project, the annotation loop: the next batch's size, F's epochs per
+    /// import, and the two buttons.
+    pub fn loop_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.heading("Stage 2 · annotation loop");
+        let Some(project) = self.open.clone() else {
+            ui.small("Open a pullback or a project first.");
+            return;
+        };
+        ui.small("Round 0 covers the pool (core-set); later rounds move the annotated frames along F's loss gradient and snap to the nearest free frames.");
         let busy = shared.busy;
-        ui.label(egui::RichText::new(project.root.display().to_string()).strong());
-        ui.small(format!(
-            "{} frames: {} annotated, {} waiting in a batch, {} rounds",
-            project.frames,
-            project.annotated,
-            project.pending,
-            project.rounds.len()
-        ));
         egui::Grid::new("project_grid")
             .num_columns(2)
             .show(ui, |ui| {

@@ -92,6 +92,36 @@ impl Stage1 {
                 });
             });
         self.buttons(ui, shared, has_data, seed);
+        self.vae_ui(ui, shared);
+    }
+
+    /// Stage 1 on an open project: its image-only VAE, retrained on the pool's frames for
+    /// `epochs` on demand (the project switches to the new one only when it is done).
+    pub fn project_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared, epochs: &mut usize) {
+        ui.heading("Stage 1 · VAE");
+        ui.small("The project's image-only VAE: the encoder that places the pullback's frames in the latent view.");
+        egui::Grid::new("stage1_project_grid")
+            .num_columns(2)
+            .show(ui, |ui| {
+                labelled_row(ui, "VAE epochs", |ui| {
+                    ui.add(egui::DragValue::new(epochs).range(1..=500))
+                });
+            });
+        if ui
+            .add_enabled(!shared.busy, egui::Button::new("Retrain on the pool"))
+            .on_hover_text("Trains a new image-only VAE on every frame of the pool and switches the project to it once it is done; cancelling keeps the old one")
+            .clicked()
+        {
+            shared.busy = true;
+            self.losses.clear();
+            shared.send(Command::RetrainProjectVae { epochs: *epochs });
+        }
+        self.cancel_button(ui, shared);
+        self.vae_ui(ui, shared);
+    }
+
+    /// Where the VAE came from, its loss curve and its reconstructions.
+    fn vae_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         if let Some(origin) = &self.origin {
             ui.small(format!("VAE: {origin}"));
         }
@@ -148,7 +178,12 @@ impl Stage1 {
                 shared.send(Command::SaveVae(path));
             }
         });
-        if busy
+        self.cancel_button(ui, shared);
+    }
+
+    /// While the VAE trains: a button that stops it.
+    fn cancel_button(&self, ui: &mut egui::Ui, shared: &Shared) {
+        if shared.busy
             && shared
                 .progress
                 .as_ref()
@@ -170,9 +205,16 @@ impl Stage1 {
             ui.horizontal(|ui| {
                 for (original, reconstruction) in &self.reconstructions {
                     let s = if row == 0 { original } else { reconstruction };
-                    let texture = shared.images.get(&ctx, ("lab", &s.labels), || {
-                        images::labels(s.size, &s.labels)
-                    });
+                    // An image-only VAE (a project's) decodes grey images alone.
+                    let texture = if s.labels.is_empty() {
+                        shared
+                            .images
+                            .get(&ctx, ("img", &s.image), || images::grey(s.size, &s.image))
+                    } else {
+                        shared.images.get(&ctx, ("lab", &s.labels), || {
+                            images::labels(s.size, &s.labels)
+                        })
+                    };
                     ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(60.0, 60.0)));
                 }
             });

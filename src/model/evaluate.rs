@@ -68,8 +68,9 @@ pub fn reconstruct(
     decoded(vae, &image, logits.as_ref())
 }
 
-/// Grey reconstructions G(E(x)) of `indices` by any VAE (an image-only one included):
-/// the decoder's mean image at the encoder means, in 0–255.
+/// Grey reconstructions of `indices` by any VAE (an image-only one included): the
+/// decoder's mean image at the encoder means, in 0–255. The mean, not a speckled sample:
+/// speckle is drawn afresh each time and hides what the VAE has learned of the frame.
 pub fn reconstruct_images(
     vae: &Vae,
     data: &FrameSet,
@@ -77,7 +78,9 @@ pub fn reconstruct_images(
     device: Device,
 ) -> Vec<Vec<u8>> {
     let _guard = tch::no_grad_guard();
-    let (image, _) = vae.decode(&encode_batch(vae, data, indices, device));
+    let image = vae
+        .decode_parts(&encode_batch(vae, data, indices, device))
+        .mean;
     let pixels = to_vec(&(image * 255.0).round().clamp(0.0, 255.0));
     let size = vae.config.size;
     pixels

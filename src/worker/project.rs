@@ -225,7 +225,7 @@ fn reconstructions(
         .map(|(&i, image)| {
             (
                 grey(pool.ids[i].clone(), pool.images.images[i].clone()),
-                grey("reconstruction".to_string(), image),
+                grey("reconstruction (mean image)".to_string(), image),
             )
         })
         .collect()

@@ -50,7 +50,8 @@ impl Drawn {
 
 /// Finds the batch frame an annotation tool's image reference means: a frame id, a file
 /// name or path (`images/<id>.png`), a Label Studio local-files URL (`…?d=images/<id>.png`)
-/// or an uploaded copy, which Label Studio renames `<8 hex digits>-<file name>`.
+/// or a copy Label Studio renamed (`<8 hex digits>-<file name>` when uploaded,
+/// `<8 hex digits>__<file name>` in its COCO export with images).
 pub struct FrameMatcher<'a> {
     sizes: &'a BTreeMap<String, (usize, usize)>,
 }
@@ -63,12 +64,14 @@ impl FrameMatcher<'_> {
         let file = path.rsplit(['/', '\\']).next().unwrap_or(&path);
         let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
         let known = |s: &str| self.sizes.contains_key(s).then(|| s.to_string());
-        known(stem).or_else(|| {
-            let (prefix, rest) = stem.split_once('-')?;
-            (prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
-                .then(|| known(rest))
-                .flatten()
-        })
+        // Label Studio prefixes copies with 8 hex digits: `-` for uploads, `__` in its
+        // COCO export with images.
+        let copied = [stem.split_once("__"), stem.split_once('-')]
+            .into_iter()
+            .flatten()
+            .find(|(prefix, _)| prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|(_, rest)| known(rest));
+        known(stem).or(copied)
     }
 
     /// Width and height of the batch image `stem`.
@@ -407,6 +410,7 @@ mod tests {
             "images/f0007.png",
             "/data/local-files/?d=images%2Ff0007.png",
             "/data/upload/3/0a1b2c3d-f0007.png",
+            "images/0a1b2c3d__f0007.png",
             "C:\\export\\images\\f0007.png",
             "a-b.png",
         ] {

@@ -82,12 +82,10 @@ impl State {
         });
         self.study = None;
         self.pool = None;
-        if self
-            .vae
-            .as_ref()
-            .is_some_and(|(_, vae, _)| vae.config.size == size)
-        {
-            self.embed(outbox);
+        // The VAE is announced again (with reconstructions of this pool): a project shown
+        // in between had replaced it in the views.
+        if let Some((vs, vae, origin)) = self.vae.take_if(|(_, vae, _)| vae.config.size == size) {
+            return self.set_vae(vs, vae, origin, Vec::new(), outbox);
         }
         outbox.send(Event::Idle { finished: false });
         Ok(())
