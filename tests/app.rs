@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use sula::app::{DataSettings, ProjectSettings, Settings, Stage1Settings, Stage2Settings, SulaApp};
+use sula::app::{
+    DataSettings, ProjectSettings, Settings, Stage1Settings, Stage2Settings, SulaApp, Workspace,
+};
 use sula::data::dataset::Dataset;
 use sula::export::{ExportManifest, SampleOrigin};
 use sula::sampling::Mode;
-use sula::worker::Command;
+use sula::worker::{Command, FrameState};
 
 fn tiny_settings() -> Settings {
     Settings {
@@ -504,8 +506,72 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
         h.state().shared.errors
     );
     h.get_by_label("Project rounds");
-    // The rounds table's strategy, beside Stage 2's checkbox of the same name.
-    assert_eq!(h.get_all_by_label("core-set").count(), 2);
+    // The rounds table's strategy; the study's controls (with a checkbox of that name) are
+    // not shown on a project.
+    assert_eq!(h.get_all_by_label("core-set").count(), 1);
+    assert_eq!(h.state().workspace, Workspace::Project);
+    h.get_by_label("Stage 2 · annotation loop");
+    assert!(h.query_by_label("Stage 2 · adaptive sampling").is_none());
+    let origin = h.state().stage1.origin.clone().unwrap();
+    assert!(origin.contains("project's image-only VAE"), "{origin}");
+    assert_eq!(h.state().stage1.reconstructions.len(), 4);
+
+    // Samples: the imported frames with the FEA's stress and F's prediction.
+    let open = h.state().project.open.clone().unwrap();
+    assert_eq!(open.imported_samples.len(), 3);
+    assert!(
+        open.imported_samples
+            .iter()
+            .all(|s| s.stress.is_some() && s.prediction.is_some())
+    );
+    h.get_by_label("Last import");
+
+    // Round 1 by the gradient: its arrows, the frames' states, F's predictions on the
+    // frames out for annotation.
+    h.state_mut().suggest_frames(dir.path().join("batch2"));
+    wait_until(&mut h, "the gradient batch", |a| {
+        a.project.open.as_ref().is_some_and(|p| p.pending == 3) && idle(a)
+    });
+    let open = h.state().project.open.clone().unwrap();
+    assert_eq!(open.arrows.len(), 3);
+    let count = |state| open.states.iter().filter(|s| **s == state).count();
+    assert_eq!(count(FrameState::Annotated), 3);
+    assert_eq!(count(FrameState::Suggested), 3);
+    assert_eq!(count(FrameState::Pool), 18);
+    assert!(
+        open.suggested_samples
+            .iter()
+            .all(|s| s.stress.is_none() && s.prediction.is_some())
+    );
+    h.get_by_label("Out for annotation");
+    h.get_by_label("gradient step z to z'");
+
+    // Retraining the VAE on the pool switches the project to the new one.
+    h.get_by_label("Retrain on the pool").click();
+    h.step();
+    wait_until(&mut h, "the retrained VAE", |a| {
+        a.stage1
+            .origin
+            .as_ref()
+            .is_some_and(|o| o.contains("state-"))
+            && idle(a)
+    });
+    assert_eq!(h.state().shared.points.len(), 24);
+    assert!(
+        h.state().shared.errors.is_empty(),
+        "{:?}",
+        h.state().shared.errors
+    );
+
+    // Back to the study: the phantom, no project in any panel (and at 32² no VAE until
+    // one is trained: the project's was never the study's).
+    h.state_mut().switch_to(Workspace::Study);
+    wait_until(&mut h, "the study's data", |a| {
+        a.data.name.as_ref().is_some_and(|n| n.contains("phantom")) && idle(a)
+    });
+    assert!(h.state().project.open.is_none());
+    assert!(h.state().stage1.origin.is_none() && h.state().shared.points.is_empty());
+    h.get_by_label("Stage 2 · adaptive sampling");
 }
 
 #[test]

@@ -378,7 +378,16 @@ impl SulaApp {
 
     /// Draws the whole window into `ui`: each panel draws itself.
     pub fn draw(&mut self, ui: &mut egui::Ui) {
-        egui::Panel::top("top_bar").show(ui, |ui| self.shared.top_bar(ui, &self.device_badge));
+        let mut workspace = self.workspace;
+        let busy = self.shared.busy;
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            self.shared.top_bar(ui, &self.device_badge, |ui| {
+                ui.add_enabled_ui(!busy, |ui| workspace_switch(ui, &mut workspace));
+            });
+        });
+        if workspace != self.workspace {
+            self.switch_to(workspace);
+        }
         if self.teaching.settings.enabled {
             let (reached, arms) = (self.reached(), self.latent.chosen.len());
             egui::Panel::bottom("teaching").show(ui, |ui| self.teaching.ui(ui, reached, arms));
@@ -434,20 +443,9 @@ impl SulaApp {
     fn left_column(&mut self, ui: &mut egui::Ui) -> Option<StudyRequest> {
         let (has_data, ready) = (self.data.name.is_some(), self.ready());
         let mut request = None;
-        let mut workspace = self.workspace;
         egui::Panel::left("controls")
             .default_size(330.0)
             .show(ui, |ui| {
-                ui.add_enabled_ui(!self.shared.busy, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label("Work on");
-                        ui.selectable_value(&mut workspace, Workspace::Study, "Study")
-                            .on_hover_text("The phantom or a labelled dataset: the method against random and the other arms, over repeats");
-                        ui.selectable_value(&mut workspace, Workspace::Project, "Project")
-                            .on_hover_text("Your own pullback: suggest frames to annotate, import the annotations, train F");
-                    });
-                });
-                ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     let shared = &mut self.shared;
                     match self.workspace {
@@ -472,11 +470,19 @@ impl SulaApp {
                     }
                 });
             });
-        if workspace != self.workspace {
-            self.switch_to(workspace);
-        }
         request
     }
+}
+
+/// The choice between the study and the project, in the top bar.
+fn workspace_switch(ui: &mut egui::Ui, workspace: &mut Workspace) {
+    ui.label("Work on");
+    ui.selectable_value(workspace, Workspace::Study, "Study")
+        .on_hover_text("The phantom or a labelled dataset: the method against random and the other arms, over repeats");
+    ui.selectable_value(workspace, Workspace::Project, "Project")
+        .on_hover_text(
+            "Your own pullback: suggest frames to annotate, import the annotations, train F",
+        );
 }
 
 /// A grid row: a label and the widget `add` puts after it, named by the label for

@@ -88,10 +88,17 @@ impl Shared {
     }
 
     /// The top bar: the title, the device badge, the progress bar, errors and the notice.
-    pub fn top_bar(&mut self, ui: &mut egui::Ui, device_badge: &str) {
+    pub fn top_bar(
+        &mut self,
+        ui: &mut egui::Ui,
+        device_badge: &str,
+        switches: impl FnOnce(&mut egui::Ui),
+    ) {
         ui.horizontal(|ui| {
             ui.heading("sula");
             ui.label("suggestive labelling by adaptive latent-space sampling");
+            ui.separator();
+            switches(ui);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.label(
                     egui::RichText::new(device_badge)

@@ -340,8 +340,10 @@ Or annotate in a tool and put its export into `masks/` as a `.json` file:
 - **Label Studio**: start it with the local-files document root set to this folder
   (`LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
   LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=$PWD label-studio start`), create a project with
-  the labeling config `label-studio/config.xml`, add a local storage for `images/` and
-  import `label-studio/tasks.json`. Export as JSON (or COCO).
+  the labeling config `label-studio/config.xml`, add a Local Storage with the absolute
+  path of this folder's `images/` (no sync needed; images do not show without it) and
+  import `label-studio/tasks.json`. Export as JSON: Label Studio's COCO export leaves
+  brush strokes out.
 - **CVAT, Labelbox, FiftyOne and others**: import `coco.json` (the images and the four
   categories) and export COCO instance segmentation (polygons or RLE).
 

@@ -17,7 +17,7 @@ use crate::model::train::{predict_kpa, predict_tissue};
 use crate::project::{History, file_stem};
 
 /// Sample rows shown per kind: enough to judge F, few enough to draw every frame.
-const SAMPLES_SHOWN: usize = 6;
+const SAMPLES_SHOWN: usize = 3;
 
 /// The project view of `session`; F (when trained) predicts the sample rows on `device`.
 pub(super) fn project_view(session: &Session, device: Device) -> Result<ProjectView, String> {
