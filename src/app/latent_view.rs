@@ -214,7 +214,11 @@ impl LatentView {
             ui.label("The pool's latent embedding appears here once data and a VAE are loaded.");
             return;
         }
-        ui.small("PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export.");
+        ui.small(if project {
+            "PCA of the pullback's encoder means. Arrows: annotated frames moved along the gradient of F's loss to z' (orange), each snapped to the nearest free frame (blue), which was suggested. Hover a frame to see it between its neighbours in the pullback."
+        } else {
+            "PCA of the pool's encoder means. Arrows: training points moved along the gradient of F's loss (orange tip = the harder point). Click a point to select it, click empty space to decode it, Shift+drag to box-select pool frames and moved points for export."
+        });
         let animation = self.arrow_animation(*others.teaching, ui);
         let shift = ui.input(|i| i.modifiers.shift);
         let response = super::plot_axes::readable(Plot::new("latent"))
