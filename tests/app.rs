@@ -572,6 +572,33 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
     assert!(h.state().project.open.is_none());
     assert!(h.state().stage1.origin.is_none() && h.state().shared.points.is_empty());
     h.get_by_label("Stage 2 · adaptive sampling");
+    drop(h);
+
+    // `sula app --project P` starts on the project and never generates the phantom.
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_eframe(|cc| SulaApp::on_project(&cc.egui_ctx, tiny_settings(), project.clone()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(h.state().project.open.is_some() && idle(h.state())) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the project"
+        );
+        let name = h.state().data.name.clone().unwrap_or_default();
+        assert!(!name.contains("phantom"), "the phantom was loaded: {name}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.state().workspace, Workspace::Project);
+    assert!(
+        h.state()
+            .data
+            .name
+            .as_ref()
+            .unwrap()
+            .starts_with("project ")
+    );
+    assert_eq!(h.state().shared.points.len(), 24);
 }
 
 #[test]

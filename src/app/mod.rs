@@ -78,25 +78,55 @@ pub struct SulaApp {
     pub curves: Curves,
     pub teaching: Teaching,
     device_badge: String,
+    /// Whether the study's data (and its first VAE) were ever loaded.
+    study_loaded: bool,
 }
 
 impl SulaApp {
-    /// Builds the app with the worker and starts generating the phantom. `cc.storage`
-    /// restores the settings.
-    pub fn new(cc: &eframe::CreationContext<'_>) -> SulaApp {
+    /// Builds the app with the worker, on the project folder `project` when one is given,
+    /// else on the phantom. `cc.storage` restores the settings.
+    pub fn new(cc: &eframe::CreationContext<'_>, project: Option<PathBuf>) -> SulaApp {
         let settings = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        SulaApp::with_settings(&cc.egui_ctx, settings)
+        match project {
+            Some(root) => SulaApp::on_project(&cc.egui_ctx, settings, root),
+            None => SulaApp::with_settings(&cc.egui_ctx, settings),
+        }
     }
 
     /// Builds the app with given settings (tests use tiny ones) and loads the phantom and
     /// the VAE that fits it: the shipped one at 64², otherwise one trained on demand.
     pub fn with_settings(ctx: &egui::Context, settings: Settings) -> SulaApp {
+        let mut app = SulaApp::unloaded(ctx, settings);
+        app.load_study_data();
+        app
+    }
+
+    /// Loads the phantom; the first time, also the VAE that fits it (later the worker
+    /// still holds the study's VAE, which may be one trained here).
+    fn load_study_data(&mut self) {
+        self.data.load_phantom(&self.shared);
+        if !self.study_loaded && self.data.settings.size == 64 {
+            self.send(Command::LoadDefaultVae);
+        }
+        self.study_loaded = true;
+    }
+
+    /// Builds the app on the project folder `root`: the phantom is never generated.
+    pub fn on_project(ctx: &egui::Context, settings: Settings, root: PathBuf) -> SulaApp {
+        let mut app = SulaApp::unloaded(ctx, settings);
+        app.workspace = Workspace::Project;
+        app.project.open_project(&mut app.shared, root);
+        app
+    }
+
+    /// The app with its worker and panels, nothing loaded yet.
+    fn unloaded(ctx: &egui::Context, settings: Settings) -> SulaApp {
         let waker_ctx = ctx.clone();
         let worker = WorkerHandle::spawn(Box::new(move || waker_ctx.request_repaint()));
-        let app = SulaApp {
+        SulaApp {
             shared: Shared::new(worker),
             workspace: Workspace::Study,
             data: DataPanel::new(settings.data),
@@ -109,12 +139,8 @@ impl SulaApp {
             curves: Curves::default(),
             teaching: Teaching::new(settings.teaching),
             device_badge: crate::device::ComputeDevice::detect().to_string(),
-        };
-        app.data.load_phantom(&app.shared);
-        if app.data.settings.size == 64 {
-            app.send(Command::LoadDefaultVae);
+            study_loaded: false,
         }
-        app
     }
 
     /// The settings to keep: each panel's.
@@ -166,7 +192,7 @@ impl SulaApp {
         match workspace {
             Workspace::Study => {
                 self.shared.busy = true;
-                self.data.load_phantom(&self.shared);
+                self.load_study_data();
             }
             Workspace::Project => {
                 if let Some(root) = self.project.last_root.clone() {
@@ -528,13 +554,7 @@ pub fn run_native(project: Option<PathBuf>) -> eframe::Result {
     eframe::run_native(
         "sula",
         options,
-        Box::new(|cc| {
-            let mut app = SulaApp::new(cc);
-            if let Some(root) = project {
-                app.open_project(root);
-            }
-            Ok(Box::new(app))
-        }),
+        Box::new(|cc| Ok(Box::new(SulaApp::new(cc, project)))),
     )
 }
 

@@ -9,7 +9,7 @@ use tch::Device;
 use super::Outbox;
 use super::control::{control, vae_progress};
 use super::messages::{Command, Event, PlaqueKind, PoolPoint, SampleView};
-use super::project_view::project_view;
+use super::project_view::{Session, project_view};
 use crate::data::dataset::OpenOptions;
 use crate::model::checkpoint;
 use crate::model::evaluate::reconstruct_images;
@@ -19,13 +19,6 @@ use crate::project::import::{ImportOptions, import};
 use crate::project::suggest::{EmbeddedPool, PoolStrategy, SuggestOptions, suggest};
 use crate::project::{NewProject, Project, VaeSource, new_project};
 use crate::sampling::{Mode, Projection, chosen};
-
-/// An open project with its embedded pool.
-pub(super) struct Session {
-    pub(super) project: Project,
-    pub(super) pool: EmbeddedPool,
-    pub(super) projection: Projection,
-}
 
 /// Handles a project command; `session` is the open project, if any.
 pub(super) fn handle(

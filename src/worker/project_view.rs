@@ -7,17 +7,26 @@ use std::collections::BTreeMap;
 use tch::Device;
 
 use super::messages::{FrameState, ProjectArrow, ProjectRound, ProjectView, SampleView};
-use super::project::Session;
 use crate::data::dataset::Dataset;
 use crate::fea::DEFAULT_PRESSURE_KPA;
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
 use crate::model::regressor::{Regressor, RegressorInput};
 use crate::model::train::{predict_kpa, predict_tissue};
-use crate::project::{History, file_stem};
+use crate::project::suggest::EmbeddedPool;
+use crate::project::{History, Project, file_stem};
+use crate::sampling::Projection;
 
 /// Sample rows shown per kind: enough to judge F, few enough to draw every frame.
 const SAMPLES_SHOWN: usize = 3;
+
+/// An open project as the view needs it: the project, its embedded pool and the
+/// latent view's projection.
+pub(super) struct Session {
+    pub(super) project: Project,
+    pub(super) pool: EmbeddedPool,
+    pub(super) projection: Projection,
+}
 
 /// The project view of `session`; F (when trained) predicts the sample rows on `device`.
 pub(super) fn project_view(session: &Session, device: Device) -> Result<ProjectView, String> {

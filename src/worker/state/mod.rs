@@ -52,7 +52,7 @@ pub(super) struct State {
     projection: Option<Projection>,
     study: Option<Study>,
     /// The annotation project open in the app, if any.
-    project: Option<super::project::Session>,
+    project: Option<super::project_view::Session>,
 }
 
 fn view(
