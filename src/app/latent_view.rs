@@ -329,27 +329,7 @@ impl LatentView {
             });
         let turbo = crate::render::colormap::ColorMap::turbo();
         match self.settings.color_by.shown(project.is_some()) {
-            ColorBy::State => {
-                let states = project.map_or(&[][..], |p| &p.states[..]);
-                for state in [
-                    FrameState::Pool,
-                    FrameState::Suggested,
-                    FrameState::Annotated,
-                ] {
-                    let pts: Vec<[f64; 2]> = points
-                        .iter()
-                        .zip(states)
-                        .filter(|(_, s)| **s == state)
-                        .map(|(p, _)| plot_xy(p.xy))
-                        .collect();
-                    let radius = if state == FrameState::Pool { 2.0 } else { 3.5 };
-                    plot.points(
-                        Points::new(state.name(), pts)
-                            .radius(radius)
-                            .color(state_color(state)),
-                    );
-                }
-            }
+            ColorBy::State => state_points(plot, points, project),
             ColorBy::ChosenBy => self.chosen_by(plot, points),
             ColorBy::Membership => {
                 let all: Vec<[f64; 2]> = points.iter().map(|p| plot_xy(p.xy)).collect();
@@ -690,6 +670,29 @@ impl LatentView {
                 ui.small(format!("peak stress (p99): {peak:.0} kPa"));
             }
         });
+    }
+}
+
+/// A project's frames coloured by their state in the annotation loop.
+fn state_points(plot: &mut egui_plot::PlotUi, points: &[PoolPoint], project: Option<&ProjectView>) {
+    let states = project.map_or(&[][..], |p| &p.states[..]);
+    for state in [
+        FrameState::Pool,
+        FrameState::Suggested,
+        FrameState::Annotated,
+    ] {
+        let pts: Vec<[f64; 2]> = points
+            .iter()
+            .zip(states)
+            .filter(|(_, s)| **s == state)
+            .map(|(p, _)| plot_xy(p.xy))
+            .collect();
+        let radius = if state == FrameState::Pool { 2.0 } else { 3.5 };
+        plot.points(
+            Points::new(state.name(), pts)
+                .radius(radius)
+                .color(state_color(state)),
+        );
     }
 }
 

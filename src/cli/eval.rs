@@ -22,7 +22,8 @@ use crate::metrics::percentile;
 use crate::model::checkpoint;
 use crate::model::data::FrameSet;
 use crate::model::evaluate::{
-    Decoded, decode_latents, draw_latents, encode_means, evaluate, reconstruct, usable_fraction,
+    Decoded, VaeEvaluation, decode_latents, draw_latents, encode_means, evaluate, reconstruct,
+    usable_fraction,
 };
 use crate::model::gradient::{Normalisation, latent_gradients, move_latent, norm};
 use crate::model::prior::LatentPrior;
@@ -120,25 +121,7 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
     let device = args.device.resolve()?;
     let (_vs, vae, _) = checkpoint::load_vae(&args.vae, device, None)?;
     let data = FrameSet::load(&Dataset::open(&args.data, None)?, vae.config.size, false)?;
-    let evaluation = evaluate(&vae, &data, device)?;
-    println!(
-        "VAE {} on {} held-out frames at {}²",
-        args.vae.display(),
-        evaluation.frames,
-        vae.config.size
-    );
-    for (tissue, dice) in Tissue::ALL.iter().zip(evaluation.dice) {
-        match dice {
-            Some(d) => println!("  Dice {:<8} {d:.3}", tissue.name()),
-            None => println!("  Dice {:<8} (absent)", tissue.name()),
-        }
-    }
-    println!(
-        "  image MSE      {:.5} (decoder mean, grey levels in [0, 1]; RMSE {:.3}); speckle grain {:.2} px",
-        evaluation.image_mse,
-        evaluation.image_mse.sqrt(),
-        vae.grain()
-    );
+    print_fit(args, &vae, &evaluate(&vae, &data, device)?);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let prior = vae.prior();
     let prior_draws = draw_latents(&prior, args.draws, &mut rng);
@@ -243,6 +226,28 @@ pub fn run(args: &EvalVaeArgs) -> Result<()> {
         println!("picture → {}", png.display());
     }
     Ok(())
+}
+
+/// How well the VAE reconstructs the held-out frames: Dice per class, image error, grain.
+fn print_fit(args: &EvalVaeArgs, vae: &Vae, evaluation: &VaeEvaluation) {
+    println!(
+        "VAE {} on {} held-out frames at {}²",
+        args.vae.display(),
+        evaluation.frames,
+        vae.config.size
+    );
+    for (tissue, dice) in Tissue::ALL.iter().zip(evaluation.dice) {
+        match dice {
+            Some(d) => println!("  Dice {:<8} {d:.3}", tissue.name()),
+            None => println!("  Dice {:<8} (absent)", tissue.name()),
+        }
+    }
+    println!(
+        "  image MSE      {:.5} (decoder mean, grey levels in [0, 1]; RMSE {:.3}); speckle grain {:.2} px",
+        evaluation.image_mse,
+        evaluation.image_mse.sqrt(),
+        vae.grain()
+    );
 }
 
 /// `--pool`: the loop's pool generator over the frames of `dir`.
