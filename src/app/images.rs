@@ -133,11 +133,7 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
             let (lo, hi) = solid_range(prediction, &sample.labels);
             picture(
                 ui,
-                cache.get(
-                    &ctx,
-                    ("pred", bits(prediction), lo.to_bits(), hi.to_bits()),
-                    || scalar(size, prediction, &sample.labels, lo, hi, &turbo),
-                ),
+                prediction_texture(cache, &ctx, sample, prediction, (lo, hi)),
                 "F prediction",
             );
             color_bar(ui, &turbo, lo, hi, side);
@@ -155,11 +151,7 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
         if let Some(prediction) = &sample.prediction {
             picture(
                 ui,
-                cache.get(
-                    &ctx,
-                    ("pred", bits(prediction), lo.to_bits(), hi.to_bits()),
-                    || scalar(size, prediction, &sample.labels, lo, hi, &turbo),
-                ),
+                prediction_texture(cache, &ctx, sample, prediction, (lo, hi)),
                 "F prediction",
             );
             let error: Vec<f32> = prediction
@@ -178,6 +170,30 @@ pub fn sample_row(cache: &mut TextureCache, ui: &mut egui::Ui, sample: &SampleVi
         }
         color_bar(ui, &turbo, lo, hi, side);
     });
+}
+
+/// F's prediction as a texture in turbo over `range` (the FEA's range when there is one).
+fn prediction_texture(
+    cache: &mut TextureCache,
+    ctx: &egui::Context,
+    sample: &SampleView,
+    prediction: &[f32],
+    (lo, hi): (f64, f64),
+) -> TextureHandle {
+    cache.get(
+        ctx,
+        ("pred", bits(prediction), lo.to_bits(), hi.to_bits()),
+        || {
+            scalar(
+                sample.size,
+                prediction,
+                &sample.labels,
+                lo,
+                hi,
+                &ColorMap::turbo(),
+            )
+        },
+    )
 }
 
 /// The sample's label map as a texture.

@@ -266,8 +266,8 @@ impl LatentView {
             ui.heading("Latent space");
             ui.label("colour by");
             let c = &mut self.settings.color_by;
+            *c = c.shown(project);
             if project {
-                *c = c.shown(true);
                 ui.selectable_value(c, ColorBy::State, "annotation state")
                     .on_hover_text(
                         "Annotated, out for annotation in a batch, or still in the pool",
@@ -502,14 +502,7 @@ impl LatentView {
                     .radius(3.5)
                     .color(Color32::from_rgb(43, 108, 176)),
             );
-            plot.arrows(
-                Arrows::new(
-                    "gradient step z to z'",
-                    PlotPoints::from(from),
-                    PlotPoints::from(to.clone()),
-                )
-                .color(Color32::from_rgb(230, 97, 1)),
-            );
+            gradient_steps(plot, from, to.clone());
             plot.points(
                 Points::new("moved z'", to)
                     .radius(3.5)
@@ -756,14 +749,7 @@ fn project_arrows(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
     let from: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.from)).collect();
     let moved: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.moved)).collect();
     let snapped: Vec<[f64; 2]> = project.arrows.iter().map(|a| plot_xy(a.snapped)).collect();
-    plot.arrows(
-        Arrows::new(
-            "gradient step z to z'",
-            PlotPoints::from(from),
-            PlotPoints::from(moved.clone()),
-        )
-        .color(Color32::from_rgb(230, 97, 1)),
-    );
+    gradient_steps(plot, from, moved.clone());
     plot.arrows(
         Arrows::new(
             "snap to the nearest free frame",
@@ -795,6 +781,18 @@ fn project_points(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
             .radius(3.5)
             .shape(MarkerShape::Diamond)
             .color(state_color(FrameState::Suggested)),
+    );
+}
+
+/// The method's picture: orange arrows from the points z to their gradient steps z'.
+fn gradient_steps(plot: &mut egui_plot::PlotUi, from: Vec<[f64; 2]>, to: Vec<[f64; 2]>) {
+    plot.arrows(
+        Arrows::new(
+            "gradient step z to z'",
+            PlotPoints::from(from),
+            PlotPoints::from(to),
+        )
+        .color(Color32::from_rgb(230, 97, 1)),
     );
 }
 
@@ -842,6 +840,16 @@ fn nearest_point(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_and_a_study_each_keep_only_colourings_that_mean_something_for_them() {
+        assert_eq!(ColorBy::Plaque.shown(true), ColorBy::State);
+        assert_eq!(ColorBy::ChosenBy.shown(true), ColorBy::State);
+        assert_eq!(ColorBy::Position.shown(true), ColorBy::Position);
+        assert_eq!(ColorBy::State.shown(false), ColorBy::Membership);
+        assert_eq!(ColorBy::Position.shown(false), ColorBy::Position);
+        assert_eq!(ColorBy::PeakStress.shown(false), ColorBy::PeakStress);
+    }
 
     #[test]
     fn position_bins_cover_every_frame_once_in_order() {

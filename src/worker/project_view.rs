@@ -151,7 +151,7 @@ fn suggested_samples(
         .iter()
         .zip(set.images)
         .zip(tissue.into_iter().zip(stress))
-        .map(|((&(ref id, _), image), (labels, prediction))| SampleView {
+        .map(|(((id, _), image), (labels, prediction))| SampleView {
             caption: format!("{id}: suggested, not annotated yet"),
             size,
             image,
