@@ -174,3 +174,98 @@ fn sula_import_takes_label_studio_s_export_and_refuses_a_label_it_does_not_know(
     let printed = ok(&import);
     assert!(printed.contains("4 frames imported"), "{printed}");
 }
+
+/// Every leaf of a JSON value, as a path of keys and indices.
+fn leaves(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                path.push(key.clone());
+                leaves(child, path, out);
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            out.push(path.clone());
+            for (k, child) in items.iter().enumerate() {
+                path.push(k.to_string());
+                leaves(child, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+#[test]
+fn tool_files_with_damaged_values_give_problems_naming_the_file_never_a_panic() {
+    use rand::{Rng, SeedableRng};
+    let replacements = [
+        serde_json::json!(0),
+        serde_json::json!(-1),
+        serde_json::json!(1e300),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(""),
+        serde_json::json!("lumen"),
+        serde_json::json!([]),
+        serde_json::json!([[1e9, -1e9], [0, 0], [5, 5]]),
+        serde_json::json!({}),
+        serde_json::json!(null),
+        serde_json::json!([255, 255, 255, 255]),
+    ];
+    let cases: u64 = std::env::var("SULA_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let stems: Vec<String> = STEMS.iter().map(|s| s.to_string()).collect();
+    let sizes = stems.iter().map(|s| (s.clone(), (64, 64))).collect();
+    let mut refused = 0;
+    for file in [
+        "label-studio-export.json",
+        "label-studio-coco.json",
+        "pycocotools-rle.json",
+        "label-studio-brush-to-coco.json",
+    ] {
+        let original: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixtures().join(file)).unwrap()).unwrap();
+        let mut paths = Vec::new();
+        leaves(&original, &mut Vec::new(), &mut paths);
+        for case in 0..cases {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(case);
+            let mut damaged = original.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let path = &paths[rng.gen_range(0..paths.len())];
+                let pointer: String = path.iter().map(|key| format!("/{key}")).collect();
+                // An earlier replacement may have removed the place.
+                if let Some(place) = damaged.pointer_mut(&pointer) {
+                    *place = replacements[rng.gen_range(0..replacements.len())].clone();
+                }
+            }
+            let masks = tempfile::tempdir().unwrap();
+            let path = masks.path().join(file);
+            std::fs::write(&path, serde_json::to_vec(&damaged).unwrap()).unwrap();
+            let read = std::panic::catch_unwind(|| read_annotations(masks.path(), &stems, &sizes));
+            let (found, problems) =
+                read.unwrap_or_else(|_| panic!("{file}, case {case}: panicked"));
+            for problem in &problems {
+                assert!(
+                    problem.starts_with(&path.display().to_string()),
+                    "{file}, case {case}: {problem}"
+                );
+            }
+            refused += usize::from(!problems.is_empty());
+            for annotation in found {
+                assert_eq!(
+                    annotation.labels.values().len(),
+                    64 * 64,
+                    "{file}, case {case}"
+                );
+            }
+        }
+    }
+    // The damage reaches the readers: many cases are refused, not all.
+    assert!(
+        refused > 0 && refused < 4 * cases as usize,
+        "{refused} refused"
+    );
+}

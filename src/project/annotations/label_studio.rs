@@ -192,15 +192,8 @@ fn region(result: &RegionResult, width: usize, height: usize) -> Result<Option<R
             let brush: Brush = serde_json::from_value(result.value.clone())
                 .map_err(|e| format!("a brush region cannot be read ({e})"))?;
             let kind = kind_of(&brush.brushlabels)?;
-            let rgba = decode_brush(&brush.rle)?;
-            if rgba.len() != width * height * 4 {
-                return Err(format!(
-                    "a {} brush region holds {} pixels but the image has {}",
-                    name_of(kind),
-                    rgba.len() / 4,
-                    width * height
-                ));
-            }
+            let rgba = decode_brush(&brush.rle, width * height * 4)
+                .map_err(|e| format!("a {} brush region: {e}", name_of(kind)))?;
             let pixels = rgba.chunks_exact(4).map(|p| p[3] >= 128).collect();
             Ok(Some(Region { kind, pixels }))
         }
@@ -253,18 +246,19 @@ impl Bits<'_> {
 
 /// Decodes Label Studio's brush RLE (thi.ng rle-pack, as in label-studio-converter): a
 /// 32-bit count, a word size, four run-length widths, then runs of one repeated word or
-/// of literal words.
-pub fn decode_brush(rle: &[u8]) -> Result<Vec<u8>, String> {
-    /// A brush bitmap larger than this is not an image sula could have given out.
-    const MOST_VALUES: usize = 4 * 8192 * 8192;
+/// of literal words. `expected` is the image's RGBA length (4 values a pixel): data
+/// declaring another is refused before anything is decoded.
+pub fn decode_brush(rle: &[u8], expected: usize) -> Result<Vec<u8>, String> {
     let mut bits = Bits {
         bytes: rle,
         position: 0,
     };
     let count = bits.read(32)? as usize;
-    if count > MOST_VALUES {
+    if count != expected {
         return Err(format!(
-            "its brush data declares {count} values, more than any image"
+            "its brush data holds {} pixels but the image has {}",
+            count / 4,
+            expected / 4
         ));
     }
     let word = bits.read(5)? as usize + 1;
@@ -330,16 +324,13 @@ mod tests {
             (0, 8),
             (7, 8),
         ]);
-        assert_eq!(decode_brush(&rle).unwrap(), vec![255, 255, 255, 255, 0, 7]);
-        assert!(
-            decode_brush(&rle[..rle.len() - 2])
-                .unwrap_err()
-                .contains("ends early")
+        assert_eq!(
+            decode_brush(&rle, 6).unwrap(),
+            vec![255, 255, 255, 255, 0, 7]
         );
-        assert!(
-            decode_brush(&pack(&[(u32::MAX, 32)]))
-                .unwrap_err()
-                .contains("declares")
-        );
+        let short = decode_brush(&rle[..rle.len() - 2], 6).unwrap_err();
+        assert!(short.contains("ends early"), "{short}");
+        let huge = decode_brush(&pack(&[(u32::MAX, 32)]), 64).unwrap_err();
+        assert!(huge.contains("but the image has 16"), "{huge}");
     }
 }
