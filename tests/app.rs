@@ -14,6 +14,16 @@ use sula::export::{ExportManifest, SampleOrigin};
 use sula::sampling::Mode;
 use sula::worker::{Command, FrameState};
 
+/// The tests of this file one at a time: libtorch's random generator is global to the
+/// process, so a study's rows depend on no other test training at the same moment (the
+/// app has one worker; here every test has its own).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn tiny_settings() -> Settings {
     Settings {
         data: DataSettings {
@@ -89,6 +99,7 @@ fn with_vae() -> Harness<'static, SulaApp> {
 
 #[test]
 fn opens_on_the_phantom_with_the_device_badge() {
+    let _serial = serial();
     let mut h = harness();
     wait_until(&mut h, "the phantom", |a| a.data.name.is_some());
     h.get_by_label(&sula::device::ComputeDevice::detect().to_string());
@@ -98,6 +109,7 @@ fn opens_on_the_phantom_with_the_device_badge() {
 
 #[test]
 fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_reading() {
+    let _serial = serial();
     use sula::sampling::{Setting, chosen};
     let mut h = harness();
     wait_until(&mut h, "the phantom", |a| a.data.name.is_some());
@@ -128,6 +140,7 @@ fn a_mode_switch_takes_that_modes_chosen_setting_and_the_paper_button_its_readin
 
 #[test]
 fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
+    let _serial = serial();
     let h = with_vae();
     let app = h.state();
     assert!(
@@ -152,6 +165,7 @@ fn training_the_vae_draws_a_loss_curve_and_the_latent_scatter() {
 
 #[test]
 fn stepping_draws_arrows_and_sample_rows_with_stress() {
+    let _serial = serial();
     let mut h = with_vae();
     // Compare with the pool strategies too: four arms per round.
     h.get_by_label("core-set").click();
@@ -219,6 +233,7 @@ fn stepping_draws_arrows_and_sample_rows_with_stress() {
 
 #[test]
 fn cancel_stops_a_run() {
+    let _serial = serial();
     let mut h = with_vae();
     h.state_mut().stage2.settings.epochs_per_round = 500;
     h.get_by_label("Run").click();
@@ -242,6 +257,7 @@ fn cancel_stops_a_run() {
 
 #[test]
 fn a_bad_folder_is_reported_and_the_app_keeps_working() {
+    let _serial = serial();
     let mut h = harness();
     wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     h.state_mut().open_folder("/nonexistent/ivus".into());
@@ -259,6 +275,7 @@ fn a_bad_folder_is_reported_and_the_app_keeps_working() {
 
 #[test]
 fn a_worker_panic_is_reported_and_the_app_starts_again() {
+    let _serial = serial();
     let mut h = harness();
     wait_until(&mut h, "the phantom", |a| a.data.name.is_some() && idle(a));
     h.state().send(Command::Crash);
@@ -319,6 +336,7 @@ fn box_select_everything(h: &mut Harness<'_, SulaApp>) {
 
 #[test]
 fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_vae();
     h.state_mut().stage2.settings.save_runs = true;
@@ -449,6 +467,7 @@ fn rounds_and_selections_export_to_datasets_and_the_run_is_saved() {
 
 #[test]
 fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
+    let _serial = serial();
     use sula::data::mask::write_mask;
     use sula::data::phantom::{PhantomConfig, generate};
     let dir = tempfile::tempdir().unwrap();
@@ -603,6 +622,7 @@ fn a_pullback_goes_through_suggest_annotate_and_import_in_the_app() {
 
 #[test]
 fn a_study_run_in_the_app_gives_the_rows_sula_experiment_gives() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_vae();
     h.state_mut().stage2.settings.save_runs = true;

@@ -644,18 +644,9 @@ impl LatentView {
 
     /// The hovered pool frame: its thumbnail, id, plaque and peak stress.
     fn tooltip(&self, shared: &mut Shared, ui: &mut egui::Ui, i: usize) {
+        let texture = self.thumbnail(shared, ui.ctx(), i);
         let p = &shared.points[i];
-        let ctx = ui.ctx().clone();
-        let texture = shared.images.get(&ctx, ("img", &p.thumbnail), || {
-            images::grey(self.data_size, &p.thumbnail)
-        });
-        egui::Tooltip::always_open(
-            ctx.clone(),
-            ui.layer_id(),
-            ui.scope_id().with("latent_tooltip"),
-            egui::PopupAnchor::Pointer,
-        )
-        .show(|ui| {
+        pointer_tooltip(ui, |ui| {
             ui.add(egui::Image::new(&texture).fit_to_exact_size(egui::vec2(96.0, 96.0)));
             ui.label(&p.id);
             ui.small(format!("plaque: {}", p.plaque.name()));
@@ -689,6 +680,27 @@ fn state_points(plot: &mut egui_plot::PlotUi, points: &[PoolPoint], project: Opt
     }
 }
 
+impl LatentView {
+    /// Pool frame `i`'s thumbnail as a texture.
+    fn thumbnail(&self, shared: &mut Shared, ctx: &egui::Context, i: usize) -> egui::TextureHandle {
+        let thumbnail = &shared.points[i].thumbnail;
+        shared.images.get(ctx, ("img", thumbnail), || {
+            images::grey(self.data_size, thumbnail)
+        })
+    }
+}
+
+/// A tooltip at the pointer, the latent view's one.
+fn pointer_tooltip(ui: &egui::Ui, add: impl FnOnce(&mut egui::Ui)) {
+    egui::Tooltip::always_open(
+        ui.ctx().clone(),
+        ui.layer_id(),
+        ui.scope_id().with("latent_tooltip"),
+        egui::PopupAnchor::Pointer,
+    )
+    .show(add);
+}
+
 /// How many frames on each side of a hovered frame its pullback tooltip shows.
 const PULLBACK_NEIGHBOURS: usize = 2;
 
@@ -707,22 +719,10 @@ impl LatentView {
         let range = i.saturating_sub(PULLBACK_NEIGHBOURS)
             ..(i + PULLBACK_NEIGHBOURS + 1).min(shared.points.len());
         let textures: Vec<(usize, egui::TextureHandle)> = range
-            .map(|k| {
-                let thumbnail = &shared.points[k].thumbnail;
-                let texture = shared.images.get(&ctx, ("img", thumbnail), || {
-                    images::grey(self.data_size, thumbnail)
-                });
-                (k, texture)
-            })
+            .map(|k| (k, self.thumbnail(shared, &ctx, k)))
             .collect();
         let state = project.states.get(i).map_or("pool", |s| s.name());
-        egui::Tooltip::always_open(
-            ctx.clone(),
-            ui.layer_id(),
-            ui.scope_id().with("latent_tooltip"),
-            egui::PopupAnchor::Pointer,
-        )
-        .show(|ui| {
+        pointer_tooltip(ui, |ui| {
             ui.horizontal(|ui| {
                 for (k, texture) in &textures {
                     let side = if *k == i { 96.0 } else { 64.0 };
