@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use sula::labels::LabelMap;
 use sula::project::annotations::read_annotations;
@@ -76,10 +77,7 @@ fn label_studio_coco_exports_bring_back_their_polygons() {
 }
 
 fn sula(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sula"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::sula_command().args(args).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> String {

@@ -470,7 +470,7 @@ impl LatentView {
     ) {
         if let Some(project) = others.project {
             if self.settings.color_by.shown(true) == ColorBy::Position {
-                project_points(plot, project);
+                project_points(plot, points, project);
             }
             project_arrows(plot, project);
         }
@@ -767,21 +767,34 @@ fn project_arrows(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
     );
 }
 
-/// The open project's annotated frames, and those suggested and awaiting annotation.
-fn project_points(plot: &mut egui_plot::PlotUi, project: &ProjectView) {
-    let annotated: Vec<[f64; 2]> = project.annotated_xy.iter().map(|p| plot_xy(*p)).collect();
-    plot.points(
-        Points::new("annotated (project)", annotated)
-            .radius(3.5)
-            .color(state_color(FrameState::Annotated)),
-    );
-    let pending: Vec<[f64; 2]> = project.pending_xy.iter().map(|p| plot_xy(*p)).collect();
-    plot.points(
-        Points::new("suggested, awaiting annotation", pending)
-            .radius(3.5)
-            .shape(MarkerShape::Diamond)
-            .color(state_color(FrameState::Suggested)),
-    );
+/// The open project's annotated frames, and those suggested and awaiting annotation, over
+/// another colouring.
+fn project_points(plot: &mut egui_plot::PlotUi, points: &[PoolPoint], project: &ProjectView) {
+    for (state, name, shape) in [
+        (
+            FrameState::Annotated,
+            "annotated (project)",
+            MarkerShape::Circle,
+        ),
+        (
+            FrameState::Suggested,
+            "suggested, awaiting annotation",
+            MarkerShape::Diamond,
+        ),
+    ] {
+        let pts: Vec<[f64; 2]> = points
+            .iter()
+            .zip(&project.states)
+            .filter(|(_, s)| **s == state)
+            .map(|(p, _)| plot_xy(p.xy))
+            .collect();
+        plot.points(
+            Points::new(name, pts)
+                .radius(3.5)
+                .shape(shape)
+                .color(state_color(state)),
+        );
+    }
 }
 
 /// The method's picture: orange arrows from the points z to their gradient steps z'.

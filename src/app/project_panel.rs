@@ -137,7 +137,9 @@ impl ProjectPanel {
     /// import, and the two buttons.
     pub fn loop_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Stage 2 · annotation loop");
-        let Some(project) = self.open.clone() else {
+        // Only the round count is needed: the view itself (with its sample images) is not
+        // copied every frame.
+        let Some(rounds) = self.open.as_ref().map(|p| p.rounds.len()) else {
             ui.small("Open a pullback or a project first.");
             return;
         };
@@ -160,7 +162,7 @@ impl ProjectPanel {
                 .clicked()
                 && let Some(out) = new_folder(
                     "New folder for the batch",
-                    &format!("batch_round{}", project.rounds.len()),
+                    &format!("batch_round{rounds}"),
                 )
             {
                 self.suggest_frames(shared, out);

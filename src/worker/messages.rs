@@ -112,9 +112,6 @@ pub struct ProjectView {
     pub annotated: usize,
     pub pending: usize,
     pub rounds: Vec<ProjectRound>,
-    /// Latent-view positions of the annotated frames and of those waiting in a batch.
-    pub annotated_xy: Vec<[f32; 2]>,
-    pub pending_xy: Vec<[f32; 2]>,
     /// Where each pool frame stands, in the order of the latent view's points.
     pub states: Vec<FrameState>,
     /// Every gradient-SNN suggestion: annotated frame → z' → the frame it snapped to.

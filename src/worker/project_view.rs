@@ -76,8 +76,6 @@ pub(super) fn project_view(session: &Session, device: Device) -> Result<ProjectV
         annotated: history.annotated().len(),
         pending: history.pending().len(),
         rounds: rounds(history),
-        annotated_xy: history.annotated().into_iter().filter_map(xy).collect(),
-        pending_xy: history.pending().into_iter().filter_map(xy).collect(),
         states,
         arrows,
         suggested_samples: suggested_samples(session, regressor, device),
@@ -198,23 +196,29 @@ fn imported_samples(
         })
         .take(SAMPLES_SHOWN)
         .collect();
-    let indices: Vec<usize> = chosen.iter().map(|&(_, k)| k).collect();
-    let all = FrameSet::load(&dataset, project.file.size, true).map_err(|e| e.to_string())?;
-    let set = FrameSet {
-        size: all.size,
-        images: indices.iter().map(|&k| all.images[k].clone()).collect(),
-        labels: indices.iter().map(|&k| all.labels[k].clone()).collect(),
-        stress: all
-            .stress
-            .as_ref()
-            .map(|s| indices.iter().map(|&k| s[k].clone()).collect()),
-    };
+    // Only the frames shown are read, at the working size, not the whole annotated set.
+    let mut set = FrameSet::empty_labelled(project.file.size);
+    for &(_, k) in &chosen {
+        let frame = dataset
+            .load(k, Some(project.file.size))
+            .map_err(|e| e.to_string())?;
+        match (frame.labels, frame.stress) {
+            (Some(labels), Some(stress)) => set.push_labelled(frame.image, labels, stress),
+            _ => {
+                return Err(format!(
+                    "{}: annotated frame {} has no label map or stress",
+                    dir.display(),
+                    frame.id
+                ));
+            }
+        }
+    }
     let predictions = match regressor {
-        Some(f) if !indices.is_empty() => predict_kpa(f, &set, DEFAULT_PRESSURE_KPA, device)
+        Some(f) if !set.images.is_empty() => predict_kpa(f, &set, DEFAULT_PRESSURE_KPA, device)
             .into_iter()
             .map(Some)
             .collect(),
-        _ => vec![None; indices.len()],
+        _ => vec![None; set.images.len()],
     };
     Ok(chosen
         .iter()
